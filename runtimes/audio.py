@@ -1,0 +1,59 @@
+"""Audio files -> 16 kHz mono float32, the only input the models accept.
+
+Decoding goes through PyAV (FFmpeg), so wav, flac, mp3, ogg and any sample rate or channel
+count work. faster-whisper's decoder is reused so that the toolkit and the faster-whisper
+reference row see the very same samples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.errors import AudioError
+
+SAMPLE_RATE = 16000
+# Peak level under which a recording counts as silence (-60 dBFS). Whisper hallucinates
+# on silence ("Thank you."), so silence is answered with an empty transcript instead.
+SILENCE_PEAK = 10 ** (-60 / 20)
+
+
+def load_audio(path: str | Path) -> np.ndarray:
+    """Decode an audio file to 16 kHz mono float32 in [-1, 1].
+
+    Args:
+        path: any file FFmpeg can decode.
+
+    Returns:
+        A 1-D float32 array.
+
+    Raises:
+        AudioError: the file is missing, empty (0 bytes), not audio, or has no samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    if path.stat().st_size == 0:
+        raise AudioError(f"audio file is empty (0 bytes): {path}")
+    import av
+    from faster_whisper.audio import decode_audio
+
+    try:
+        samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    except (av.error.FFmpegError, ValueError, IndexError) as exc:
+        # IndexError: the container has no audio stream (e.g. an image or a text file).
+        raise AudioError(f"not a decodable audio file: {path} ({exc})") from exc
+    if samples.size == 0:
+        raise AudioError(f"audio file has no samples (zero-length): {path}")
+    return samples.astype(np.float32, copy=False)
+
+
+def is_silence(samples: np.ndarray) -> bool:
+    """True when the whole signal stays below -60 dBFS."""
+    return samples.size == 0 or float(np.max(np.abs(samples))) < SILENCE_PEAK
+
+
+def duration_s(samples: np.ndarray) -> float:
+    """Length of 16 kHz samples in seconds."""
+    return samples.shape[-1] / SAMPLE_RATE

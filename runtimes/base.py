@@ -1,0 +1,123 @@
+"""The runtime interface every inference engine implements, and the options they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.errors import OptionError
+
+TASKS = ("transcribe", "translate")
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """Decoding settings that mean the same on every runtime (and are recorded in results).
+
+    Temperature is always 0 (no sampling, no fallback) and timestamps are off, so that
+    every runtime runs the same deterministic search.
+    """
+
+    beam_size: int = 1  # 1 = greedy search; >1 = beam search with this many beams
+    language: str | None = None  # e.g. "en"; None = detect (multilingual models only)
+    task: str = "transcribe"  # "transcribe" or "translate"
+    max_new_tokens: int = 224  # generated tokens per 30 s window, prompt excluded
+    suppress_blank: bool = True  # no blank/eot as the first generated token (as openai/whisper)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.beam_size, int) or self.beam_size < 1:
+            raise OptionError(f"beam_size must be an integer >= 1, got {self.beam_size!r}")
+        if self.task not in TASKS:
+            raise OptionError(f"task {self.task!r} is not one of: {', '.join(TASKS)}")
+        if not 1 <= self.max_new_tokens <= 440:
+            raise OptionError(f"max_new_tokens must be in 1..440, got {self.max_new_tokens!r}")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How to load an artifact.
+
+    Attributes:
+        device: "cpu" or "cuda".
+        precision: compute precision; None = the artifact's own. Accepted values depend on
+            the runtime, which answers a bad one with the list it accepts.
+        threads: intra-op threads; 0 = the runtime's default (all cores).
+    """
+
+    device: str = "cpu"
+    precision: str | None = None
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise OptionError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
+        if self.threads < 0:
+            raise OptionError(f"threads must be >= 0, got {self.threads!r}")
+
+
+class WhisperRuntime(ABC):
+    """A loaded Whisper model that turns log-mel batches into token ids.
+
+    Subclasses are registered in ``runtimes.registry`` under the artifact format they load.
+    Pre-processing (audio, log-mel) and post-processing (detokenisation) live in the
+    pipeline, so every runtime sees the same features and is judged on the same text.
+    """
+
+    #: The artifact format this runtime loads (``artifact.json`` "format").
+    format: str = ""
+
+    def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
+        self.model_dir = Path(model_dir)
+        self.options = options
+
+    @classmethod
+    @abstractmethod
+    def sniff(cls, model_dir: Path) -> bool:
+        """True if ``model_dir`` (without artifact.json) holds a model this runtime loads."""
+
+    @property
+    @abstractmethod
+    def multilingual(self) -> bool:
+        """Whether the model has language and task tokens (vocabulary >= 51865)."""
+
+    @property
+    @abstractmethod
+    def n_mels(self) -> int:
+        """Mel bins the encoder expects (80, or 128 for large-v3)."""
+
+    @property
+    @abstractmethod
+    def precision(self) -> str:
+        """The precision the model computes in, e.g. "float32" or "int8_float32"."""
+
+    @abstractmethod
+    def generate(
+        self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions
+    ) -> list[list[int]]:
+        """Decode a batch.
+
+        Args:
+            features: float32 log-mel, shape (batch, n_mels, 3000).
+            prompts: the forced decoder prefix of each item (they differ only by language).
+            options: decoding settings.
+
+        Returns:
+            For each item, the generated ids after the prompt, without the end token.
+        """
+
+    @abstractmethod
+    def detect_language(self, features: np.ndarray) -> list[str]:
+        """Most likely language code ("en", "de", ...) of each item in the batch."""
+
+    def close(self) -> None:
+        """Release the model's memory. The default drops references; engines may do more."""
+
+    def __enter__(self) -> "WhisperRuntime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

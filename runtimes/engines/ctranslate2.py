@@ -1,0 +1,127 @@
+"""CTranslate2 runtime: loads CTranslate2 artifacts and plain faster-whisper directories.
+
+CTranslate2 runs its own encoder+decoder ``generate``; the options passed here are chosen
+so that they mean the same as the shared decoding options of the other runtimes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.errors import ArtifactError, DeviceError, OptionError
+from runtimes.registry import register
+
+#: Every compute type CTranslate2 knows; which ones run depends on the device.
+COMPUTE_TYPES = (
+    "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+    "int16", "float16", "bfloat16", "float32",
+)
+
+
+def supported_compute_types(device: str) -> set[str]:
+    """Compute types this build of CTranslate2 can run on ``device`` here.
+
+    Raises:
+        DeviceError: ``device`` is "cuda" and no CUDA GPU is visible.
+    """
+    import ctranslate2
+
+    if device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+        raise DeviceError(
+            "device 'cuda' was requested but CTranslate2 sees no CUDA GPU on this machine; "
+            "use --device cpu"
+        )
+    return set(ctranslate2.get_supported_compute_types(device))
+
+
+def check_compute_type(compute_type: str, device: str) -> None:
+    """OptionError naming ``compute_type`` and the accepted ones if it cannot run here."""
+    if compute_type not in COMPUTE_TYPES:
+        raise OptionError(
+            f"unknown CTranslate2 compute type {compute_type!r}; accepted: {', '.join(COMPUTE_TYPES)}"
+        )
+    supported = supported_compute_types(device)
+    if compute_type not in supported:
+        raise OptionError(
+            f"compute type {compute_type!r} is not supported on device {device!r} here; "
+            f"supported: {', '.join(sorted(supported))}"
+        )
+
+
+@register
+class CTranslate2Runtime(WhisperRuntime):
+    """Whisper on CTranslate2 (the engine behind faster-whisper)."""
+
+    format = "ctranslate2"
+
+    def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
+        super().__init__(model_dir, options)
+        import ctranslate2
+
+        compute_type = options.precision or "default"
+        if compute_type != "default":
+            check_compute_type(compute_type, options.device)
+        else:
+            supported_compute_types(options.device)  # fails fast on a missing GPU
+        try:
+            self._model = ctranslate2.models.Whisper(
+                str(self.model_dir),
+                device=options.device,
+                compute_type=compute_type,
+                inter_threads=1,
+                intra_threads=options.threads,
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise ArtifactError(f"CTranslate2 cannot load {self.model_dir}: {exc}") from exc
+
+    @classmethod
+    def sniff(cls, model_dir: Path) -> bool:
+        config = Path(model_dir) / "config.json"
+        if not ((Path(model_dir) / "model.bin").is_file() and config.is_file()):
+            return False
+        try:
+            return "suppress_ids" in json.loads(config.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return False
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model.is_multilingual)
+
+    @property
+    def n_mels(self) -> int:
+        return int(self._model.n_mels)
+
+    @property
+    def precision(self) -> str:
+        return str(self._model.compute_type)
+
+    def _features(self, features: np.ndarray):
+        import ctranslate2
+
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(features, np.float32))
+
+    def generate(
+        self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions
+    ) -> list[list[int]]:
+        results = self._model.generate(
+            self._features(features),
+            [list(p) for p in prompts],
+            beam_size=options.beam_size,
+            max_length=max(map(len, prompts)) + options.max_new_tokens,
+            suppress_blank=options.suppress_blank,
+            suppress_tokens=[-1],  # the model's own suppress list, as transformers uses it
+            sampling_topk=1,
+        )
+        return [list(r.sequences_ids[0]) for r in results]
+
+    def detect_language(self, features: np.ndarray) -> list[str]:
+        results = self._model.detect_language(self._features(features))
+        return [ranked[0][0].strip("<|>") for ranked in results]
+
+    def close(self) -> None:
+        self._model = None

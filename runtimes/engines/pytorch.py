@@ -1,0 +1,146 @@
+"""PyTorch runtime: a transformers Whisper checkpoint, the baseline every artifact is
+compared with. fp32 by default; fp16, bf16 and dynamic int8 as options.
+
+Decoding goes through transformers' own ``generate`` (what users of the baseline run);
+the shared prompt is translated back into its ``language`` / ``task`` arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.errors import ArtifactError, DeviceError, OptionError
+from runtimes.registry import register
+
+PRECISIONS = ("float32", "float16", "bfloat16", "int8")
+
+
+def _torch_device(device: str):
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("device 'cuda' was requested but PyTorch sees no CUDA GPU; use cpu")
+    return torch.device(device)
+
+
+@register
+class PyTorchRuntime(WhisperRuntime):
+    """transformers ``WhisperForConditionalGeneration``."""
+
+    format = "transformers"
+
+    def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
+        super().__init__(model_dir, options)
+        self._precision = options.precision or "float32"
+        if self._precision not in PRECISIONS:
+            raise OptionError(
+                f"PyTorch precision {self._precision!r} is not one of: {', '.join(PRECISIONS)}"
+            )
+        if self._precision == "int8" and options.device != "cpu":
+            raise OptionError("PyTorch dynamic int8 runs on cpu only")
+        import torch
+
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        self._device = _torch_device(options.device)
+        self._model = self._load(torch)
+        gen = self._model.generation_config
+        self._languages = {v: k.strip("<|>") for k, v in (getattr(gen, "lang_to_id", None) or {}).items()}
+        self._tasks = {v: k for k, v in (getattr(gen, "task_to_id", None) or {}).items()}
+
+    def _load(self, torch):
+        from transformers import WhisperForConditionalGeneration
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # generate() warns about its own defaults on every call
+
+        dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(
+            self._precision, torch.float32
+        )
+        try:
+            model = WhisperForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"transformers cannot load {self.model_dir}: {exc}") from exc
+        model = model.eval().to(self._device)
+        if self._precision == "int8":
+            model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
+        return model
+
+    @classmethod
+    def sniff(cls, model_dir: Path) -> bool:
+        config = Path(model_dir) / "config.json"
+        try:
+            return json.loads(config.read_text()).get("model_type") == "whisper"
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return False
+
+    @property
+    def multilingual(self) -> bool:
+        return self._model.config.vocab_size >= 51865
+
+    @property
+    def n_mels(self) -> int:
+        return int(self._model.config.num_mel_bins)
+
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    @property
+    def model(self):
+        """The underlying transformers model (for parity checks and profiling)."""
+        return self._model
+
+    def _generate_kwargs(self, prompt: list[int], options: DecodingOptions) -> dict:
+        kwargs = dict(
+            num_beams=options.beam_size,
+            do_sample=False,
+            max_new_tokens=options.max_new_tokens,
+            return_timestamps=False,
+        )
+        if self.multilingual:
+            kwargs["language"] = self._languages[prompt[1]]
+            kwargs["task"] = self._tasks[prompt[2]]
+        if not options.suppress_blank:
+            kwargs["begin_suppress_tokens"] = []
+        return kwargs
+
+    def _strip(self, row: list[int], prompt: list[int]) -> list[int]:
+        eos = self._model.generation_config.eos_token_id
+        if row[: len(prompt)] == prompt:
+            row = row[len(prompt) :]
+        return row[: row.index(eos)] if eos in row else row
+
+    def generate(
+        self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions
+    ) -> list[list[int]]:
+        import torch
+
+        out: list[list[int]] = [[] for _ in prompts]
+        for prompt in {tuple(p) for p in prompts}:  # one generate call per distinct prompt
+            rows = [i for i, p in enumerate(prompts) if tuple(p) == prompt]
+            inputs = torch.from_numpy(features[rows]).to(self._device, self._model.dtype)
+            with torch.inference_mode():
+                sequences = self._model.generate(
+                    input_features=inputs, **self._generate_kwargs(list(prompt), options)
+                )
+            for i, seq in zip(rows, sequences.tolist()):
+                out[i] = self._strip(seq, list(prompt))
+        return out
+
+    def detect_language(self, features: np.ndarray) -> list[str]:
+        import torch
+
+        inputs = torch.from_numpy(features).to(self._device, self._model.dtype)
+        with torch.inference_mode():
+            ids = self._model.detect_language(input_features=inputs)
+        return [self._languages[int(i)] for i in ids.view(-1).tolist()]
+
+    def close(self) -> None:
+        self._model = None

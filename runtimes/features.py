@@ -1,0 +1,89 @@
+"""Whisper's log-mel front end, in numpy, shared by every runtime.
+
+One implementation for all runtimes keeps the comparison fair (DESIGN.md: same
+pre-processing) and keeps transformers out of deployments. It reproduces
+``transformers.WhisperFeatureExtractor`` (checked in tests/unit/test_features.py).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from runtimes.audio import SAMPLE_RATE
+
+N_FFT = 400
+HOP_LENGTH = 160
+CHUNK_SECONDS = 30
+N_SAMPLES = CHUNK_SECONDS * SAMPLE_RATE  # 480000 samples = one 30 s window
+N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 frames
+
+
+def _hz_to_mel(freq: np.ndarray) -> np.ndarray:
+    """Slaney mel scale: linear below 1 kHz, logarithmic above (librosa's default)."""
+    freq = np.asarray(freq, dtype=np.float64)
+    mels = 3.0 * freq / 200.0
+    log_region = freq >= 1000.0
+    mels[log_region] = 15.0 + np.log(freq[log_region] / 1000.0) * (27.0 / np.log(6.4))
+    return mels
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    mels = np.asarray(mels, dtype=np.float64)
+    freq = 200.0 * mels / 3.0
+    log_region = mels >= 15.0
+    freq[log_region] = 1000.0 * np.exp(np.log(6.4) * (mels[log_region] - 15.0) / 27.0)
+    return freq
+
+
+@lru_cache(maxsize=4)
+def mel_filters(n_mels: int) -> np.ndarray:
+    """Slaney-normalised triangular mel filters, shape (n_mels, N_FFT // 2 + 1)."""
+    fft_freqs = np.linspace(0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array([0.0]))[0],
+                                   _hz_to_mel(np.array([SAMPLE_RATE / 2]))[0], n_mels + 2))
+    lower = (fft_freqs[None, :] - edges[:-2, None]) / (edges[1:-1] - edges[:-2])[:, None]
+    upper = (edges[2:, None] - fft_freqs[None, :]) / (edges[2:] - edges[1:-1])[:, None]
+    filters = np.maximum(0.0, np.minimum(lower, upper))
+    filters *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return filters.astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _hann_window() -> np.ndarray:
+    # Periodic Hann window, as torch.hann_window(400) and WhisperFeatureExtractor use.
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+
+
+def pad_or_trim(samples: np.ndarray, length: int = N_SAMPLES) -> np.ndarray:
+    """Zero-pad or cut 1-D samples to exactly ``length``."""
+    if samples.shape[-1] >= length:
+        return samples[:length]
+    return np.pad(samples, (0, length - samples.shape[-1]))
+
+
+def log_mel(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:
+    """Log-mel spectrogram of one 30 s window.
+
+    Args:
+        samples: 16 kHz mono float32; padded or cut to 30 s.
+        n_mels: 80, or 128 for large-v3.
+
+    Returns:
+        float32 array of shape (n_mels, 3000).
+    """
+    audio = pad_or_trim(np.asarray(samples, dtype=np.float32))
+    padded = np.pad(audio, N_FFT // 2, mode="reflect")  # torch.stft(center=True)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
+    spectrum = np.fft.rfft(frames[:N_FRAMES] * _hann_window(), axis=-1)
+    power = spectrum.real**2 + spectrum.imag**2
+    mel = mel_filters(n_mels) @ power.T.astype(np.float32)
+    log_spec = np.log10(np.maximum(mel, 1e-10))
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).astype(np.float32)
+
+
+def batch_log_mel(batch: list[np.ndarray], n_mels: int = 80) -> np.ndarray:
+    """Stack the log-mel of each window: shape (batch, n_mels, 3000), C-contiguous."""
+    return np.ascontiguousarray(np.stack([log_mel(s, n_mels) for s in batch]))

@@ -1,0 +1,118 @@
+"""Audio files -> text with any runtime: decode, window, log-mel, batched generate, detokenise.
+
+Every runtime goes through this one pipeline, so they all see the same samples and the same
+features and are scored on the same text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+
+from runtimes.audio import duration_s, is_silence, load_audio
+from runtimes.base import DecodingOptions, WhisperRuntime
+from runtimes.chunking import split_windows
+from runtimes.features import batch_log_mel
+from runtimes.tokens import WhisperTokenizer
+
+AudioInput = Union[str, Path, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """The result for one audio input.
+
+    Attributes:
+        text: the transcript; empty for silence.
+        tokens: generated ids of all windows, in order (prompts and end tokens excluded).
+        duration_s: length of the audio in seconds.
+        windows: how many <= 30 s windows were decoded (0 for silence).
+        language: the language used (given, detected, or "en" for English-only models).
+    """
+
+    text: str
+    tokens: tuple[int, ...]
+    duration_s: float
+    windows: int
+    language: str
+
+
+@dataclass(frozen=True)
+class _Window:
+    owner: int  # index of the input this window belongs to
+    samples: np.ndarray
+
+
+class Transcriber:
+    """A runtime plus the shared pre- and post-processing.
+
+    Args:
+        runtime: a loaded runtime.
+        tokenizer: the artifact's tokenizer.
+        options: decoding settings used for every call.
+    """
+
+    def __init__(
+        self, runtime: WhisperRuntime, tokenizer: WhisperTokenizer, options: DecodingOptions
+    ) -> None:
+        self.runtime = runtime
+        self.tokenizer = tokenizer
+        self.options = options
+
+    def transcribe(
+        self, inputs: Sequence[AudioInput], batch_size: int = 1
+    ) -> list[Transcription]:
+        """Transcribe files or 16 kHz mono float32 arrays, ``batch_size`` windows at a time.
+
+        Windows of different inputs share batches, so many short clips batch well and one
+        long recording is decoded in parallel windows.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        audios = [x if isinstance(x, np.ndarray) else load_audio(x) for x in inputs]
+        windows = [
+            _Window(i, w)
+            for i, audio in enumerate(audios)
+            if not is_silence(audio)
+            for w in split_windows(audio)
+        ]
+        tokens: list[list[int]] = [[] for _ in audios]
+        languages = [self.options.language or "en" for _ in audios]
+        for start in range(0, len(windows), batch_size):
+            batch = windows[start : start + batch_size]
+            for window, (ids, lang) in zip(batch, self._decode(batch)):
+                tokens[window.owner].extend(ids)
+                languages[window.owner] = lang
+        counts = np.bincount([w.owner for w in windows], minlength=len(audios))
+        return [
+            Transcription(
+                self.tokenizer.decode(ids), tuple(ids), duration_s(audio), int(n), lang
+            )
+            for ids, audio, n, lang in zip(tokens, audios, counts, languages)
+        ]
+
+    def _decode(self, batch: list[_Window]) -> list[tuple[list[int], str]]:
+        features = batch_log_mel([w.samples for w in batch], self.runtime.n_mels)
+        languages = self._languages(features, len(batch))
+        prompts = [self.tokenizer.prompt(lang, self.options.task) for lang in languages]
+        ids = self.runtime.generate(features, prompts, self.options)
+        return list(zip(ids, languages))
+
+    def _languages(self, features: np.ndarray, n: int) -> list[str]:
+        if not self.runtime.multilingual:
+            return ["en"] * n
+        if self.options.language is not None:
+            return [self.options.language] * n
+        return self.runtime.detect_language(features)
+
+    def close(self) -> None:
+        self.runtime.close()
+
+    def __enter__(self) -> "Transcriber":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,87 @@
+"""Whisper's special tokens and the decoder prompt, read from ``tokenizer.json``.
+
+Reading ids from the tokenizer (instead of hard-coding 50257 and friends) keeps English-only,
+multilingual and large-v3 vocabularies (whose ids differ by one or two) all correct.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from runtimes.errors import ArtifactError, OptionError
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class WhisperTokenizer:
+    """Fast BPE tokenizer plus the special ids the decoding loop needs.
+
+    Attributes:
+        path: the ``tokenizer.json`` file.
+        multilingual: whether the model was trained with language/task tokens.
+    """
+
+    path: Path
+    multilingual: bool
+
+    @cached_property
+    def _tok(self):
+        from tokenizers import Tokenizer
+
+        try:
+            return Tokenizer.from_file(str(self.path))
+        except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+            raise ArtifactError(f"cannot read tokenizer {self.path}: {exc}") from exc
+
+    def token_id(self, token: str) -> int:
+        """Id of a special token such as ``<|en|>``; ArtifactError if it is absent."""
+        token_id = self._tok.token_to_id(token)
+        if token_id is None:
+            raise ArtifactError(f"token {token!r} is missing from {self.path}")
+        return token_id
+
+    @cached_property
+    def eot(self) -> int:
+        return self.token_id("<|endoftext|>")
+
+    @cached_property
+    def sot(self) -> int:
+        return self.token_id("<|startoftranscript|>")
+
+    @cached_property
+    def no_timestamps(self) -> int:
+        return self.token_id("<|notimestamps|>")
+
+    def language_id(self, language: str) -> int:
+        """Id of ``<|language|>``; OptionError naming the language if the model lacks it."""
+        token_id = self._tok.token_to_id(f"<|{language}|>")
+        if token_id is None or not self.multilingual:
+            raise OptionError(f"language {language!r} is not supported by this model")
+        return token_id
+
+    def prompt(self, language: str | None, task: str) -> list[int]:
+        """The forced decoder prefix: sot [language task] notimestamps.
+
+        English-only models take no language or task token (openai/whisper does the same).
+        """
+        if not self.multilingual:
+            return [self.sot, self.no_timestamps]
+        if language is None:
+            raise OptionError("a multilingual model needs a language (or detection) first")
+        task_id = self.token_id(f"<|{task}|>")
+        return [self.sot, self.language_id(language), task_id, self.no_timestamps]
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of generated ids, special tokens dropped, outer spaces stripped."""
+        return self._tok.decode([i for i in ids if i < self.eot], skip_special_tokens=True).strip()
+
+
+def load_tokenizer(model_dir: Path, multilingual: bool) -> WhisperTokenizer:
+    """Tokenizer of an artifact or model directory; ArtifactError if the file is missing."""
+    path = Path(model_dir) / TOKENIZER_FILE
+    if not path.is_file():
+        raise ArtifactError(f"{model_dir} has no {TOKENIZER_FILE}")
+    return WhisperTokenizer(path, multilingual)
