@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -192,4 +193,7 @@ def import_ct2(ct2_dir: Path, out_dir: Path) -> None:
     hf_model.generation_config = GenerationConfig(**gen)
     hf_model.save_pretrained(out_dir, safe_serialization=True)
     WhisperTokenizerFast(tokenizer_file=str(tokenizer_file)).save_pretrained(out_dir)
+    # Keep the original tokenizer.json byte for byte: it is the one the model shipped with
+    # (and smaller than transformers' pretty-printed re-save).
+    shutil.copyfile(tokenizer_file, out_dir / "tokenizer.json")
     WhisperFeatureExtractor(feature_size=shapes["num_mel_bins"]).save_pretrained(out_dir)

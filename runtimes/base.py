@@ -110,6 +110,10 @@ class WhisperRuntime(ABC):
         """
 
     @abstractmethod
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        """Encoder output, float32 (batch, frames // 2, d_model): used by parity checks."""
+
+    @abstractmethod
     def detect_language(self, features: np.ndarray) -> list[str]:
         """Most likely language code ("en", "de", ...) of each item in the batch."""
 

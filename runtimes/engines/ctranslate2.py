@@ -119,6 +119,10 @@ class CTranslate2Runtime(WhisperRuntime):
         )
         return [list(r.sequences_ids[0]) for r in results]
 
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        encoded = self._model.encode(self._features(features), to_cpu=True)
+        return np.array(encoded, dtype=np.float32)
+
     def detect_language(self, features: np.ndarray) -> list[str]:
         results = self._model.detect_language(self._features(features))
         return [ranked[0][0].strip("<|>") for ranked in results]

@@ -134,6 +134,14 @@ class PyTorchRuntime(WhisperRuntime):
                 out[i] = self._strip(seq, list(prompt))
         return out
 
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        import torch
+
+        inputs = torch.from_numpy(features).to(self._device, self._model.dtype)
+        with torch.inference_mode():
+            hidden = self._model.model.encoder(inputs).last_hidden_state
+        return hidden.float().cpu().numpy()
+
     def detect_language(self, features: np.ndarray) -> list[str]:
         import torch
 

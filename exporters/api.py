@@ -1,0 +1,141 @@
+"""``export()``: the steps every target shares, around one target-specific ``convert``.
+
+resolve source -> check options -> empty temp dir beside the output -> convert -> copy
+tokenizer and feature-extractor config -> parity check against the PyTorch reference ->
+manifest with checksums -> atomic move into place. Any failure removes the temp dir, so
+nothing half-written is ever left at the output path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import exporters
+from exporters import registry, sources
+from exporters.artifact import Manifest, describe_files, write_manifest
+from exporters.errors import OutputExistsError
+from exporters.targets.base import ExportOptions, Target
+from exporters.validate import check_parity, default_parity_audio, load_reference
+from runtimes.base import RuntimeOptions
+from runtimes.registry import runtime_class
+
+#: Files every artifact carries besides the weights, copied from the reference checkpoint.
+SHARED_FILES = ("tokenizer.json", "preprocessor_config.json")
+_MODEL_KEYS = ("vocab_size", "num_mel_bins", "d_model", "encoder_layers", "decoder_layers",
+               "encoder_attention_heads", "decoder_attention_heads")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the artifact went and what it is."""
+
+    path: Path
+    manifest: Manifest
+    seconds: float
+
+
+def default_output(model: str, target: str, precision: str) -> Path:
+    """``artifacts/<model>-<target>-<precision>`` under the current directory."""
+    name = model.removeprefix(sources.BUNDLED_PREFIX).rstrip("/").replace("/", "--")
+    return Path("artifacts") / f"{Path(name).name}-{target}-{precision}"
+
+
+def _package_versions(target: Target) -> dict[str, str]:
+    versions = {"toolkit": exporters.__version__, "python": platform.python_version()}
+    for package in ("numpy", "torch", "transformers"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return {**versions, **target.versions()}
+
+
+def _model_info(hf_dir: Path) -> dict:
+    config = json.loads((hf_dir / "config.json").read_text())
+    info = {key: config[key] for key in _MODEL_KEYS if key in config}
+    info["multilingual"] = config.get("vocab_size", 0) >= 51865
+    return info
+
+
+def _copy_shared_files(hf_dir: Path, out_dir: Path) -> None:
+    for name in SHARED_FILES:
+        if not (out_dir / name).exists():
+            shutil.copy2(hf_dir / name, out_dir / name)
+
+
+def _replace(tmp: Path, output: Path) -> None:
+    """Move ``tmp`` to ``output``; an existing output (``--force``) is swapped out first."""
+    old = None
+    if output.exists():
+        old = output.with_name(f".{output.name}.old-{os.getpid()}")
+        os.replace(output, old)
+    os.replace(tmp, output)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export(
+    model: str,
+    options: ExportOptions,
+    output: Path | None = None,
+    force: bool = False,
+    parity_audio: Path | None = None,
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
+) -> ExportResult:
+    """Export ``model`` (any source ``sources.resolve`` accepts) to ``options.target``.
+
+    Raises:
+        ToolkitError subclasses, before any work where possible: unknown target, precision
+        or device not supported here, output exists without ``force``, bad source, failed
+        parity.
+    """
+    started = time.perf_counter()
+    target = registry.get(options.target)
+    precision = target.precision(options.precision, options.device)
+    target.check(options, precision)
+    output = Path(output or default_output(model, target.name, precision))
+    if output.exists() and not force:
+        raise OutputExistsError(f"output directory {output} exists; pass --force to replace it")
+    log(f"[1/4] resolving source {model}")
+    source = sources.resolve(model)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    try:
+        log(f"[2/4] converting to {target.name} {precision}")
+        target.convert(source, tmp, precision)
+        _copy_shared_files(source.hf_dir, tmp)
+        log("[3/4] checking parity with the PyTorch fp32 reference")
+        parity = _parity(source, target, tmp, precision, options, parity_audio)
+        manifest = Manifest(
+            format=target.format, precision=precision, device=options.device,
+            family="whisper", model=_model_info(source.hf_dir), source=source.to_dict(),
+            options={"target": target.name, "requested_precision": options.precision},
+            files=describe_files(tmp), versions=_package_versions(target),
+            parity=parity.to_dict(), created=datetime.now(timezone.utc).isoformat(),
+        )
+        write_manifest(tmp, manifest)
+        log(f"[4/4] writing {output}")
+        _replace(tmp, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExportResult(output, manifest, time.perf_counter() - started)
+
+
+def _parity(source, target: Target, model_dir: Path, precision: str,
+            options: ExportOptions, parity_audio: Path | None):
+    runtime_options = RuntimeOptions(options.device, precision, options.threads)
+    with load_reference(source.hf_dir, options.threads) as reference, \
+            runtime_class(target.format)(model_dir, runtime_options) as candidate:
+        return check_parity(reference, candidate, model_dir, target.tolerance(precision),
+                            parity_audio or default_parity_audio())

@@ -1,0 +1,93 @@
+"""Command line: ``python -m exporters whisper --to TARGET [precision flags] ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from exporters import registry
+from exporters.sources import BUNDLED, BUNDLED_PREFIX, DEFAULT_MODEL
+from runtimes.errors import ToolkitError
+
+EXIT_ERROR = 2
+
+
+def _whisper_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("whisper", help="export a Whisper checkpoint to a deployment artifact")
+    p.add_argument("--to", required=True, choices=registry.names(), help="export target")
+    p.add_argument(
+        "--model", default=DEFAULT_MODEL,
+        help="source: a transformers or CTranslate2/faster-whisper directory, a hub id, or "
+        + ", ".join(BUNDLED_PREFIX + n for n in BUNDLED) + f" (default: {DEFAULT_MODEL})",
+    )
+    precision = p.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
+                           help="half precision weights and compute")
+    precision.add_argument("--int8", dest="precision", action="store_const", const="int8",
+                           help="int8 weights (ctranslate2: int8_float32 on cpu, int8_float16 on cuda)")
+    precision.add_argument("--int4", dest="precision", action="store_const", const="int4",
+                           help="int4 weights, where the target has kernels")
+    precision.add_argument("--quantization", dest="precision", metavar="TYPE",
+                           help="a target-specific precision, e.g. int8_bfloat16 for ctranslate2")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="device the artifact will run on (default: cpu)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="artifact directory (default: artifacts/<model>-<target>-<precision>)")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--threads", type=int, default=0, help="threads for validation (0 = all)")
+    p.add_argument("--parity-audio", type=Path,
+                   help="clip for the parity check (default: the JFK clip if found, else synthetic)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m exporters",
+        description="Export speech models to deployment artifacts for many runtimes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _whisper_parser(sub)
+    verify = sub.add_parser("verify", help="check an artifact's files against its manifest")
+    verify.add_argument("artifact", type=Path)
+    sub.add_parser("targets", help="list the export targets")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from exporters.artifact import read_manifest, verify
+
+    if args.command == "targets":
+        print("\n".join(registry.names()))
+        return 0
+    if args.command == "verify":
+        manifest = read_manifest(args.artifact)
+        verify(args.artifact, manifest, checksums=True)
+        print(f"ok: {args.artifact} ({manifest.format} {manifest.precision}, "
+              f"{len(manifest.files)} files verified)")
+        return 0
+    from exporters.api import export
+    from exporters.targets.base import ExportOptions
+
+    options = ExportOptions(args.to, args.precision, args.device, args.threads)
+    if args.parity_audio is not None and not args.parity_audio.is_file():
+        raise ToolkitError(f"--parity-audio {args.parity_audio} is not a file")
+    result = export(args.model, options, args.output, args.force, args.parity_audio)
+    m = result.manifest
+    print(f"exported {args.model} -> {result.path} ({m.format} {m.precision}, "
+          f"{m.total_bytes / 1e6:.1f} MB, parity: encoder rel. error "
+          f"{m.parity['encoder_rel_error']:.2g}, token agreement "
+          f"{m.parity['token_agreement']:.0%}) in {result.seconds:.1f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; ToolkitErrors become one line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written", file=sys.stderr)
+        return 130

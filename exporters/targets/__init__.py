@@ -1,0 +1,1 @@
+"""Export targets, one module each; see exporters.registry."""

@@ -1,0 +1,88 @@
+"""What an export target is: the precisions it offers and one ``convert`` step.
+
+Everything every target shares (resolving the source, the temp dir, copying the tokenizer,
+validation, the manifest, the atomic move) lives once in ``exporters.api``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporters.sources import Source
+from runtimes.base import DEVICES
+from runtimes.errors import OptionError
+
+#: Precision shorthands the CLI offers (--fp16, --int8, --int4); a target maps each to its
+#: own concrete precision name, which may depend on the device.
+SHORTHANDS = ("fp32", "fp16", "int8", "int4")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export.
+
+    Attributes:
+        target: registry name of the target, e.g. "ctranslate2".
+        precision: a shorthand from SHORTHANDS or a target-specific name
+            (e.g. "int8_float16"); None = the target's default.
+        device: where the artifact will run, "cpu" or "cuda" (it picks kernels/precisions).
+        threads: threads for the validation run; 0 = all cores.
+    """
+
+    target: str
+    precision: str | None = None
+    device: str = "cpu"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise OptionError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
+
+
+@dataclass(frozen=True)
+class ParityTolerance:
+    """How far an artifact may stray from the fp32 PyTorch reference and still be valid.
+
+    Attributes:
+        encoder_rel_error: max ||artifact - reference|| / ||reference|| of encoder output.
+        token_agreement: min fraction of equal greedy tokens on the parity clip.
+    """
+
+    encoder_rel_error: float
+    token_agreement: float
+
+
+class Target(ABC):
+    """One export target. Subclasses are registered with ``exporters.registry.register``."""
+
+    #: CLI name (``--to``).
+    name: str = ""
+    #: Artifact format written to artifact.json; picks the runtime that loads it.
+    format: str = ""
+
+    @abstractmethod
+    def precision(self, requested: str | None, device: str) -> str:
+        """Concrete precision for a shorthand or target-specific name.
+
+        Raises:
+            OptionError: naming the value and the precisions this target offers on ``device``.
+        """
+
+    @abstractmethod
+    def check(self, options: ExportOptions, precision: str) -> None:
+        """Fail fast, before any work, if this machine cannot export or run ``precision``
+        on ``options.device`` (missing GPU, missing package, unsupported kernels)."""
+
+    @abstractmethod
+    def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
+        """Write the model files into the empty ``out_dir``; return the files written."""
+
+    @abstractmethod
+    def tolerance(self, precision: str) -> ParityTolerance:
+        """The parity tolerance stated for ``precision``."""
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the packages this target used (recorded in the manifest)."""
+        return {}

@@ -1,0 +1,65 @@
+"""CTranslate2 target: ``ctranslate2.converters.TransformersConverter`` with quantisation.
+
+CTranslate2 stores weights in the quantised type, and computes in the type's compute
+precision; ``int8`` means ``int8_float32`` on CPU and ``int8_float16`` on CUDA, which is
+what faster-whisper users expect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exporters.registry import register
+from exporters.sources import Source
+from exporters.targets.base import ExportOptions, ParityTolerance, Target
+from runtimes.engines.ctranslate2 import COMPUTE_TYPES, check_compute_type
+from runtimes.errors import OptionError
+
+_SHORTHAND = {
+    ("fp32", "cpu"): "float32", ("fp32", "cuda"): "float32",
+    ("fp16", "cpu"): "float16", ("fp16", "cuda"): "float16",
+    ("int8", "cpu"): "int8_float32", ("int8", "cuda"): "int8_float16",
+}
+
+
+@register
+class CTranslate2Target(Target):
+    name = "ctranslate2"
+    format = "ctranslate2"
+
+    def precision(self, requested: str | None, device: str) -> str:
+        requested = requested or "fp32"
+        if (requested, device) in _SHORTHAND:
+            return _SHORTHAND[requested, device]
+        if requested in COMPUTE_TYPES:
+            return requested
+        raise OptionError(
+            f"precision {requested!r} is not offered by the ctranslate2 target; accepted: "
+            f"--fp16, --int8, or --quantization one of {', '.join(COMPUTE_TYPES)}"
+        )
+
+    def check(self, options: ExportOptions, precision: str) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("ctranslate2") is None:
+            raise OptionError("the ctranslate2 target needs `pip install ctranslate2`")
+        check_compute_type(precision, options.device)
+
+    def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
+        from ctranslate2.converters import TransformersConverter
+
+        converter = TransformersConverter(str(source.hf_dir))
+        converter.convert(str(out_dir), quantization=precision, force=True)
+        return sorted(p for p in out_dir.iterdir() if p.is_file())
+
+    def tolerance(self, precision: str) -> ParityTolerance:
+        if precision.startswith("int"):
+            return ParityTolerance(encoder_rel_error=0.2, token_agreement=0.0)
+        if precision in ("float16", "bfloat16"):
+            return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
+        return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)
+
+    def versions(self) -> dict[str, str]:
+        import ctranslate2
+
+        return {"ctranslate2": ctranslate2.__version__}

@@ -1,0 +1,109 @@
+"""Check an exported model against the fp32 PyTorch reference before it becomes an artifact.
+
+Two measures, each with a tolerance stated per target and precision: the relative error of
+the encoder output on a real clip, and the agreement of greedy tokens on that clip.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from exporters.errors import ParityError
+from exporters.targets.base import ParityTolerance
+from runtimes.audio import SAMPLE_RATE, load_audio
+from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.features import batch_log_mel
+from runtimes.pipeline import Transcriber
+from runtimes.tokens import load_tokenizer
+
+_REPO_CLIP = Path(__file__).resolve().parents[2] / "shared/data/speech/jfk/jfk.flac"
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """Outcome of the parity check, stored in artifact.json."""
+
+    audio: str
+    encoder_rel_error: float
+    token_agreement: float
+    reference_text: str
+    artifact_text: str
+    tolerance: dict[str, float]
+    passed: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_parity_audio() -> Path | None:
+    """``$WHISPER_EXPORTERS_PARITY_AUDIO``, else the JFK clip beside a checkout of this repo,
+    else None (a synthetic signal is used)."""
+    if env := os.environ.get("WHISPER_EXPORTERS_PARITY_AUDIO"):
+        return Path(env)
+    return _REPO_CLIP if _REPO_CLIP.is_file() else None
+
+
+def _synthetic_audio(seconds: float = 5.0) -> np.ndarray:
+    """Deterministic tones plus noise: exercises every layer when no real clip exists."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    rng = np.random.default_rng(0)
+    tones = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 440.0, 1250.0)) / 6
+    return (tones + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def token_agreement(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Fraction of positions where two token sequences agree (1.0 when both are empty)."""
+    longest = max(len(a), len(b))
+    if longest == 0:
+        return 1.0
+    return sum(x == y for x, y in zip(a, b)) / longest
+
+
+def relative_error(artifact: np.ndarray, reference: np.ndarray) -> float:
+    """||artifact - reference|| / ||reference||."""
+    return float(np.linalg.norm(artifact - reference) / max(np.linalg.norm(reference), 1e-12))
+
+
+def check_parity(
+    reference: WhisperRuntime,
+    candidate: WhisperRuntime,
+    model_dir: Path,
+    tolerance: ParityTolerance,
+    audio_path: Path | None,
+) -> ParityReport:
+    """Compare ``candidate`` with ``reference`` on one clip.
+
+    Raises:
+        ParityError: the candidate is outside ``tolerance``; the message gives both numbers.
+    """
+    samples = load_audio(audio_path) if audio_path else _synthetic_audio()
+    features = batch_log_mel([samples], reference.n_mels)
+    rel = relative_error(candidate.encode(features), reference.encode(features))
+    tokenizer = load_tokenizer(model_dir, reference.multilingual)
+    options = DecodingOptions(language="en" if reference.multilingual else None)
+    ref = Transcriber(reference, tokenizer, options).transcribe([samples])[0]
+    out = Transcriber(candidate, tokenizer, options).transcribe([samples])[0]
+    agreement = token_agreement(ref.tokens, out.tokens)
+    passed = rel <= tolerance.encoder_rel_error and agreement >= tolerance.token_agreement
+    report = ParityReport(
+        str(audio_path) if audio_path else "synthetic", rel, agreement,
+        ref.text, out.text, asdict(tolerance), passed,
+    )
+    if not passed:
+        raise ParityError(
+            f"artifact fails parity with the PyTorch reference: encoder relative error "
+            f"{rel:.3g} (max {tolerance.encoder_rel_error}), token agreement "
+            f"{agreement:.2f} (min {tolerance.token_agreement})"
+        )
+    return report
+
+
+def load_reference(hf_dir: Path, threads: int) -> WhisperRuntime:
+    """The fp32 PyTorch reference on CPU."""
+    from runtimes.registry import runtime_class
+
+    return runtime_class("transformers")(hf_dir, RuntimeOptions(threads=threads))
