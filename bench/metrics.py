@@ -1,0 +1,62 @@
+"""Accuracy and timing statistics, computed the same way for every row."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+_SPELLING = Path(__file__).parent / "data" / "english_spelling.json"
+
+
+@lru_cache(maxsize=2)
+def normalizer(language: str):
+    """Whisper's English normaliser (with its spelling map) for "en", the basic one else."""
+    from transformers.models.whisper.english_normalizer import (
+        BasicTextNormalizer, EnglishTextNormalizer,
+    )
+
+    if language == "en":
+        return EnglishTextNormalizer(json.loads(_SPELLING.read_text()))
+    return BasicTextNormalizer()
+
+
+def normalizer_name(language: str) -> str:
+    return "whisper-english+spelling" if language == "en" else "whisper-basic"
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    """Corpus-level rates: total edits / total reference words (or characters)."""
+
+    wer: float
+    cer: float
+    words: int
+
+
+def error_rates(references: list[str], hypotheses: list[str], languages: list[str]) -> ErrorRates:
+    """WER and CER over a corpus, after normalising both sides per clip language.
+
+    Clips whose normalised reference is empty are skipped (their WER is undefined).
+    """
+    import jiwer
+
+    pairs = [
+        (normalizer(lang)(ref), normalizer(lang)(hyp))
+        for ref, hyp, lang in zip(references, hypotheses, languages)
+    ]
+    pairs = [(r, h) for r, h in pairs if r.strip()]
+    if not pairs:
+        return ErrorRates(float("nan"), float("nan"), 0)
+    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
+    words = jiwer.process_words(refs, hyps)
+    chars = jiwer.process_characters(refs, hyps)
+    n_words = sum(len(r.split()) for r in refs)
+    return ErrorRates(words.wer, chars.cer, n_words)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")

@@ -1,0 +1,146 @@
+"""Run every system in its own worker process and turn measurements into report rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from bench.datasets import Clip
+from bench.metrics import error_rates, normalizer_name, percentile
+from bench.systems import SystemSpec
+from runtimes.base import DecodingOptions, RuntimeOptions
+
+PACKAGES = ("torch", "transformers", "ctranslate2", "faster-whisper", "onnxruntime", "numpy",
+            "jiwer")
+
+
+@dataclass
+class Row:
+    """One line of the report."""
+
+    name: str
+    runtime: str = ""
+    precision: str = ""
+    size_mb: float = float("nan")
+    load_s: float = float("nan")
+    first_s: float = float("nan")
+    latency_p50_ms: float = float("nan")
+    latency_p95_ms: float = float("nan")
+    rtfx_b1: float = float("nan")
+    rtfx_batched: dict[int, float] = field(default_factory=dict)
+    idle_rss_mb: float = float("nan")
+    peak_rss_b1_mb: float = float("nan")
+    peak_rss_mb: float = float("nan")
+    wer: float = float("nan")
+    cer: float = float("nan")
+    delta_wer: float = float("nan")
+    clips: int = 0
+    audio_s: float = 0.0
+    baseline: bool = False
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+
+def dir_size_mb(path: Path) -> float:
+    """Bytes of every file below ``path`` (a deployment's footprint), in MB (1e6)."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 1e6
+
+
+def environment(threads: int) -> dict:
+    """Versions, CPU and thread settings recorded with every run."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return {
+        "python": platform.python_version(), "platform": platform.platform(),
+        "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": threads, "versions": versions,
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_worker(job: dict, timeout_s: float | None = None) -> dict:
+    """Run one job in a fresh interpreter; its progress bar goes to our stderr.
+
+    Raises:
+        RuntimeError: with the worker's last error line if it failed.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        job_file, result_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_file.write_text(json.dumps(job))
+        env = {**os.environ, "OMP_NUM_THREADS": str(job["runtime"]["threads"] or os.cpu_count())}
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.worker", str(job_file), str(result_file)],
+            stderr=subprocess.PIPE, text=True, env=env, timeout=timeout_s,
+        )
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            raise RuntimeError(lines[-1] if lines else f"worker exited with {proc.returncode}")
+        return json.loads(result_file.read_text())
+
+
+def to_row(spec: SystemSpec, m: dict, clips: list[Clip]) -> Row:
+    """Statistics of one measurement: latency percentiles, RTFx, corpus WER/CER."""
+    audio_s = m["audio_s"]
+    row = Row(
+        name=spec.name, runtime=m["runtime"], precision=m["precision"],
+        size_mb=dir_size_mb(Path(spec.path)), load_s=m["load_s"], first_s=m["first_s"],
+        latency_p50_ms=1000 * percentile(m["latencies_s"], 50),
+        latency_p95_ms=1000 * percentile(m["latencies_s"], 95),
+        rtfx_b1=audio_s / sum(m["latencies_s"]),
+        rtfx_batched={int(b): audio_s / s for b, s in m["batched_s"].items()},
+        idle_rss_mb=m["idle_rss_mb"], peak_rss_b1_mb=m["peak_rss_b1_mb"],
+        peak_rss_mb=m["peak_rss_mb"], clips=len(clips),
+        audio_s=audio_s, baseline=spec.baseline, notes=m["notes"], texts=m["texts"],
+    )
+    scored = [(c, t) for c, t in zip(clips, m["texts"]) if c.reference is not None]
+    if scored:
+        rates = error_rates([c.reference for c, _ in scored], [t for _, t in scored],
+                            [c.language for c, _ in scored])
+        row.wer, row.cer = rates.wer, rates.cer
+    return row
+
+
+def run(
+    systems: list[SystemSpec], clips: list[Clip], runtime: RuntimeOptions,
+    decoding: DecodingOptions, batch_sizes: list[int],
+) -> list[Row]:
+    """Measure each system in turn (in its own process) and fill in ΔWER vs the baseline."""
+    rows = []
+    job = {"runtime": asdict(runtime), "decoding": asdict(decoding),
+           "audio": [str(c.path) for c in clips], "batch_sizes": batch_sizes}
+    for i, spec in enumerate(systems, start=1):
+        print(f"[{i}/{len(systems)}] {spec.name}", file=sys.stderr, flush=True)
+        try:
+            rows.append(to_row(spec, run_worker({**job, "system": spec.to_dict()}), clips))
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            rows.append(Row(name=spec.name, baseline=spec.baseline, error=str(exc)))
+            print(f"  failed: {exc}", file=sys.stderr)
+    baseline = next((r for r in rows if r.baseline and not r.error), None)
+    for row in rows:
+        if baseline is not None:
+            row.delta_wer = row.wer - baseline.wer
+    return rows
+
+
+def normalizers_used(clips: list[Clip]) -> list[str]:
+    return sorted({normalizer_name(c.language) for c in clips if c.reference is not None})

@@ -1,0 +1,98 @@
+"""What a bench row runs: a toolkit artifact, the PyTorch baseline, or faster-whisper itself.
+
+Each system exposes ``transcribe(list of 16 kHz arrays, batch_size) -> list[str]`` so the
+worker times them all the same way. faster-whisper is the reference users know; it runs
+its own feature extraction and ``transcribe`` loop, with decoding settings matched to ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from runtimes.base import DecodingOptions, RuntimeOptions
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A bench row, serialisable to JSON for the worker process.
+
+    Attributes:
+        name: label in the report.
+        kind: "toolkit" (any artifact or model dir via runtimes.load) or "faster-whisper".
+        path: artifact / model directory.
+        precision: compute precision override (None = the artifact's own).
+        baseline: whether ΔWER is measured against this row.
+    """
+
+    name: str
+    kind: str
+    path: str
+    precision: str | None = None
+    baseline: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class System(Protocol):
+    runtime_name: str
+    precision: str
+    batching: bool
+
+    def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[str]: ...
+
+
+class ToolkitSystem:
+    """Any artifact through ``runtimes.load`` and the shared pipeline."""
+
+    batching = True
+
+    def __init__(self, spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions):
+        import runtimes
+
+        options = RuntimeOptions(runtime.device, spec.precision, runtime.threads)
+        self._model = runtimes.load(Path(spec.path), options, decoding)
+        self.runtime_name = self._model.runtime.format
+        self.precision = self._model.runtime.precision
+
+    def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[str]:
+        return [t.text for t in self._model.transcribe(audio, batch_size=batch_size)]
+
+
+class FasterWhisperSystem:
+    """``faster_whisper.WhisperModel`` used directly, as its users would (batch 1 only:
+    its ``transcribe`` takes one recording at a time)."""
+
+    runtime_name = "faster-whisper"
+    batching = False
+
+    def __init__(self, spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions):
+        from faster_whisper import WhisperModel
+
+        self.precision = spec.precision or "default"
+        self._decoding = decoding
+        self._model = WhisperModel(spec.path, device=runtime.device, compute_type=self.precision,
+                                   cpu_threads=runtime.threads, num_workers=1)
+
+    def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[str]:
+        d = self._decoding
+        texts = []
+        for samples in audio:
+            segments, _ = self._model.transcribe(
+                samples, beam_size=d.beam_size, temperature=0.0, language=d.language,
+                task=d.task, without_timestamps=True, condition_on_previous_text=False,
+                vad_filter=False, suppress_blank=d.suppress_blank, suppress_tokens=[-1],
+                max_new_tokens=d.max_new_tokens,
+            )
+            texts.append(" ".join(s.text.strip() for s in segments).strip())  # consume lazily
+        return texts
+
+
+def open_system(spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions) -> System:
+    if spec.kind == "faster-whisper":
+        return FasterWhisperSystem(spec, runtime, decoding)
+    return ToolkitSystem(spec, runtime, decoding)

@@ -1,0 +1,96 @@
+"""Measure one system in its own process: ``python -m bench.worker JOB.json RESULT.json``.
+
+A fresh process per system keeps peak RSS honest (nothing left over from another runtime)
+and stops one runtime's thread pools from slowing the next.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.memory import current_rss_mb, peak_rss_mb
+from bench.systems import SystemSpec, open_system
+from runtimes.audio import duration_s, load_audio
+from runtimes.base import DecodingOptions, RuntimeOptions
+
+
+@dataclass
+class Measurement:
+    """Raw measurements of one system (the parent turns them into a report row).
+
+    The timer around each call covers log-mel feature extraction, generate and
+    detokenisation; audio files are decoded once beforehand, outside the timer.
+    """
+
+    runtime: str
+    precision: str
+    load_s: float
+    first_s: float
+    latencies_s: list[float]
+    audio_s: float
+    batched_s: dict[int, float]
+    texts: list[str]
+    idle_rss_mb: float
+    peak_rss_b1_mb: float
+    peak_rss_mb: float
+    batching: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _progress(items, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def measure(job: dict) -> Measurement:
+    """Load, warm up, time batch 1 per clip, then time each batch size over all clips."""
+    spec = SystemSpec(**job["system"])
+    runtime = RuntimeOptions(**job["runtime"])
+    decoding = DecodingOptions(**job["decoding"])
+    audio = [load_audio(p) for p in job["audio"]]
+    idle = current_rss_mb()
+    start = time.perf_counter()
+    system = open_system(spec, runtime, decoding)
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    system.transcribe(audio[:1], 1)
+    first_s = time.perf_counter() - start
+    latencies, texts = [], []
+    for samples in _progress(audio, f"{spec.name} batch 1"):
+        start = time.perf_counter()
+        texts.extend(system.transcribe([samples], 1))
+        latencies.append(time.perf_counter() - start)
+    peak_b1 = peak_rss_mb()
+    batched: dict[int, float] = {}
+    notes = []
+    for size in (b for b in job["batch_sizes"] if b > 1):
+        if not system.batching:
+            notes.append(f"batch {size}: not offered by {system.runtime_name}")
+            continue
+        start = time.perf_counter()
+        for i in _progress(range(0, len(audio), size), f"{spec.name} batch {size}"):
+            system.transcribe(audio[i : i + size], size)
+        batched[size] = time.perf_counter() - start
+    return Measurement(
+        system.runtime_name, system.precision, load_s, first_s, latencies,
+        sum(duration_s(a) for a in audio), batched, texts, idle, peak_b1, peak_rss_mb(),
+        system.batching, notes,
+    )
+
+
+def main(argv: list[str]) -> int:
+    from dataclasses import asdict
+
+    job = json.loads(Path(argv[0]).read_text())
+    result = measure(job)
+    Path(argv[1]).write_text(json.dumps(asdict(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
