@@ -45,20 +45,20 @@ class CT2Model:
         return self.variables[self.aliases.get(name, name)]
 
 
-def _read(f: BinaryIO, fmt: str) -> tuple:
-    size = struct.calcsize(fmt)
+def _exact(f: BinaryIO, size: int, what: str) -> bytes:
     data = f.read(size)
     if len(data) != size:
-        raise CT2FormatError("unexpected end of file (truncated model.bin?)")
-    return struct.unpack(fmt, data)
+        raise CT2FormatError(f"model.bin is truncated: unexpected end of file in {what}")
+    return data
+
+
+def _read(f: BinaryIO, fmt: str) -> tuple:
+    return struct.unpack(fmt, _exact(f, struct.calcsize(fmt), "a header field"))
 
 
 def _read_string(f: BinaryIO) -> str:
     (length,) = _read(f, "<H")
-    raw = f.read(length)
-    if len(raw) != length:
-        raise CT2FormatError("unexpected end of file while reading a name")
-    return raw[:-1].decode("utf-8")
+    return _exact(f, length, "a name")[:-1].decode("utf-8")
 
 
 def _read_array(f: BinaryIO) -> np.ndarray:
@@ -68,9 +68,7 @@ def _read_array(f: BinaryIO) -> np.ndarray:
     (nbytes,) = _read(f, "<I")
     if type_id >= len(_DTYPES):
         raise CT2FormatError(f"unknown dtype id {type_id}")
-    raw = f.read(nbytes)
-    if len(raw) != nbytes:
-        raise CT2FormatError("unexpected end of file while reading weights")
+    raw = _exact(f, nbytes, "the weights")
     dtype = _DTYPES[type_id]
     if dtype == "bfloat16":
         # numpy has no bfloat16: widen by placing the 16 bits in the high half of a float32.

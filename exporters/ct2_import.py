@@ -28,7 +28,8 @@ def _weight(model: CT2Model, name: str) -> np.ndarray:
     scale_name = name.rsplit("/", 1)[0] + "/weight_scale"
     if value.dtype in (np.int8, np.int16) and scale_name in model.variables:
         scale = model.get(scale_name).astype(np.float32)
-        return value.astype(np.float32) / (scale[:, None] if scale.ndim else scale)
+        # One scale per output row (dim 0), for linear and conv weights alike.
+        return value.astype(np.float32) / scale.reshape((-1,) + (1,) * (value.ndim - 1))
     return value.astype(np.float32)
 
 

@@ -25,7 +25,7 @@ class DecodingOptions:
     beam_size: int = 1  # 1 = greedy search; >1 = beam search with this many beams
     language: str | None = None  # e.g. "en"; None = detect (multilingual models only)
     task: str = "transcribe"  # "transcribe" or "translate"
-    max_new_tokens: int = 224  # generated tokens per 30 s window, prompt excluded
+    max_new_tokens: int = 224  # generated tokens per 30 s window (Whisper's sample_len, the max)
     suppress_blank: bool = True  # no blank/eot as the first generated token (as openai/whisper)
 
     def __post_init__(self) -> None:
@@ -33,8 +33,8 @@ class DecodingOptions:
             raise OptionError(f"beam_size must be an integer >= 1, got {self.beam_size!r}")
         if self.task not in TASKS:
             raise OptionError(f"task {self.task!r} is not one of: {', '.join(TASKS)}")
-        if not 1 <= self.max_new_tokens <= 440:
-            raise OptionError(f"max_new_tokens must be in 1..440, got {self.max_new_tokens!r}")
+        if not 1 <= self.max_new_tokens <= 224:
+            raise OptionError(f"max_new_tokens must be in 1..224, got {self.max_new_tokens!r}")
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,10 @@ class CTranslate2Target(Target):
 
     def tolerance(self, precision: str) -> ParityTolerance:
         if precision.startswith("int"):
-            return ParityTolerance(encoder_rel_error=0.2, token_agreement=0.0)
+            # Measured int8 encoder error: 0.04 for real tiny.en, up to 0.25 for the random
+            # test model (init_std=1.0 weights quantise badly); a broken export is ~1.
+            # Tokens are not required to agree: int8 may change words, bench measures WER.
+            return ParityTolerance(encoder_rel_error=0.3, token_agreement=0.0)
         if precision in ("float16", "bfloat16"):
             return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
         return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)

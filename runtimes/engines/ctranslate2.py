@@ -112,7 +112,9 @@ class CTranslate2Runtime(WhisperRuntime):
             self._features(features),
             [list(p) for p in prompts],
             beam_size=options.beam_size,
-            max_length=max(map(len, prompts)) + options.max_new_tokens,
+            # CTranslate2's Whisper decodes at most max_length // 2 tokens after the prompt,
+            # whatever the prompt's length (measured: max_length 100 -> 50 new tokens).
+            max_length=2 * options.max_new_tokens,
             suppress_blank=options.suppress_blank,
             suppress_tokens=[-1],  # the model's own suppress list, as transformers uses it
             sampling_topk=1,

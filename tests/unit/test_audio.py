@@ -1,0 +1,63 @@
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from runtimes.audio import is_silence, load_audio
+from runtimes.errors import AudioError
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((samples * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_stereo_44k_becomes_16k_mono(tmp_path):
+    t = np.arange(44100) / 44100
+    left = 0.5 * np.sin(2 * np.pi * 440 * t)
+    stereo = np.stack([left, left], axis=1).ravel()
+    audio = load_audio(_write_wav(tmp_path / "s.wav", stereo, 44100, channels=2))
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(audio.size - 16000) <= 160
+    assert 0.4 < np.abs(audio).max() <= 0.51
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("missing.wav", None, "audio file not found"),
+    ("empty.wav", b"", r"audio file is empty \(0 bytes\)"),
+    ("notes.wav", b"these are not audio bytes" * 40, "not a decodable audio file"),
+])
+def test_bad_files_get_clear_errors(tmp_path, name, content, match):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(AudioError, match=match) as info:
+        load_audio(path)
+    assert name in str(info.value)
+
+
+def test_zero_length_wav_is_an_error(tmp_path):
+    path = _write_wav(tmp_path / "zero.wav", np.zeros(0), 16000)
+    with pytest.raises(AudioError, match="no samples"):
+        load_audio(path)
+
+
+def test_silence_detection(tmp_path):
+    silent = load_audio(_write_wav(tmp_path / "quiet.wav", np.zeros(16000), 16000))
+    assert is_silence(silent)
+    assert not is_silence(np.full(100, 0.1, dtype=np.float32))
+
+
+def test_real_formats_decode_to_the_same_speech(speech_rows):
+    from tests.conftest import SPEECH
+
+    jfk = [load_audio(SPEECH / "jfk" / f"jfk.{ext}") for ext in ("flac", "wav", "mp3")]
+    lengths = [a.size for a in jfk]
+    assert max(lengths) - min(lengths) < 16000 * 0.1  # mp3 adds encoder padding only
+    n = min(lengths)
+    assert np.corrcoef(jfk[0][:n], jfk[1][:n])[0, 1] > 0.99

@@ -1,0 +1,61 @@
+"""Bad CLI input fails before any work, with the value named and exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from exporters.cli import main
+
+
+def test_unknown_target_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["whisper", "--to", "tflite"])
+    assert info.value.code == 2
+    assert "invalid choice: 'tflite'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fp16"], "compute type 'float16' is not supported on device 'cpu'"),
+    (["--quantization", "int3"], "precision 'int3' is not offered by the ctranslate2 target"),
+    (["--device", "cuda"], "device 'cuda' was requested but CTranslate2 sees no CUDA GPU"),
+    (["--model", "/definitely/not/here"], "model path not found: /definitely/not/here"),
+])
+def test_bad_export_arguments(args, message, capsys, tmp_path):
+    code = main(["whisper", "--to", "ctranslate2", "-o", str(tmp_path / "out"), *args])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_directory_that_is_not_a_whisper_model(capsys, tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    code = main(["whisper", "--to", "ctranslate2", "--model", str(tmp_path),
+                 "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert "is not a Whisper model" in capsys.readouterr().err
+
+
+def test_existing_output_without_force(capsys, tmp_path):
+    (tmp_path / "out").mkdir()
+    code = main(["whisper", "--to", "ctranslate2", "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+
+
+def test_module_entry_point_exits_non_zero():
+    proc = subprocess.run([sys.executable, "-m", "exporters", "verify", "/no/such/artifact"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "artifact.json is missing" in proc.stderr
+
+
+def test_bench_rejects_bad_arguments(capsys, tmp_path):
+    from bench.cli import main as bench_main
+
+    bad = tmp_path / "m.tsv"
+    bad.write_text("id\tpath\n")
+    assert bench_main(["--manifest", str(bad)]) == 2
+    assert "lacks column(s) reference" in capsys.readouterr().err
+    assert bench_main(["--batch-sizes", "0"]) == 2
+    assert "--batch-sizes must be >= 1" in capsys.readouterr().err

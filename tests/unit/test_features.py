@@ -1,0 +1,33 @@
+import numpy as np
+
+from runtimes.audio import load_audio
+from runtimes.features import N_FRAMES, batch_log_mel, log_mel, mel_filters
+
+
+def test_mel_filters_match_transformers():
+    from transformers.audio_utils import mel_filter_bank
+
+    for n_mels in (80, 128):
+        ref = mel_filter_bank(num_frequency_bins=201, num_mel_filters=n_mels, min_frequency=0.0,
+                              max_frequency=8000.0, sampling_rate=16000, norm="slaney",
+                              mel_scale="slaney")
+        np.testing.assert_allclose(mel_filters(n_mels), ref.T, atol=1e-6)
+
+
+def test_log_mel_matches_whisper_feature_extractor_on_real_speech(jfk):
+    from transformers import WhisperFeatureExtractor
+
+    audio = load_audio(jfk)
+    ref = WhisperFeatureExtractor()(audio, sampling_rate=16000, return_tensors="np")
+    ours = log_mel(audio)
+    assert ours.shape == (80, N_FRAMES)
+    np.testing.assert_allclose(ours, ref.input_features[0], atol=1e-4)
+
+
+def test_long_audio_is_cut_and_batches_stack():
+    rng = np.random.default_rng(0)
+    long = rng.standard_normal(16000 * 40).astype(np.float32)
+    short = long[:16000]
+    batch = batch_log_mel([long, short])
+    assert batch.shape == (2, 80, N_FRAMES) and batch.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(batch[0], log_mel(long[: 16000 * 30]))

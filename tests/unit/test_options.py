@@ -1,0 +1,56 @@
+import pytest
+
+from exporters import registry
+from exporters.targets.base import ExportOptions
+from runtimes.base import DecodingOptions, RuntimeOptions
+from runtimes.errors import OptionError
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"beam_size": 0}, "beam_size must be an integer >= 1, got 0"),
+    ({"task": "summarize"}, "task 'summarize' is not one of: transcribe, translate"),
+    ({"max_new_tokens": 0}, "max_new_tokens must be in 1..224"),
+])
+def test_decoding_options_reject_bad_values(kwargs, match):
+    with pytest.raises(OptionError, match=match):
+        DecodingOptions(**kwargs)
+
+
+def test_runtime_and_export_options_name_the_bad_device():
+    with pytest.raises(OptionError, match="device 'tpu' is not one of: cpu, cuda"):
+        RuntimeOptions(device="tpu")
+    with pytest.raises(OptionError, match="device 'npu'"):
+        ExportOptions("ctranslate2", device="npu")
+    with pytest.raises(OptionError, match="threads must be >= 0"):
+        RuntimeOptions(threads=-1)
+
+
+def test_registry_lists_ctranslate2_and_names_unknown_targets():
+    assert "ctranslate2" in registry.names()
+    with pytest.raises(OptionError, match=r"unknown target 'tflite'; available: .*ctranslate2"):
+        registry.get("tflite")
+
+
+@pytest.mark.parametrize("requested, device, expected", [
+    (None, "cpu", "float32"),
+    ("int8", "cpu", "int8_float32"),
+    ("int8", "cuda", "int8_float16"),
+    ("fp16", "cuda", "float16"),
+    ("int8_bfloat16", "cpu", "int8_bfloat16"),
+])
+def test_ctranslate2_precision_shorthands(requested, device, expected):
+    assert registry.get("ctranslate2").precision(requested, device) == expected
+
+
+def test_ctranslate2_rejects_int4_with_the_accepted_list():
+    with pytest.raises(OptionError, match="'int4' is not offered .* int8_float32"):
+        registry.get("ctranslate2").precision("int4", "cpu")
+
+
+def test_runtime_registry_formats_and_unknown_format():
+    from runtimes.errors import ArtifactError
+    from runtimes.registry import formats, runtime_class
+
+    assert {"ctranslate2", "transformers"} <= set(formats())
+    with pytest.raises(ArtifactError, match="no runtime for artifact format 'tflite'"):
+        runtime_class("tflite")
