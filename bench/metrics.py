@@ -16,7 +16,8 @@ _SPELLING = Path(__file__).parent / "data" / "english_spelling.json"
 def normalizer(language: str):
     """Whisper's English normaliser (with its spelling map) for "en", the basic one else."""
     from transformers.models.whisper.english_normalizer import (
-        BasicTextNormalizer, EnglishTextNormalizer,
+        BasicTextNormalizer,
+        EnglishTextNormalizer,
     )
 
     if language == "en":

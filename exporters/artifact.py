@@ -55,7 +55,7 @@ class Manifest:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Manifest":
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
         data = dict(data)
         data["files"] = tuple(FileEntry(**f) for f in data.get("files", ()))
         return cls(**data)

@@ -170,8 +170,11 @@ def import_ct2(ct2_dir: Path, out_dir: Path) -> None:
     extractor) for the CTranslate2 Whisper model in ``ct2_dir`` into ``out_dir``."""
     import torch
     from transformers import (
-        GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-        WhisperForConditionalGeneration, WhisperTokenizerFast,
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizerFast,
     )
 
     ct2_dir, out_dir = Path(ct2_dir), Path(out_dir)

@@ -117,10 +117,10 @@ class WhisperRuntime(ABC):
     def detect_language(self, features: np.ndarray) -> list[str]:
         """Most likely language code ("en", "de", ...) of each item in the batch."""
 
-    def close(self) -> None:
-        """Release the model's memory. The default drops references; engines may do more."""
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract
+        """Release the model's memory; engines that hold one override this."""
 
-    def __enter__(self) -> "WhisperRuntime":
+    def __enter__(self) -> WhisperRuntime:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,9 +6,10 @@ features and are scored on the same text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -111,7 +112,7 @@ class Transcriber:
     def close(self) -> None:
         self.runtime.close()
 
-    def __enter__(self) -> "Transcriber":
+    def __enter__(self) -> Transcriber:
         return self
 
     def __exit__(self, *exc: object) -> None:

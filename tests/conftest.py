@@ -1,7 +1,8 @@
 """Shared fixtures: the real speech data, a tiny random Whisper, and bundled tiny.en.
 
 The tiny random model is made meaningful as DESIGN.md asks: init_std=1.0 (0.2 still
-repeats one token here) makes greedy decoding emit varied, audio-dependent tokens and token equality is a real check.
+repeats one token here) makes greedy decoding emit varied, audio-dependent tokens, so
+token equality is a real check.
 """
 
 from __future__ import annotations
@@ -46,8 +47,11 @@ def build_tiny_whisper(out_dir: Path, vocab_dir: Path) -> Path:
     """A randomly initialised 2+2-layer Whisper with the real English vocabulary (~14 MB)."""
     import torch
     from transformers import (
-        GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-        WhisperForConditionalGeneration, WhisperTokenizerFast,
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizerFast,
     )
 
     torch.manual_seed(0)

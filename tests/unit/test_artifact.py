@@ -3,7 +3,11 @@ from pathlib import Path
 import pytest
 
 from exporters.artifact import (
-    Manifest, describe_files, read_manifest, verify, write_manifest,
+    Manifest,
+    describe_files,
+    read_manifest,
+    verify,
+    write_manifest,
 )
 from runtimes.errors import ArtifactError
 

@@ -1,0 +1,83 @@
+"""The CTranslate2 artifact as a deployment unit, and the CTranslate2 import round trip."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+import runtimes
+from bench.runner import dir_size_mb
+from exporters.artifact import read_manifest
+from exporters.ct2_format import read_model_bin
+from exporters.sources import resolve
+from tests.slow.conftest import subset
+
+
+def test_int8_artifact_is_small_and_self_contained(int8_artifact, tinyen_hf):
+    manifest = read_manifest(int8_artifact)
+    assert manifest.precision == "int8_float32"
+    assert manifest.source["spec"] == "bundled:tiny.en" and len(manifest.source["sha256"]) == 64
+    assert manifest.parity["passed"] and manifest.parity["token_agreement"] == 1.0
+    assert {"model.bin", "config.json", "tokenizer.json", "preprocessor_config.json"} <= {
+        f.path for f in manifest.files}
+    ratio = dir_size_mb(int8_artifact) / dir_size_mb(tinyen_hf)
+    assert ratio <= 0.30, f"int8 artifact is {ratio:.1%} of the fp32 checkpoint"
+
+
+def test_cli_export_then_verify(tmp_path):
+    out = tmp_path / "a"
+    cmd = [sys.executable, "-m", "exporters", "whisper", "--to", "ctranslate2", "--int8",
+           "--threads", "2", "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "ctranslate2 int8_float32" in proc.stdout and "[3/4]" in proc.stderr
+    verified = subprocess.run([sys.executable, "-m", "exporters", "verify", str(out)],
+                              capture_output=True, text=True)
+    assert verified.returncode == 0 and "files verified" in verified.stdout
+    (out / "tokenizer.json").write_text("{}")
+    tampered = subprocess.run([sys.executable, "-m", "exporters", "verify", str(out)],
+                              capture_output=True, text=True)
+    assert tampered.returncode == 2 and "tokenizer.json" in tampered.stderr
+
+
+def test_import_round_trip_reproduces_the_bundled_model(bundled_ct2_dir, tmp_path, speech_rows):
+    """CTranslate2 (fp16) -> transformers (fp32) -> CTranslate2 (fp32): the same weights,
+    so the same greedy tokens as the original faster-whisper directory."""
+    from ctranslate2.converters import TransformersConverter
+
+    back = tmp_path / "back"
+    TransformersConverter(str(resolve("bundled:tiny.en").hf_dir)).convert(str(back))
+    original = read_model_bin(bundled_ct2_dir / "model.bin")
+    round_trip = read_model_bin(back / "model.bin")
+    for name, value in original.variables.items():
+        np.testing.assert_array_equal(value.astype(round_trip.variables[name].dtype),
+                                      round_trip.variables[name], err_msg=name)
+    (back / "tokenizer.json").write_bytes((bundled_ct2_dir / "tokenizer.json").read_bytes())
+    _, audio = subset(speech_rows, "en")
+    with runtimes.load(bundled_ct2_dir) as a, runtimes.load(back) as b:
+        assert [t.tokens for t in a.transcribe(audio[:6], 6)] == [
+            t.tokens for t in b.transcribe(audio[:6], 6)]
+
+
+def test_import_runs_once_then_comes_from_the_cache(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("WHISPER_EXPORTERS_CACHE", str(tmp_path))
+    first = resolve("bundled:tiny.en")
+    assert "importing CTranslate2 model" in capsys.readouterr().out
+    second = resolve("bundled:tiny.en")
+    assert "importing" not in capsys.readouterr().out
+    assert first.hf_dir == second.hf_dir and first.hf_dir.is_relative_to(tmp_path)
+    assert (first.hf_dir / "generation_config.json").is_file()
+
+
+def test_bench_produces_the_report(int8_artifact, tmp_path):
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "bench", str(int8_artifact), "--subset", "en", "--limit", "3",
+           "--batch-sizes", "1", "2", "--threads", "2", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = (out / "report.md").read_text()
+    for row in ("pytorch float32", "ctranslate2 int8_float32", "faster-whisper int8"):
+        assert f"| {row} |" in report
+    assert "failed" not in report
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and (out / "report.csv").is_file()

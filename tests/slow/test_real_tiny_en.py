@@ -1,0 +1,67 @@
+"""Bundled real tiny.en on real speech: the toolkit's claims, checked end to end."""
+
+import numpy as np
+import pytest
+
+from bench.metrics import error_rates, normalizer
+from tests.slow.conftest import subset
+
+JFK = ("And so my fellow Americans ask not what your country can do for you, "
+       "ask what you can do for your country.")
+
+
+@pytest.mark.parametrize("name", ["pytorch_fp32", "ct2_int8"])
+def test_jfk_is_transcribed_exactly(name, request, jfk):
+    model = request.getfixturevalue(name)
+    text = model.transcribe([jfk])[0].text
+    assert normalizer("en")(text) == normalizer("en")(JFK)
+
+
+@pytest.fixture(scope="module")
+def en(speech_rows):
+    return subset(speech_rows, "en")
+
+
+def test_ct2_int8_wer_within_one_point_of_pytorch_fp32(en, pytorch_fp32, ct2_int8):
+    rows, audio = en
+    refs, langs = [r["reference"] for r in rows], [r["language"] for r in rows]
+    base = error_rates(refs, [t.text for t in pytorch_fp32.transcribe(audio, batch_size=8)], langs)
+    ours = error_rates(refs, [t.text for t in ct2_int8.transcribe(audio, batch_size=8)], langs)
+    print(f"WER pytorch fp32 {base.wer:.4f}, ctranslate2 int8 {ours.wer:.4f}")
+    assert base.wer < 0.10  # tiny.en's known quality on clean read speech
+    assert abs(ours.wer - base.wer) <= 0.01
+
+
+def test_batching_gives_the_same_text_as_one_by_one(en, ct2_int8):
+    _, audio = en
+    one = [t.text for t in ct2_int8.transcribe(audio[:8], batch_size=1)]
+    eight = [t.text for t in ct2_int8.transcribe(audio[:8], batch_size=8)]
+    assert sum(a == b for a, b in zip(one, eight)) >= 7
+
+
+def test_longform_recordings_are_transcribed_completely(speech_rows, ct2_int8):
+    rows, audio = subset(speech_rows, "longform")
+    results = ct2_int8.transcribe(audio, batch_size=4)
+    for row, result in zip(rows, results):
+        ref_words = normalizer("en")(row["reference"]).split()
+        hyp_words = normalizer("en")(result.text).split()
+        assert result.windows >= result.duration_s / 30
+        assert len(hyp_words) >= 0.9 * len(ref_words), row["id"]
+        assert error_rates([row["reference"]], [result.text], ["en"]).wer < 0.2, row["id"]
+
+
+def test_every_audio_format_decodes_to_the_same_words(speech_rows, ct2_int8):
+    rows, audio = subset(speech_rows, "formats")
+    texts = {r["path"]: t.text for r, t in zip(rows, ct2_int8.transcribe(audio, batch_size=4))}
+    for path in ("jfk/jfk.mp3", "jfk/jfk.wav"):
+        assert normalizer("en")(texts[path]) == normalizer("en")(JFK), path
+    # The 8 kHz clip has lost everything above 4 kHz, so tiny.en misses a few words.
+    rates = error_rates([r["reference"] for r in rows], list(texts.values()), ["en"] * len(rows))
+    assert rates.wer < 0.15, texts
+
+
+def test_silence_gives_an_empty_transcript(ct2_int8, tmp_path):
+    short, long = np.zeros(16000 * 3, np.float32), np.zeros(16000 * 45, np.float32)
+    results = ct2_int8.transcribe([short, long])
+    assert [r.text for r in results] == ["", ""]
+    assert [r.windows for r in results] == [0, 0]
