@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from runtimes.audio import load_audio
 from runtimes.features import N_FRAMES, batch_log_mel, log_mel, mel_filters
@@ -31,3 +32,13 @@ def test_long_audio_is_cut_and_batches_stack():
     batch = batch_log_mel([long, short])
     assert batch.shape == (2, 80, N_FRAMES) and batch.flags["C_CONTIGUOUS"]
     np.testing.assert_allclose(batch[0], log_mel(long[: 16000 * 30]))
+
+
+@pytest.mark.parametrize("n", [1, 199, 200, 201, 48037, 479700, 479999, 480000, 500000])
+def test_skipping_silent_frames_is_exact_at_every_boundary(n):
+    # log_mel transforms only frames that touch audio; the rest must equal the full result.
+    from transformers import WhisperFeatureExtractor
+
+    audio = (np.random.default_rng(n).standard_normal(n) * 0.1).astype(np.float32)
+    ref = WhisperFeatureExtractor()(audio, sampling_rate=16000, return_tensors="np")
+    np.testing.assert_allclose(log_mel(audio), ref.input_features[0], atol=2e-5)
