@@ -32,9 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", default=None, help="manifest subset, e.g. en, longform, multi")
     p.add_argument("--limit", type=int, default=None, help="first N clips only")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--repeats", type=int, default=1,
+                   help="rounds over all systems, alternating; the report merges them with "
+                   "medians (default: 1)")
     p.add_argument("--threads", type=int, default=0, help="threads per runtime (0 = all cores)")
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--language", default=None, help="force a language (multilingual models)")
+    p.add_argument("--max-new-tokens", type=int, default=224, help="per 30 s window (max 224)")
     p.add_argument("--out", type=Path, default=None,
                    help="report directory (default: results/bench-<time>)")
     return p
@@ -63,6 +67,8 @@ def systems(args: argparse.Namespace) -> tuple[list[SystemSpec], list[str]]:
     rows = [SystemSpec(f"pytorch {p}", "toolkit", str(source.hf_dir), p, baseline=(i == 0))
             for i, p in enumerate(precisions)]
     rows += artifacts
+    if args.faster_whisper != "none" and args.max_new_tokens != 224:
+        notes.append("faster-whisper row decodes up to its own 224 new tokens")
     if args.faster_whisper != "none":
         fw_dir = _faster_whisper_dir(source, artifacts)
         if fw_dir is None:
@@ -78,23 +84,26 @@ def _validate(args: argparse.Namespace) -> None:
         raise ToolkitError(f"--batch-sizes must be >= 1, got {args.batch_sizes}")
     if args.limit is not None and args.limit < 1:
         raise ToolkitError(f"--limit must be >= 1, got {args.limit}")
+    if args.repeats < 1:
+        raise ToolkitError(f"--repeats must be >= 1, got {args.repeats}")
     if args.threads < 0:
         raise ToolkitError(f"--threads must be >= 0, got {args.threads}")
 
 
 def run(args: argparse.Namespace) -> str:
     _validate(args)
-    decoding = DecodingOptions(beam_size=args.beam_size, language=args.language)
+    decoding = DecodingOptions(beam_size=args.beam_size, language=args.language,
+                               max_new_tokens=args.max_new_tokens)
     runtime = RuntimeOptions(threads=args.threads)
     clips = datasets.load_clips(args.manifest, args.subset, args.limit)
     specs, notes = systems(args)
     batch_sizes = sorted(set([1, *args.batch_sizes]))
-    rows = runner.run(specs, clips, runtime, decoding, batch_sizes)
+    rows = runner.run(specs, clips, runtime, decoding, batch_sizes, args.repeats)
     run_info = {
         "decoding": {**decoding.__dict__}, "environment": runner.environment(args.threads),
         "dataset": {"source": str(args.manifest), "subset": args.subset, "clips": len(clips),
                     "audio_s": rows[0].audio_s if rows and not rows[0].error else 0.0},
-        "normalizers": runner.normalizers_used(clips), "notes": notes,
+        "normalizers": runner.normalizers_used(clips), "notes": notes, "repeats": args.repeats,
         "command": "python -m bench " + shlex.join(sys.argv[1:]),
     }
     out = args.out or Path("results") / time.strftime("bench-%Y%m%d-%H%M%S")

@@ -21,6 +21,11 @@ def _pct(value: float) -> str:
     return "—" if math.isnan(value) else f"{100 * value:.2f}"
 
 
+def _range(values: list[float]) -> str:
+    """Lowest–highest RTFx over the rounds: the spread a reader should expect."""
+    return f"{min(values):.1f}–{max(values):.1f}" if len(values) > 1 else "—"
+
+
 def _delta(value: float) -> str:
     return "—" if math.isnan(value) else f"{100 * value:+.2f}"
 
@@ -37,6 +42,7 @@ def columns(batch_sizes: list[int]) -> list[tuple[str, Callable[[Row], str]]]:
         ("p50 ms", lambda r: _fmt(r.latency_p50_ms, 0)),
         ("p95 ms", lambda r: _fmt(r.latency_p95_ms, 0)),
         ("RTFx b1", lambda r: _fmt(r.rtfx_b1)),
+        ("b1 range", lambda r: _range(r.rtfx_b1_rounds)),
     ]
     cols += [(f"RTFx b{b}", lambda r, b=b: _fmt(r.rtfx_batched.get(b, float("nan"))))
              for b in batch_sizes if b > 1]
@@ -74,6 +80,8 @@ def _settings(run: dict) -> str:
         f"{d['language'] or 'auto/English-only'}, task {d['task']}, max {d['max_new_tokens']} new tokens\n"
         f"- machine: {env['cpu']}, {env['cores']} cores, {env['threads']} threads, "
         f"Python {env['python']}; {versions}\n"
+        f"- rounds: {run['repeats']} (systems alternate, each in its own process; per-clip "
+        f"median latency over rounds; 'b1 range' = lowest–highest RTFx b1 of the rounds)\n"
         f"- timer: log-mel + generate + detokenise per call (audio decoded beforehand); "
         f"RTFx = audio seconds / processing seconds; WER/CER corpus-level from the batch-1 pass; "
         f"RSS b1 = peak RSS of the system's own process after load and the batch-1 pass; RSS max "

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from bench.datasets import Clip
 from bench.metrics import error_rates, normalizer_name, percentile
 from bench.systems import SystemSpec
@@ -34,6 +36,7 @@ class Row:
     latency_p50_ms: float = float("nan")
     latency_p95_ms: float = float("nan")
     rtfx_b1: float = float("nan")
+    rtfx_b1_rounds: list[float] = field(default_factory=list)
     rtfx_batched: dict[int, float] = field(default_factory=dict)
     idle_rss_mb: float = float("nan")
     peak_rss_b1_mb: float = float("nan")
@@ -64,7 +67,8 @@ def environment(threads: int) -> dict:
             pass
     return {
         "python": platform.python_version(), "platform": platform.platform(),
-        "cpu": _cpu_name(), "cores": os.cpu_count(), "threads": threads, "versions": versions,
+        "cpu": _cpu_name(), "cores": os.cpu_count(),
+        "threads": threads or f"{os.cpu_count()} (runtime default)", "versions": versions,
     }
 
 
@@ -98,8 +102,26 @@ def run_worker(job: dict, timeout_s: float | None = None) -> dict:
         return json.loads(result_file.read_text())
 
 
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One measurement from several rounds: the per-clip median latency, the median of
+    every other timing, the highest memory. Medians across rounds that alternate between
+    systems cancel most of the drift of a shared, noisy machine."""
+    first = rounds[0]
+    med = lambda key: float(np.median([r[key] for r in rounds]))  # noqa: E731
+    return {
+        **first,
+        "load_s": med("load_s"), "first_s": med("first_s"),
+        "latencies_s": np.median([r["latencies_s"] for r in rounds], axis=0).tolist(),
+        "batched_s": {b: float(np.median([r["batched_s"][b] for r in rounds]))
+                      for b in first["batched_s"]},
+        "peak_rss_b1_mb": max(r["peak_rss_b1_mb"] for r in rounds),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
+        "rtfx_b1_rounds": [r["audio_s"] / sum(r["latencies_s"]) for r in rounds],
+    }
+
+
 def to_row(spec: SystemSpec, m: dict, clips: list[Clip]) -> Row:
-    """Statistics of one measurement: latency percentiles, RTFx, corpus WER/CER."""
+    """Statistics of one (merged) measurement: latency percentiles, RTFx, corpus WER/CER."""
     audio_s = m["audio_s"]
     row = Row(
         name=spec.name, runtime=m["runtime"], precision=m["precision"],
@@ -107,6 +129,7 @@ def to_row(spec: SystemSpec, m: dict, clips: list[Clip]) -> Row:
         latency_p50_ms=1000 * percentile(m["latencies_s"], 50),
         latency_p95_ms=1000 * percentile(m["latencies_s"], 95),
         rtfx_b1=audio_s / sum(m["latencies_s"]),
+        rtfx_b1_rounds=m.get("rtfx_b1_rounds", []),
         rtfx_batched={int(b): audio_s / s for b, s in m["batched_s"].items()},
         idle_rss_mb=m["idle_rss_mb"], peak_rss_b1_mb=m["peak_rss_b1_mb"],
         peak_rss_mb=m["peak_rss_mb"], clips=len(clips),
@@ -122,19 +145,30 @@ def to_row(spec: SystemSpec, m: dict, clips: list[Clip]) -> Row:
 
 def run(
     systems: list[SystemSpec], clips: list[Clip], runtime: RuntimeOptions,
-    decoding: DecodingOptions, batch_sizes: list[int],
+    decoding: DecodingOptions, batch_sizes: list[int], rounds: int = 1,
 ) -> list[Row]:
-    """Measure each system in turn (in its own process) and fill in ΔWER vs the baseline."""
-    rows = []
+    """Measure every system in its own process, ``rounds`` times in alternation (round 1:
+    A, B, C; round 2: A, B, C; ...), merge the rounds and fill in ΔWER vs the baseline."""
     job = {"runtime": asdict(runtime), "decoding": asdict(decoding),
            "audio": [str(c.path) for c in clips], "batch_sizes": batch_sizes}
-    for i, spec in enumerate(systems, start=1):
-        print(f"[{i}/{len(systems)}] {spec.name}", file=sys.stderr, flush=True)
-        try:
-            rows.append(to_row(spec, run_worker({**job, "system": spec.to_dict()}), clips))
-        except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            rows.append(Row(name=spec.name, baseline=spec.baseline, error=str(exc)))
-            print(f"  failed: {exc}", file=sys.stderr)
+    measured: dict[str, list[dict]] = {s.name: [] for s in systems}
+    errors: dict[str, str] = {}
+    for r in range(1, rounds + 1):
+        for i, spec in enumerate(systems, start=1):
+            if spec.name in errors:
+                continue
+            label = f" (round {r}/{rounds})" if rounds > 1 else ""
+            print(f"[{i}/{len(systems)}] {spec.name}{label}", file=sys.stderr, flush=True)
+            try:
+                measured[spec.name].append(run_worker({**job, "system": spec.to_dict()}))
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                errors[spec.name] = str(exc)
+                print(f"  failed: {exc}", file=sys.stderr)
+    rows = [
+        Row(name=s.name, baseline=s.baseline, error=errors[s.name]) if s.name in errors
+        else to_row(s, merge_rounds(measured[s.name]), clips)
+        for s in systems
+    ]
     baseline = next((r for r in rows if r.baseline and not r.error), None)
     for row in rows:
         if baseline is not None:

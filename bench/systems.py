@@ -86,7 +86,10 @@ class FasterWhisperSystem:
                 samples, beam_size=d.beam_size, temperature=0.0, language=d.language,
                 task=d.task, without_timestamps=True, condition_on_previous_text=False,
                 vad_filter=False, suppress_blank=d.suppress_blank, suppress_tokens=[-1],
-                max_new_tokens=d.max_new_tokens,
+                # Its default max_length (448) is what decodes up to 224 new tokens, our
+                # default: CTranslate2 halves max_length, and faster-whisper's own
+                # max_new_tokens (prompt + N) would cap it at (prompt + 224) / 2.
+                max_new_tokens=None,
             )
             texts.append(" ".join(s.text.strip() for s in segments).strip())  # consume lazily
         return texts
