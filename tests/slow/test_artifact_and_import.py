@@ -81,3 +81,13 @@ def test_bench_produces_the_report(int8_artifact, tmp_path):
     assert "failed" not in report
     lines = (out / "results.jsonl").read_text().splitlines()
     assert len(lines) == 3 and (out / "report.csv").is_file()
+
+
+def test_transcribe_cli_prints_one_line_per_file(int8_artifact, jfk, tmp_path):
+    missing = tmp_path / "missing.wav"
+    ok = subprocess.run([sys.executable, "-m", "runtimes", str(int8_artifact), str(jfk)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith(f"{jfk}\tAnd so my fellow Americans")
+    bad = subprocess.run([sys.executable, "-m", "runtimes", str(int8_artifact), str(missing)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and f"audio file not found: {missing}" in bad.stderr

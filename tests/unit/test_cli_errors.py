@@ -59,3 +59,10 @@ def test_bench_rejects_bad_arguments(capsys, tmp_path):
     assert "lacks column(s) reference" in capsys.readouterr().err
     assert bench_main(["--batch-sizes", "0"]) == 2
     assert "--batch-sizes must be >= 1" in capsys.readouterr().err
+
+
+def test_transcribe_cli_names_a_directory_that_is_no_model(capsys, tmp_path):
+    from runtimes.__main__ import main as transcribe_main
+
+    assert transcribe_main([str(tmp_path), "a.wav"]) == 2
+    assert "is not a Whisper artifact or model directory" in capsys.readouterr().err

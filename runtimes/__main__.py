@@ -1,0 +1,44 @@
+"""``python -m runtimes ARTIFACT AUDIO...``: transcribe files with any artifact."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from runtimes.errors import ToolkitError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m runtimes", description=__doc__)
+    p.add_argument("artifact", type=Path, help="artifact, transformers or CTranslate2 directory")
+    p.add_argument("audio", type=Path, nargs="+", help="audio files (wav, flac, mp3, ogg, ...)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--precision", help="compute precision (default: the artifact's own)")
+    p.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--language", help="e.g. en, de (multilingual models; default: detect)")
+    p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import runtimes
+
+    args = build_parser().parse_args(argv)
+    try:
+        options = runtimes.RuntimeOptions(args.device, args.precision, args.threads)
+        decoding = runtimes.DecodingOptions(args.beam_size, args.language, args.task)
+        with runtimes.load(args.artifact, options, decoding) as model:
+            results = model.transcribe(args.audio, batch_size=args.batch_size)
+    except (ToolkitError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path, result in zip(args.audio, results):
+        print(f"{path}\t{result.text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
