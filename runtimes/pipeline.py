@@ -80,13 +80,14 @@ class Transcriber:
             if not is_silence(audio)
             for w in split_windows(audio)
         ]
+        languages = self._languages(windows, len(audios), batch_size)
         tokens: list[list[int]] = [[] for _ in audios]
-        languages = [self.options.language or "en" for _ in audios]
         for start in range(0, len(windows), batch_size):
             batch = windows[start : start + batch_size]
-            for window, (ids, lang) in zip(batch, self._decode(batch)):
+            prompts = [self.tokenizer.prompt(languages[w.owner], self.options.task) for w in batch]
+            features = batch_log_mel([w.samples for w in batch], self.runtime.n_mels)
+            for window, ids in zip(batch, self.runtime.generate(features, prompts, self.options)):
                 tokens[window.owner].extend(ids)
-                languages[window.owner] = lang
         counts = np.bincount([w.owner for w in windows], minlength=len(audios))
         return [
             Transcription(
@@ -95,19 +96,20 @@ class Transcriber:
             for ids, audio, n, lang in zip(tokens, audios, counts, languages)
         ]
 
-    def _decode(self, batch: list[_Window]) -> list[tuple[list[int], str]]:
-        features = batch_log_mel([w.samples for w in batch], self.runtime.n_mels)
-        languages = self._languages(features, len(batch))
-        prompts = [self.tokenizer.prompt(lang, self.options.task) for lang in languages]
-        ids = self.runtime.generate(features, prompts, self.options)
-        return list(zip(ids, languages))
-
-    def _languages(self, features: np.ndarray, n: int) -> list[str]:
-        if not self.runtime.multilingual:
-            return ["en"] * n
-        if self.options.language is not None:
-            return [self.options.language] * n
-        return self.runtime.detect_language(features)
+    def _languages(self, windows: list[_Window], n_inputs: int, batch_size: int) -> list[str]:
+        """One language per input: the option, "en" for English-only models, else detected
+        on the input's first window (so all windows of a recording share one prompt)."""
+        fixed = self.options.language or "en"
+        if not self.runtime.multilingual or self.options.language is not None:
+            return [fixed] * n_inputs
+        firsts = list({w.owner: w for w in reversed(windows)}.values())
+        languages = [fixed] * n_inputs
+        for start in range(0, len(firsts), batch_size):
+            batch = firsts[start : start + batch_size]
+            features = batch_log_mel([w.samples for w in batch], self.runtime.n_mels)
+            for window, lang in zip(batch, self.runtime.detect_language(features)):
+                languages[window.owner] = lang
+        return languages
 
     def close(self) -> None:
         self.runtime.close()
