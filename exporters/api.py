@@ -111,6 +111,7 @@ def export(
     source = sources.resolve(model)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
     try:
         log(f"[2/4] converting to {target.name} {precision}")
         target.convert(source, tmp, precision)

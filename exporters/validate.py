@@ -56,11 +56,19 @@ def _synthetic_audio(seconds: float = 5.0) -> np.ndarray:
 
 
 def token_agreement(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    """Fraction of positions where two token sequences agree (1.0 when both are empty)."""
+    """1 - token edit distance / longer length: 1.0 for equal sequences (or both empty).
+
+    Edit distance, not position-wise equality: one inserted comma must not count as every
+    later token being wrong."""
     longest = max(len(a), len(b))
     if longest == 0:
         return 1.0
-    return sum(x == y for x, y in zip(a, b)) / longest
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, start=1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return 1.0 - row[-1] / longest
 
 
 def relative_error(artifact: np.ndarray, reference: np.ndarray) -> float:

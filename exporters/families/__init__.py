@@ -1,0 +1,1 @@
+"""Model families: what is specific to an architecture (graphs, dummy inputs)."""

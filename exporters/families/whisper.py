@@ -1,0 +1,141 @@
+"""Whisper as two exportable graphs: an encoder that also projects the cross-attention
+keys/values, and one decoder step with a self-attention KV cache.
+
+Graph targets (ONNX, and later TorchScript/OpenVINO/TensorRT) export these instead of
+transformers' modules: plain tensors in and out, one decoder for the first and later steps
+(past length may be 0), every weight stored once. The token embedding is kept transposed,
+(d_model, vocab), and used both by the lookup (a column gather) and by the output
+projection (a MatMul), so quantisers see one matrix that both ops share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """Shapes the runtime needs to drive the graphs (stored in artifact.json)."""
+
+    n_mels: int
+    n_layers: int
+    n_heads: int
+    d_model: int
+    vocab_size: int
+    n_frames: int = 3000  # log-mel frames per 30 s window
+    n_audio_ctx: int = 1500  # encoder positions
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def input_names(self) -> list[str]:
+        names = ["input_ids"]
+        for i in range(self.n_layers):
+            names += [f"past_key_{i}", f"past_value_{i}"]
+        for i in range(self.n_layers):
+            names += [f"cross_key_{i}", f"cross_value_{i}"]
+        return names
+
+    def cross_names(self) -> list[str]:
+        return [n for i in range(self.n_layers) for n in (f"cross_key_{i}", f"cross_value_{i}")]
+
+    def present_names(self) -> list[str]:
+        return [n for i in range(self.n_layers) for n in (f"present_key_{i}", f"present_value_{i}")]
+
+
+def spec_of(model) -> GraphSpec:
+    c = model.config
+    return GraphSpec(c.num_mel_bins, c.decoder_layers, c.decoder_attention_heads, c.d_model,
+                     c.vocab_size)
+
+
+def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(B, T, D) -> (B, H, T, D/H)."""
+    b, t, d = x.shape
+    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
+
+
+def _merge(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, Dh) -> (B, T, H*Dh)."""
+    b, h, t, dh = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * dh)
+
+
+class EncoderGraph(nn.Module):
+    """input_features (B, n_mels, 3000) -> encoder output and cross K/V per decoder layer."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.encoder = model.model.encoder
+        self.cross = nn.ModuleList(layer.encoder_attn for layer in model.model.decoder.layers)
+        self.n_heads = model.config.decoder_attention_heads
+
+    def forward(self, input_features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        hidden = self.encoder(input_features).last_hidden_state
+        out = [hidden]
+        for attn in self.cross:
+            out += [_heads(attn.k_proj(hidden), self.n_heads),
+                    _heads(attn.v_proj(hidden), self.n_heads)]
+        return tuple(out)
+
+
+class DecoderStepGraph(nn.Module):
+    """One decoding step: tokens (B, T) after P cached positions -> logits of the last
+    position (B, vocab) and the self-attention cache extended to P + T."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        decoder = model.model.decoder
+        self.layers = decoder.layers
+        self.layer_norm = decoder.layer_norm
+        self.positions = decoder.embed_positions.weight
+        self.embed_t = nn.Parameter(decoder.embed_tokens.weight.detach().t().contiguous())
+        self.n_heads = model.config.decoder_attention_heads
+        self.scale = (model.config.d_model // self.n_heads) ** -0.5
+
+    def _attend(self, q, k, v, mask=None):
+        scores = torch.matmul(q * self.scale, k.transpose(-1, -2))
+        if mask is not None:
+            scores = scores + mask
+        return _merge(torch.matmul(torch.softmax(scores, dim=-1), v))
+
+    def forward(self, input_ids: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        n = len(self.layers)
+        past, cross = caches[: 2 * n], caches[2 * n:]
+        b, t = input_ids.shape
+        p = past[0].shape[2]
+        pos = torch.arange(t, device=input_ids.device) + p
+        x = self.embed_t.index_select(1, input_ids.reshape(-1)).t().reshape(b, t, -1)
+        x = x + self.positions.index_select(0, pos)
+        keys = torch.arange(p + t, device=input_ids.device)
+        mask = torch.where(keys[None, :] > pos[:, None], float("-inf"), 0.0)
+        present = []
+        for i, layer in enumerate(self.layers):
+            h = layer.self_attn_layer_norm(x)
+            sa = layer.self_attn
+            k = torch.cat([past[2 * i], _heads(sa.k_proj(h), self.n_heads)], dim=2)
+            v = torch.cat([past[2 * i + 1], _heads(sa.v_proj(h), self.n_heads)], dim=2)
+            present += [k, v]
+            x = x + sa.out_proj(self._attend(_heads(sa.q_proj(h), self.n_heads), k, v, mask))
+            h = layer.encoder_attn_layer_norm(x)
+            ca = layer.encoder_attn
+            q = _heads(ca.q_proj(h), self.n_heads)
+            x = x + ca.out_proj(self._attend(q, cross[2 * i], cross[2 * i + 1]))
+            h = layer.final_layer_norm(x)
+            x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
+        last = self.layer_norm(x[:, -1, :])
+        return (torch.matmul(last, self.embed_t), *present)
+
+
+def dummy_inputs(spec: GraphSpec, batch: int = 2, tokens: int = 3, past: int = 2):
+    """Example inputs for tracing (sizes are made dynamic by the exporter)."""
+    ids = torch.full((batch, tokens), 50257, dtype=torch.long)
+    kv = lambda n: torch.zeros(batch, spec.n_heads, n, spec.head_dim)  # noqa: E731
+    past_kv = [kv(past) for _ in range(2 * spec.n_layers)]
+    cross_kv = [kv(spec.n_audio_ctx) for _ in range(2 * spec.n_layers)]
+    features = torch.zeros(batch, spec.n_mels, spec.n_frames)
+    return features, (ids, *past_kv, *cross_kv)

@@ -1,0 +1,164 @@
+"""ONNX target: the encoder and one decoder-step graph (exporters.families.whisper),
+exported with torch.onnx, optionally quantised with ONNX Runtime's tools.
+
+Precisions: fp32; int8 (dynamic int8 MatMul and embedding, per-channel where a weight is
+not shared); int4 (weight-only MatMulNBits, block 32, symmetric); fp16 for CUDA only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+from exporters.registry import register
+from exporters.sources import Source
+from exporters.targets.base import ExportOptions, ParityTolerance, Target
+from runtimes.errors import DeviceError, OptionError
+
+PRECISIONS = ("fp32", "fp16", "int8", "int4")
+OPSET = 17
+EMBEDDING = "embed_t"  # name of the shared embedding parameter in DecoderStepGraph
+_2GB = 2 * 1024**3
+
+
+def _export_graphs(model, out_dir: Path) -> dict:
+    """Trace the two graphs to ``out_dir``; return the graph spec (shapes for the runtime)."""
+    import torch
+
+    from exporters.families.whisper import DecoderStepGraph, EncoderGraph, dummy_inputs, spec_of
+
+    spec = spec_of(model)
+    features, step_inputs = dummy_inputs(spec)
+    batch = {0: "batch"}
+    large = sum(p.numel() for p in model.parameters()) * 4 > _2GB * 0.9
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
+        torch.onnx.export(
+            EncoderGraph(model).eval(), (features,), str(out_dir / "encoder.onnx"),
+            dynamo=False, opset_version=OPSET, input_names=["input_features"],
+            output_names=["encoder_output", *spec.cross_names()],
+            dynamic_axes={"input_features": batch, "encoder_output": batch,
+                          **{n: batch for n in spec.cross_names()}},
+            external_data=large,
+        )
+        axes = {"input_ids": {0: "batch", 1: "tokens"}, "logits": batch}
+        for name in spec.input_names()[1:]:
+            axes[name] = {0: "batch", 2: "past"} if name.startswith("past") else batch
+        for name in spec.present_names():
+            axes[name] = {0: "batch", 2: "total"}
+        torch.onnx.export(
+            DecoderStepGraph(model).eval(), step_inputs, str(out_dir / "decoder.onnx"),
+            dynamo=False, opset_version=OPSET, input_names=spec.input_names(),
+            output_names=["logits", *spec.present_names()], dynamic_axes=axes,
+            external_data=large,
+        )
+    return {"n_mels": spec.n_mels, "n_layers": spec.n_layers, "n_heads": spec.n_heads,
+            "d_model": spec.d_model, "vocab_size": spec.vocab_size}
+
+
+def _quantize_int8(path: Path, nodes: list[str] | None = None) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = path.with_suffix(".int8.onnx")
+    quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul", "Gather"], nodes_to_quantize=nodes)
+    tmp.replace(path)
+
+
+def _embedding_nodes(path: Path) -> list[str]:
+    """Nodes reading the shared (d_model, vocab) embedding: its lookup and the projection."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return [n.name for n in graph.node if EMBEDDING in n.input]
+
+
+def _quantize_int4(path: Path) -> None:
+    """4-bit weight-only MatMulNBits (block 32, symmetric) for every MatMul but the one that
+    shares its weight with the embedding lookup: those two get one shared int8 matrix, so
+    the vocabulary weights are stored once (MatMulNBits cannot share a weight with Gather)."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    shared = _embedding_nodes(path)
+    quantizer = MatMulNBitsQuantizer(str(path), bits=4, block_size=32, is_symmetric=True,
+                                     nodes_to_exclude=shared)
+    quantizer.process()
+    onnx.save_model(quantizer.model.model, str(path))
+    if shared:
+        _quantize_int8(path, shared)
+
+
+def _to_fp16(path: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
+    onnx.save_model(model, str(path))
+
+
+_CONVERT = {"int8": _quantize_int8, "int4": _quantize_int4, "fp16": _to_fp16}
+
+
+@register
+class OnnxTarget(Target):
+    name = "onnx"
+    format = "onnx"
+
+    def precision(self, requested: str | None, device: str) -> str:
+        requested = requested or "fp32"
+        if requested not in PRECISIONS:
+            raise OptionError(
+                f"precision {requested!r} is not offered by the onnx target; accepted: "
+                f"{', '.join(PRECISIONS)} (--fp16, --int8, --int4)")
+        return requested
+
+    def check(self, options: ExportOptions, precision: str) -> None:
+        import importlib.util
+
+        for module, package in (("onnx", "onnx"), ("onnxruntime", "onnxruntime")):
+            if importlib.util.find_spec(module) is None:
+                raise OptionError(f"the onnx target needs `pip install {package}` (extra: onnx)")
+        if precision == "int4" and importlib.util.find_spec("onnx_ir") is None:
+            raise OptionError("--int4 for onnx needs `pip install onnx-ir` (extra: onnx)")
+        if precision == "fp16" and options.device == "cpu":
+            raise OptionError("onnx fp16 runs on cuda only (ONNX Runtime's CPU kernels are "
+                              "fp32); on cpu use fp32, --int8 or --int4")
+        if options.device == "cuda":
+            import onnxruntime
+
+            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                raise DeviceError("device 'cuda' needs onnxruntime-gpu and a CUDA GPU; "
+                                  "neither is available here")
+
+    def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
+        from transformers import WhisperForConditionalGeneration
+
+        model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir).eval()
+        spec = _export_graphs(model, out_dir)
+        if precision in _CONVERT:
+            for graph in ("encoder.onnx", "decoder.onnx"):
+                _CONVERT[precision](out_dir / graph)
+        gen = json.loads((source.hf_dir / "generation_config.json").read_text())
+        languages = {k.strip("<|>"): v for k, v in (gen.get("lang_to_id") or {}).items()}
+        (out_dir / "graph.json").write_text(
+            json.dumps({**spec, "precision": precision, "opset": OPSET,
+                        "languages": languages}, indent=2))
+        shutil.copy2(source.hf_dir / "generation_config.json", out_dir)
+        return sorted(p for p in out_dir.iterdir() if p.is_file())
+
+    def tolerance(self, precision: str) -> ParityTolerance:
+        if precision in ("int8", "int4"):
+            # Same reasoning as ctranslate2: broken exports are ~1, quantisation well under.
+            return ParityTolerance(encoder_rel_error=0.35, token_agreement=0.0)
+        if precision == "fp16":
+            return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
+        return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)
+
+    def versions(self) -> dict[str, str]:
+        import onnx
+        import onnxruntime
+
+        return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
