@@ -71,6 +71,11 @@ class Target(ABC):
         """
 
     @abstractmethod
+    def offered(self, device: str) -> list[str]:
+        """Concrete precisions this target can export and run on ``device`` on this machine
+        (the bench matrix and the parity tests enumerate these)."""
+
+    @abstractmethod
     def check(self, options: ExportOptions, precision: str) -> None:
         """Fail fast, before any work, if this machine cannot export or run ``precision``
         on ``options.device`` (missing GPU, missing package, unsupported kernels)."""

@@ -38,6 +38,12 @@ class CTranslate2Target(Target):
             f"--fp16, --int8, or --quantization one of {', '.join(COMPUTE_TYPES)}"
         )
 
+    def offered(self, device: str) -> list[str]:
+        from runtimes.engines.ctranslate2 import supported_compute_types
+
+        # "int8" alone means int8 with the device's float type: the same as a listed pair.
+        return sorted(set(COMPUTE_TYPES) & supported_compute_types(device) - {"int8"})
+
     def check(self, options: ExportOptions, precision: str) -> None:
         import importlib.util
 

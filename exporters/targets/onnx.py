@@ -115,6 +115,9 @@ class OnnxTarget(Target):
                 f"{', '.join(PRECISIONS)} (--fp16, --int8, --int4)")
         return requested
 
+    def offered(self, device: str) -> list[str]:
+        return ["fp32", "int8", "int4"] + (["fp16"] if device == "cuda" else [])
+
     def check(self, options: ExportOptions, precision: str) -> None:
         import importlib.util
 
@@ -150,9 +153,13 @@ class OnnxTarget(Target):
         return sorted(p for p in out_dir.iterdir() if p.is_file())
 
     def tolerance(self, precision: str) -> ParityTolerance:
-        if precision in ("int8", "int4"):
-            # Same reasoning as ctranslate2: broken exports are ~1, quantisation well under.
+        # Measured encoder errors: int8 0.07 / int4 0.18 on real tiny.en, up to 0.25 / 0.55 on
+        # the random test model (init_std=1.0 weights quantise badly). Unrelated outputs of
+        # equal norm differ by ~1.4, so these bounds still catch a broken export.
+        if precision == "int8":
             return ParityTolerance(encoder_rel_error=0.35, token_agreement=0.0)
+        if precision == "int4":
+            return ParityTolerance(encoder_rel_error=0.7, token_agreement=0.0)
         if precision == "fp16":
             return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
         return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)

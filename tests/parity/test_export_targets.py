@@ -1,5 +1,5 @@
-"""The tiny random Whisper exported to CTranslate2 in every CPU precision, checked against
-the PyTorch reference it came from."""
+"""The tiny random Whisper exported to every registered target in every CPU precision,
+checked against the PyTorch reference it came from."""
 
 from pathlib import Path
 
@@ -12,11 +12,10 @@ from exporters.api import export
 from exporters.artifact import read_manifest, verify
 from exporters.targets.base import ExportOptions
 from runtimes.audio import load_audio
-from runtimes.engines.ctranslate2 import supported_compute_types
 from runtimes.features import batch_log_mel
 
-# "int8" is also the --int8 shorthand, which means int8_float32 on cpu: test it once.
-CPU_PRECISIONS = sorted(supported_compute_types("cpu") - {"int8"})
+CASES = [(t, p) for t in registry.names() for p in registry.get(t).offered("cpu")]
+FLOAT32 = ("float32", "fp32")
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +39,18 @@ def test_reference_output_is_not_degenerate(reference, clips):
     assert len(tokens) > 10 and len(set(tokens)) > 5
 
 
-@pytest.mark.parametrize("precision", CPU_PRECISIONS)
-def test_export_every_cpu_precision(precision, tiny_random, reference, clips, tmp_path, jfk):
+@pytest.mark.parametrize("target, precision", CASES)
+def test_export_every_cpu_precision(target, precision, tiny_random, reference, clips, tmp_path,
+                                    jfk):
     out = tmp_path / precision
-    result = export(str(tiny_random), ExportOptions("ctranslate2", precision, threads=2), out,
+    result = export(str(tiny_random), ExportOptions(target, precision, threads=2), out,
                     parity_audio=jfk, log=lambda _: None)
     manifest = read_manifest(out)
-    assert result.path == out and manifest.format == "ctranslate2"
+    assert result.path == out and manifest.format == registry.get(target).format
     assert manifest.precision == precision and manifest.parity["passed"]
     verify(out, manifest)
-    assert {"model.bin", "tokenizer.json", "preprocessor_config.json"} <= {
-        f.path for f in manifest.files}
-    tolerance = registry.get("ctranslate2").tolerance(precision)
+    assert {"tokenizer.json", "preprocessor_config.json"} <= {f.path for f in manifest.files}
+    tolerance = registry.get(target).tolerance(precision)
 
     with runtimes.load(out, runtimes.RuntimeOptions(threads=2)) as model:
         features = batch_log_mel(clips[:2])
@@ -60,7 +59,7 @@ def test_export_every_cpu_precision(precision, tiny_random, reference, clips, tm
         assert rel <= tolerance.encoder_rel_error
         got = [t.tokens for t in model.transcribe(clips, batch_size=2)]
     want = [t.tokens for t in reference.transcribe(clips, batch_size=2)]
-    if precision == "float32":
+    if precision in FLOAT32:
         # Random weights make 224 chaotic tokens; a near-tie far down may flip (measured:
         # one clip diverged at token 131), so the first 100 must match exactly.
         assert [g[:100] for g in got] == [w[:100] for w in want]
