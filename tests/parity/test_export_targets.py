@@ -100,3 +100,16 @@ def test_loading_a_truncated_artifact_fails_clearly(tiny_random, tmp_path, jfk):
 
     with pytest.raises(ArtifactError, match="model.bin has 1000 bytes"):
         runtimes.load(out)
+
+
+def test_a_corrupted_onnx_graph_fails_to_load_clearly(tiny_random, tmp_path, jfk):
+    out = tmp_path / "o"
+    export(str(tiny_random), ExportOptions("onnx", "int8", threads=2), out, parity_audio=jfk,
+           log=lambda _: None)
+    graph = out / "decoder.onnx"
+    size = graph.stat().st_size
+    graph.write_bytes(b"\0" * size)  # same size: passes the quick check, not the loader
+    from runtimes.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="ONNX Runtime cannot load .*decoder.onnx"):
+        runtimes.load(out)

@@ -34,3 +34,22 @@ def ct2_int8(int8_artifact):
 def subset(rows, name):
     picked = [r for r in rows if r["subset"] == name]
     return picked, [load_audio(SPEECH / r["path"]) for r in picked]
+
+
+@pytest.fixture(scope="session")
+def en_wer(speech_rows):
+    """WER of a model on the en subset (batch 8), and PyTorch fp32's, computed once."""
+    from bench.metrics import error_rates
+
+    rows, audio = subset(speech_rows, "en")
+    refs, langs = [r["reference"] for r in rows], [r["language"] for r in rows]
+
+    def wer(model) -> float:
+        return error_rates(refs, [t.text for t in model.transcribe(audio, 8)], langs).wer
+
+    return wer
+
+
+@pytest.fixture(scope="session")
+def pytorch_en_wer(en_wer, pytorch_fp32) -> float:
+    return en_wer(pytorch_fp32)

@@ -66,3 +66,10 @@ def test_transcribe_cli_names_a_directory_that_is_no_model(capsys, tmp_path):
 
     assert transcribe_main([str(tmp_path), "a.wav"]) == 2
     assert "is not a Whisper artifact or model directory" in capsys.readouterr().err
+
+
+def test_onnx_fp16_on_cpu_is_refused(capsys, tmp_path):
+    code = main(["whisper", "--to", "onnx", "--fp16", "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert "onnx fp16 runs on cuda only" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
