@@ -1,5 +1,5 @@
-"""The decoding loop shared by graph runtimes (ONNX Runtime now; OpenVINO, TorchScript and
-TensorRT next): greedy search over an ``encode`` + ``decode_step`` model with a KV cache.
+"""The decoding loops shared by graph runtimes (ONNX Runtime now; OpenVINO, TorchScript and
+TensorRT next): greedy and beam search over an encoder pass + ``decode_step`` with a KV cache.
 
 It applies the same rules as transformers' and CTranslate2's Whisper generate: the forced
 prompt, the model's suppress list at every step, blank and end-of-text suppressed at the
@@ -52,34 +52,115 @@ class StepModel(Protocol):
     def decode_step(self, tokens: np.ndarray, cache: Any, cross: Any) -> tuple[np.ndarray, Any]:
         """Logits (batch, vocab) of the last position and the extended cache."""
 
+    def select(self, cache: Any, rows: np.ndarray) -> Any:
+        """The cache (or cross cache) of the given batch rows, in that order."""
+
+
+def _suppress(logits: np.ndarray, rules: SuppressRules, first: bool, blank: bool) -> None:
+    logits[:, list(rules.always)] = -np.inf
+    if first and blank:
+        logits[:, list(rules.at_begin)] = -np.inf
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def _check(prompts: list[list[int]]) -> None:
+    if len({len(p) for p in prompts}) != 1:
+        raise OptionError("prompts in one batch must have the same length")
+
+
+def generate(model: StepModel, features: np.ndarray, prompts: list[list[int]],
+             options: DecodingOptions, rules: SuppressRules) -> list[list[int]]:
+    """Greedy (beam_size 1) or beam search; ids after the prompt, without end-of-text."""
+    _check(prompts)
+    if options.beam_size == 1:
+        return greedy(model, features, prompts, options, rules)
+    return beam_search(model, features, prompts, options, rules)
+
 
 def greedy(model: StepModel, features: np.ndarray, prompts: list[list[int]],
            options: DecodingOptions, rules: SuppressRules) -> list[list[int]]:
-    """Greedy decoding of a batch; returns the ids after the prompt, without end-of-text."""
-    if options.beam_size != 1:
-        raise OptionError(
-            f"beam_size {options.beam_size} is not available on graph runtimes yet; use 1")
-    if len({len(p) for p in prompts}) != 1:
-        raise OptionError("prompts in one batch must have the same length")
-    batch = len(prompts)
+    """Greedy decoding. Finished rows are dropped from the batch once at most half of it is
+    still running, so one long transcript does not make the whole batch pay for it."""
     cross = model.cross_cache(features)
-    logits, cache = model.decode_step(np.asarray(prompts, np.int64), model.empty_cache(batch),
-                                      cross)
-    out = np.empty((batch, 0), np.int64)
-    done = np.zeros(batch, bool)
-    always = list(rules.always)
+    logits, cache = model.decode_step(np.asarray(prompts, np.int64),
+                                      model.empty_cache(len(prompts)), cross)
+    out: list[list[int]] = [[] for _ in prompts]
+    rows = np.arange(len(prompts))  # which input each batch row decodes
     for step in range(options.max_new_tokens):
-        logits[:, always] = -np.inf
-        if step == 0 and options.suppress_blank:
-            logits[:, list(rules.at_begin)] = -np.inf
-        nxt = np.where(done, rules.eot, logits.argmax(-1))
-        done |= nxt == rules.eot
-        out = np.concatenate([out, nxt[:, None]], axis=1)
-        if done.all() or step + 1 == options.max_new_tokens:
+        _suppress(logits, rules, step == 0, options.suppress_blank)
+        nxt = logits.argmax(-1)
+        running = nxt != rules.eot
+        for row, token in zip(rows[running], nxt[running]):
+            out[row].append(int(token))
+        if not running.any() or step + 1 == options.max_new_tokens:
             break
+        if running.sum() * 2 <= len(rows):
+            keep = np.flatnonzero(running)
+            rows, nxt = rows[keep], nxt[keep]
+            cache, cross = model.select(cache, keep), model.select(cross, keep)
+            running = np.ones(len(rows), bool)
+        nxt = np.where(running, nxt, rules.eot)  # finished rows still in the batch
         logits, cache = model.decode_step(nxt[:, None].astype(np.int64), cache, cross)
-    return [_until(row.tolist(), rules.eot) for row in out]
+        logits[~running] = 0.0
+        logits[~running, rules.eot] = 1.0  # keep finished rows finished
+    return out
 
 
-def _until(ids: list[int], eot: int) -> list[int]:
-    return ids[: ids.index(eot)] if eot in ids else ids
+@dataclass
+class _Hypotheses:
+    """Finished beams of one input: (score, tokens)."""
+
+    done: list[tuple[float, list[int]]]
+
+
+def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]],
+                options: DecodingOptions, rules: SuppressRules) -> list[list[int]]:
+    """Beam search with ``beam_size`` beams per input, scores = sum of log-probabilities /
+    number of generated tokens (length penalty 1, as transformers' and CTranslate2's
+    defaults); an input stops when it has ``beam_size`` finished hypotheses."""
+    k, n = options.beam_size, len(prompts)
+    cross = model.select(model.cross_cache(features), np.repeat(np.arange(n), k))
+    logits, cache = model.decode_step(np.repeat(np.asarray(prompts, np.int64), k, axis=0),
+                                      model.empty_cache(n * k), cross)
+    scores = np.tile(np.r_[0.0, np.full(k - 1, -np.inf)], n)  # only beam 0 starts alive
+    seqs: list[list[int]] = [[] for _ in range(n * k)]
+    hyps = [_Hypotheses([]) for _ in range(n)]
+    for step in range(options.max_new_tokens):
+        _suppress(logits, rules, step == 0, options.suppress_blank)
+        total = (_log_softmax(logits) + scores[:, None]).reshape(n, -1)  # (n, k * vocab)
+        vocab = logits.shape[-1]
+        rows, tokens, new_scores = [], [], []
+        for i in range(n):
+            alive = 0
+            for rank, flat in enumerate(np.argsort(-total[i])[: 2 * k]):
+                beam, token = i * k + flat // vocab, int(flat % vocab)
+                score = float(total[i, flat])
+                if len(hyps[i].done) >= k or score == -np.inf:
+                    break
+                if token == rules.eot and rank >= k:
+                    continue  # as transformers: an end beyond the top k ranks is not a hypothesis
+                if token == rules.eot or step + 1 == options.max_new_tokens:
+                    ids = seqs[beam] + ([] if token == rules.eot else [token])
+                    hyps[i].done.append((score / max(len(ids), 1), ids))
+                elif alive < k:
+                    rows.append(beam)
+                    tokens.append(token)
+                    new_scores.append(score)
+                    alive += 1
+            while alive < k:  # an input that is finished keeps dead placeholder beams
+                rows.append(i * k)
+                tokens.append(rules.eot)
+                new_scores.append(-np.inf)
+                alive += 1
+        if all(len(h.done) >= k for h in hyps) or step + 1 == options.max_new_tokens:
+            break
+        order = np.asarray(rows)
+        seqs = [seqs[r] + [t] for r, t in zip(rows, tokens)]
+        scores = np.asarray(new_scores)
+        cache = model.select(cache, order)
+        logits, cache = model.decode_step(np.asarray(tokens, np.int64)[:, None], cache, cross)
+    return [max(h.done, key=lambda d: d[0])[1] if h.done else [] for h in hyps]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.decoding import SuppressRules, greedy
+from runtimes.decoding import SuppressRules, generate
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.registry import register
 
@@ -92,9 +92,14 @@ class OnnxRuntime(WhisperRuntime):
         logits, *present = self._decoder.run(None, feeds)
         return logits, present
 
+    def select(self, cache, rows: np.ndarray):
+        if isinstance(cache, dict):
+            return {name: value[rows] for name, value in cache.items()}
+        return [value[rows] for value in cache]
+
     def generate(self, features: np.ndarray, prompts: list[list[int]],
                  options: DecodingOptions) -> list[list[int]]:
-        return greedy(self, features, prompts, options, self._rules)
+        return generate(self, features, prompts, options, self._rules)
 
     def detect_language(self, features: np.ndarray) -> list[str]:
         from runtimes.tokens import load_tokenizer

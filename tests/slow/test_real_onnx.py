@@ -6,7 +6,7 @@ import runtimes
 from bench.metrics import normalizer
 from exporters.api import export
 from exporters.targets.base import ExportOptions
-from tests.slow.conftest import THREADS
+from tests.slow.conftest import THREADS, subset
 from tests.slow.test_real_tiny_en import JFK
 
 #: precision -> max WER points above PyTorch fp32 on the en subset
@@ -28,3 +28,31 @@ def test_onnx_jfk_and_wer_against_pytorch(onnx_model, pytorch_en_wer, en_wer, jf
     wer = en_wer(model)
     print(f"WER pytorch fp32 {pytorch_en_wer:.4f}, onnx {precision} {wer:.4f}")
     assert wer - pytorch_en_wer <= MARGINS[precision]
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(tmp_path_factory, speech_rows):
+    out = tmp_path_factory.mktemp("onnx-beam") / "fp32"
+    export("bundled:tiny.en", ExportOptions("onnx", threads=THREADS), out, log=lambda _: None)
+    return out
+
+
+def test_beam_search_matches_ctranslate2(onnx_fp32, bundled_ct2_dir, speech_rows):
+    """The shared beam search against CTranslate2's, both fp32 on the same weights."""
+    _, audio = subset(speech_rows, "en")
+    options = runtimes.RuntimeOptions(threads=THREADS)
+    decoding = runtimes.DecodingOptions(beam_size=4)
+    with runtimes.load(onnx_fp32, options, decoding) as ours, \
+            runtimes.load(bundled_ct2_dir, options, decoding) as ct2:
+        got = [t.tokens for t in ours.transcribe(audio[:8], batch_size=4)]
+        want = [t.tokens for t in ct2.transcribe(audio[:8], batch_size=4)]
+    assert sum(g == w for g, w in zip(got, want)) >= 7
+
+
+def test_batched_greedy_equals_one_by_one(onnx_fp32, speech_rows):
+    """Rows that finish early are dropped from the batch; that must not change any text."""
+    _, audio = subset(speech_rows, "en")
+    with runtimes.load(onnx_fp32, runtimes.RuntimeOptions(threads=THREADS)) as model:
+        one = [t.tokens for t in model.transcribe(audio[:8], batch_size=1)]
+        eight = [t.tokens for t in model.transcribe(audio[:8], batch_size=8)]
+    assert one == eight
