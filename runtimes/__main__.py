@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--precision", help="compute precision (default: the artifact's own)")
     p.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    p.add_argument("--provider", choices=("cuda", "tensorrt"),
+                   help="ONNX Runtime execution provider on cuda (default: cuda)")
+    p.add_argument("--cache-dir", help="TensorRT engine/timing cache directory")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--language", help="e.g. en, de (multilingual models; default: detect)")
@@ -28,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        options = runtimes.RuntimeOptions(args.device, args.precision, args.threads)
+        options = runtimes.RuntimeOptions(args.device, args.precision, args.threads,
+                                          args.provider, args.cache_dir)
         decoding = runtimes.DecodingOptions(args.beam_size, args.language, args.task)
         with runtimes.load(args.artifact, options, decoding) as model:
             results = model.transcribe(args.audio, batch_size=args.batch_size)

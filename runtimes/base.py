@@ -12,6 +12,7 @@ from runtimes.errors import OptionError
 
 TASKS = ("transcribe", "translate")
 DEVICES = ("cpu", "cuda")
+PROVIDERS = ("cuda", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,26 @@ class RuntimeOptions:
         precision: compute precision; None = the artifact's own. Accepted values depend on
             the runtime, which answers a bad one with the list it accepts.
         threads: intra-op threads; 0 = the runtime's default (all cores).
+        provider: ONNX Runtime execution provider on cuda: "cuda" (default) or "tensorrt".
+        cache_dir: where a provider keeps compiled engines (TensorRT), reused across loads.
     """
 
     device: str = "cpu"
     precision: str | None = None
     threads: int = 0
+    provider: str | None = None
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise OptionError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
         if self.threads < 0:
             raise OptionError(f"threads must be >= 0, got {self.threads!r}")
+        if self.provider not in (None, *PROVIDERS):
+            raise OptionError(
+                f"provider {self.provider!r} is not one of: {', '.join(PROVIDERS)}")
+        if self.provider is not None and self.device != "cuda":
+            raise OptionError(f"provider {self.provider!r} needs device 'cuda'")
 
 
 class WhisperRuntime(ABC):

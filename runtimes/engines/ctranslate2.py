@@ -60,6 +60,8 @@ class CTranslate2Runtime(WhisperRuntime):
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         super().__init__(model_dir, options)
+        if options.provider is not None:
+            raise OptionError(f"provider {options.provider!r} applies to ONNX artifacts only")
         import ctranslate2
 
         compute_type = options.precision or "default"

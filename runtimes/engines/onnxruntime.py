@@ -14,25 +14,37 @@ from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.registry import register
 
 ENCODER, DECODER, GRAPH_SPEC = "encoder.onnx", "decoder.onnx", "graph.json"
-PROVIDERS = {"cpu": ["CPUExecutionProvider"],
-             "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+def _providers(options: RuntimeOptions, fp16: bool) -> list:
+    """Execution providers in priority order, with their options."""
+    if options.device == "cpu":
+        return ["CPUExecutionProvider"]
+    providers: list = [("CUDAExecutionProvider", {}), "CPUExecutionProvider"]
+    if options.provider == "tensorrt":
+        cache = str(Path(options.cache_dir or "trt-cache").expanduser())
+        providers.insert(0, ("TensorrtExecutionProvider", {
+            "trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
+            "trt_timing_cache_enable": True, "trt_timing_cache_path": cache,
+            "trt_fp16_enable": fp16,
+        }))
+    return providers
 
 
-def _session(path: Path, options: RuntimeOptions):
+def _session(path: Path, options: RuntimeOptions, fp16: bool = False):
     import onnxruntime as ort
 
     available = ort.get_available_providers()
-    wanted = PROVIDERS[options.device]
-    if wanted[0] not in available:
+    providers = _providers(options, fp16)
+    wanted = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    if wanted not in available:
         raise DeviceError(
-            f"device {options.device!r} needs {wanted[0]}, which this onnxruntime lacks "
+            f"device {options.device!r} needs {wanted}, which this onnxruntime lacks "
             f"(available: {', '.join(available)}); install onnxruntime-gpu on a CUDA machine")
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if options.threads:
         so.intra_op_num_threads = options.threads
     try:
-        return ort.InferenceSession(str(path), so, providers=wanted)
+        return ort.InferenceSession(str(path), so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
         raise ArtifactError(f"ONNX Runtime cannot load {path}: {exc}") from exc
 
@@ -55,8 +67,9 @@ class OnnxRuntime(WhisperRuntime):
                 f"this ONNX artifact computes in {self._precision}; precision "
                 f"{options.precision!r} needs its own export (--to onnx with that precision)")
         self._rules = SuppressRules.load(self.model_dir)
-        self._encoder = _session(self.model_dir / ENCODER, options)
-        self._decoder = _session(self.model_dir / DECODER, options)
+        fp16 = self._precision == "fp16"
+        self._encoder = _session(self.model_dir / ENCODER, options, fp16)
+        self._decoder = _session(self.model_dir / DECODER, options, fp16)
         self._cross_names = [o.name for o in self._encoder.get_outputs()][1:]
         self._past_names = [i.name for i in self._decoder.get_inputs() if i.name.startswith("past")]
 

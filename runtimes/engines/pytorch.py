@@ -35,6 +35,8 @@ class PyTorchRuntime(WhisperRuntime):
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         super().__init__(model_dir, options)
+        if options.provider is not None:
+            raise OptionError(f"provider {options.provider!r} applies to ONNX artifacts only")
         self._precision = options.precision or "float32"
         if self._precision not in PRECISIONS:
             raise OptionError(

@@ -40,3 +40,26 @@ def test_pytorch_fp16_on_cuda(tinyen_hf, jfk):
     options = runtimes.RuntimeOptions(device="cuda", precision="float16")
     with runtimes.load(tinyen_hf, options) as model:
         assert normalizer("en")(model.transcribe([jfk])[0].text) == JFK
+
+
+def _ort_has(provider: str) -> bool:
+    import onnxruntime
+
+    return provider in onnxruntime.get_available_providers()
+
+
+@pytest.mark.parametrize("provider, flag", [("cuda", "fp16"), ("cuda", "int8"),
+                                            ("tensorrt", "fp16")])
+def test_onnx_on_gpu_providers(provider, flag, tmp_path, jfk):
+    from bench.metrics import normalizer
+
+    name = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}[provider]
+    if not _ort_has(name):
+        pytest.skip(f"onnxruntime here has no {name} (install onnxruntime-gpu)")
+    out = tmp_path / f"onnx-{flag}"
+    export("bundled:tiny.en", ExportOptions("onnx", flag, device="cuda"), out,
+           log=lambda _: None)
+    options = runtimes.RuntimeOptions(device="cuda", provider=provider,
+                                      cache_dir=str(tmp_path / "trt"))
+    with runtimes.load(out, options) as model:
+        assert normalizer("en")(model.transcribe([jfk])[0].text) == JFK

@@ -54,3 +54,10 @@ def test_runtime_registry_formats_and_unknown_format():
     assert {"ctranslate2", "transformers"} <= set(formats())
     with pytest.raises(ArtifactError, match="no runtime for artifact format 'tflite'"):
         runtime_class("tflite")
+
+
+def test_provider_options_are_checked():
+    with pytest.raises(OptionError, match="provider 'rocm' is not one of: cuda, tensorrt"):
+        RuntimeOptions(device="cuda", provider="rocm")
+    with pytest.raises(OptionError, match="provider 'tensorrt' needs device 'cuda'"):
+        RuntimeOptions(provider="tensorrt")
