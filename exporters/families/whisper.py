@@ -139,3 +139,21 @@ def dummy_inputs(spec: GraphSpec, batch: int = 2, tokens: int = 3, past: int = 2
     cross_kv = [kv(spec.n_audio_ctx) for _ in range(2 * spec.n_layers)]
     features = torch.zeros(batch, spec.n_mels, spec.n_frames)
     return features, (ids, *past_kv, *cross_kv)
+
+
+def write_graph_files(spec: GraphSpec, hf_dir, out_dir, precision: str, **extra) -> None:
+    """What every graph artifact carries besides its graphs: ``graph.json`` (shapes,
+    precision, language ids) and the source's ``generation_config.json`` (suppress lists,
+    end token) for the shared decoding loop."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    hf_dir, out_dir = Path(hf_dir), Path(out_dir)
+    gen = json.loads((hf_dir / "generation_config.json").read_text())
+    languages = {k.strip("<|>"): v for k, v in (gen.get("lang_to_id") or {}).items()}
+    shapes = {"n_mels": spec.n_mels, "n_layers": spec.n_layers, "n_heads": spec.n_heads,
+              "d_model": spec.d_model, "vocab_size": spec.vocab_size}
+    (out_dir / "graph.json").write_text(json.dumps(
+        {**shapes, "precision": precision, "languages": languages, **extra}, indent=2))
+    shutil.copy2(hf_dir / "generation_config.json", out_dir)

@@ -7,8 +7,6 @@ not shared); int4 (weight-only MatMulNBits, block 32, symmetric); fp16 for CUDA 
 
 from __future__ import annotations
 
-import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -23,7 +21,7 @@ EMBEDDING = "embed_t"  # name of the shared embedding parameter in DecoderStepGr
 _2GB = 2 * 1024**3
 
 
-def _export_graphs(model, out_dir: Path) -> dict:
+def _export_graphs(model, out_dir: Path):
     """Trace the two graphs to ``out_dir``; return the graph spec (shapes for the runtime)."""
     import torch
 
@@ -54,8 +52,7 @@ def _export_graphs(model, out_dir: Path) -> dict:
             output_names=["logits", *spec.present_names()], dynamic_axes=axes,
             external_data=large,
         )
-    return {"n_mels": spec.n_mels, "n_layers": spec.n_layers, "n_heads": spec.n_heads,
-            "d_model": spec.d_model, "vocab_size": spec.vocab_size}
+    return spec
 
 
 def _needs_external_data(path: Path) -> bool:
@@ -152,20 +149,18 @@ class OnnxTarget(Target):
     def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
         from transformers import WhisperForConditionalGeneration
 
+        from exporters.families.whisper import write_graph_files
+
         model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir).eval()
         spec = _export_graphs(model, out_dir)
         if precision in _CONVERT:
             for graph in ("encoder.onnx", "decoder.onnx"):
                 _CONVERT[precision](out_dir / graph)
-        gen = json.loads((source.hf_dir / "generation_config.json").read_text())
-        languages = {k.strip("<|>"): v for k, v in (gen.get("lang_to_id") or {}).items()}
-        (out_dir / "graph.json").write_text(
-            json.dumps({**spec, "precision": precision, "opset": OPSET, "languages": languages,
-                        # Transformer fusions are applied by ONNX Runtime when a session
-                        # loads (ORT_ENABLE_ALL, 0.2 s for tiny.en), not stored offline:
-                        # an offline-optimised graph is tied to one machine's providers.
-                        "graph_optimization": "ORT_ENABLE_ALL at load"}, indent=2))
-        shutil.copy2(source.hf_dir / "generation_config.json", out_dir)
+        # Transformer fusions are applied by ONNX Runtime when a session loads
+        # (ORT_ENABLE_ALL, 0.2 s for tiny.en), not stored offline: an offline-optimised graph
+        # is tied to one machine's providers.
+        write_graph_files(spec, source.hf_dir, out_dir, precision, opset=OPSET,
+                          graph_optimization="ORT_ENABLE_ALL at load")
         return sorted(p for p in out_dir.iterdir() if p.is_file())
 
     def tolerance(self, precision: str) -> ParityTolerance:

@@ -1,0 +1,81 @@
+"""TorchScript target: the encoder and decoder-step graphs traced with ``torch.jit.trace``,
+loadable with ``torch.jit.load`` alone (no transformers needed at run time)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from exporters.registry import register
+from exporters.sources import Source
+from exporters.targets.base import ExportOptions, ParityTolerance, Target
+from runtimes.errors import DeviceError, OptionError
+
+PRECISIONS = ("fp32", "fp16")
+
+
+@register
+class TorchScriptTarget(Target):
+    name = "torchscript"
+    format = "torchscript"
+
+    def precision(self, requested: str | None, device: str) -> str:
+        requested = requested or "fp32"
+        if requested not in PRECISIONS:
+            raise OptionError(
+                f"precision {requested!r} is not offered by the torchscript target; accepted: "
+                f"{', '.join(PRECISIONS)} (fp16 on cuda)")
+        return requested
+
+    def offered(self, device: str) -> list[str]:
+        return ["fp32"] + (["fp16"] if device == "cuda" else [])
+
+    def check(self, options: ExportOptions, precision: str) -> None:
+        import torch
+
+        if options.device == "cuda" and not torch.cuda.is_available():
+            raise DeviceError("device 'cuda' was requested but PyTorch sees no CUDA GPU")
+        if precision == "fp16" and options.device == "cpu":
+            raise OptionError("torchscript fp16 runs on cuda only; on cpu use fp32")
+
+    def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
+        import torch
+        from transformers import WhisperForConditionalGeneration
+
+        from exporters.families.whisper import (
+            DecoderStepGraph,
+            EncoderGraph,
+            dummy_inputs,
+            spec_of,
+            write_graph_files,
+        )
+
+        model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir).eval()
+        spec = spec_of(model)
+        features, step_inputs = dummy_inputs(spec)
+        if precision == "fp16":
+            model = model.half().cuda()
+            features = features.half().cuda()
+            step_inputs = tuple(x.cuda() if x.dtype == torch.long else x.half().cuda()
+                                for x in step_inputs)
+        with warnings.catch_warnings(), torch.no_grad():
+            # Tracer notes about shape arithmetic, and torch 2.13's deprecation of TorchScript
+            # in favour of torch.export: the format is what this target promises.
+            warnings.simplefilter("ignore")
+            encoder = torch.jit.trace(EncoderGraph(model).eval(), (features,))
+            decoder = torch.jit.trace(DecoderStepGraph(model).eval(), step_inputs)
+            torch.jit.save(encoder, str(out_dir / "encoder.pt"))
+            torch.jit.save(decoder, str(out_dir / "decoder.pt"))
+        write_graph_files(spec, source.hf_dir, out_dir, precision,
+                          torch=torch.__version__.split("+")[0])
+        return sorted(p for p in out_dir.iterdir() if p.is_file())
+
+    def tolerance(self, precision: str) -> ParityTolerance:
+        if precision == "fp16":
+            return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
+        return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)
+
+    def versions(self) -> dict[str, str]:
+        import torch
+
+        return {"torch": torch.__version__}
