@@ -135,7 +135,8 @@ def export(
 
 def _parity(source, target: Target, model_dir: Path, precision: str,
             options: ExportOptions, parity_audio: Path | None):
-    runtime_options = RuntimeOptions(options.device, precision, options.threads)
+    runtime_options = RuntimeOptions(options.device, target.parity_precision(precision),
+                                     options.threads)
     with load_reference(source.hf_dir, options.threads) as reference, \
             runtime_class(target.format)(model_dir, runtime_options) as candidate:
         return check_parity(reference, candidate, model_dir, target.tolerance(precision),

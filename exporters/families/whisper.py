@@ -157,3 +157,38 @@ def write_graph_files(spec: GraphSpec, hf_dir, out_dir, precision: str, **extra)
     (out_dir / "graph.json").write_text(json.dumps(
         {**shapes, "precision": precision, "languages": languages, **extra}, indent=2))
     shutil.copy2(hf_dir / "generation_config.json", out_dir)
+
+
+def export_onnx(model, out_dir, opset: int = 17) -> GraphSpec:
+    """Trace the two graphs to ``out_dir``/{encoder,decoder}.onnx (torch.onnx, external
+    data near 2 GB); return their spec. ONNX is also OpenVINO's way in."""
+    import warnings
+    from pathlib import Path
+
+    out_dir = Path(out_dir)
+    spec = spec_of(model)
+    features, step_inputs = dummy_inputs(spec)
+    batch = {0: "batch"}
+    large = sum(p.numel() for p in model.parameters()) * 4 > 2 * 1024**3 * 0.9
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
+        torch.onnx.export(
+            EncoderGraph(model).eval(), (features,), str(out_dir / "encoder.onnx"),
+            dynamo=False, opset_version=opset, input_names=["input_features"],
+            output_names=["encoder_output", *spec.cross_names()],
+            dynamic_axes={"input_features": batch, "encoder_output": batch,
+                          **{n: batch for n in spec.cross_names()}},
+            external_data=large,
+        )
+        axes = {"input_ids": {0: "batch", 1: "tokens"}, "logits": batch}
+        for name in spec.input_names()[1:]:
+            axes[name] = {0: "batch", 2: "past"} if name.startswith("past") else batch
+        for name in spec.present_names():
+            axes[name] = {0: "batch", 2: "total"}
+        torch.onnx.export(
+            DecoderStepGraph(model).eval(), step_inputs, str(out_dir / "decoder.onnx"),
+            dynamo=False, opset_version=opset, input_names=spec.input_names(),
+            output_names=["logits", *spec.present_names()], dynamic_axes=axes,
+            external_data=large,
+        )
+    return spec

@@ -88,6 +88,11 @@ class Target(ABC):
     def tolerance(self, precision: str) -> ParityTolerance:
         """The parity tolerance stated for ``precision``."""
 
+    def parity_precision(self, precision: str) -> str | None:
+        """The runtime precision the parity check loads the artifact with (the export's own
+        by default; a target whose runtime picks an inference precision may pin one)."""
+        return precision
+
     def versions(self) -> dict[str, str]:
         """Versions of the packages this target used (recorded in the manifest)."""
         return {}

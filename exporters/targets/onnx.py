@@ -7,7 +7,6 @@ not shared); int4 (weight-only MatMulNBits, block 32, symmetric); fp16 for CUDA 
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from exporters.registry import register
@@ -19,40 +18,6 @@ PRECISIONS = ("fp32", "fp16", "int8", "int4")
 OPSET = 17
 EMBEDDING = "embed_t"  # name of the shared embedding parameter in DecoderStepGraph
 _2GB = 2 * 1024**3
-
-
-def _export_graphs(model, out_dir: Path):
-    """Trace the two graphs to ``out_dir``; return the graph spec (shapes for the runtime)."""
-    import torch
-
-    from exporters.families.whisper import DecoderStepGraph, EncoderGraph, dummy_inputs, spec_of
-
-    spec = spec_of(model)
-    features, step_inputs = dummy_inputs(spec)
-    batch = {0: "batch"}
-    large = sum(p.numel() for p in model.parameters()) * 4 > _2GB * 0.9
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-        torch.onnx.export(
-            EncoderGraph(model).eval(), (features,), str(out_dir / "encoder.onnx"),
-            dynamo=False, opset_version=OPSET, input_names=["input_features"],
-            output_names=["encoder_output", *spec.cross_names()],
-            dynamic_axes={"input_features": batch, "encoder_output": batch,
-                          **{n: batch for n in spec.cross_names()}},
-            external_data=large,
-        )
-        axes = {"input_ids": {0: "batch", 1: "tokens"}, "logits": batch}
-        for name in spec.input_names()[1:]:
-            axes[name] = {0: "batch", 2: "past"} if name.startswith("past") else batch
-        for name in spec.present_names():
-            axes[name] = {0: "batch", 2: "total"}
-        torch.onnx.export(
-            DecoderStepGraph(model).eval(), step_inputs, str(out_dir / "decoder.onnx"),
-            dynamo=False, opset_version=OPSET, input_names=spec.input_names(),
-            output_names=["logits", *spec.present_names()], dynamic_axes=axes,
-            external_data=large,
-        )
-    return spec
 
 
 def _needs_external_data(path: Path) -> bool:
@@ -149,10 +114,10 @@ class OnnxTarget(Target):
     def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
         from transformers import WhisperForConditionalGeneration
 
-        from exporters.families.whisper import write_graph_files
+        from exporters.families.whisper import export_onnx, write_graph_files
 
         model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir).eval()
-        spec = _export_graphs(model, out_dir)
+        spec = export_onnx(model, out_dir, OPSET)
         if precision in _CONVERT:
             for graph in ("encoder.onnx", "decoder.onnx"):
                 _CONVERT[precision](out_dir / graph)
