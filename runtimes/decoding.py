@@ -164,3 +164,26 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
         cache = model.select(cache, order)
         logits, cache = model.decode_step(np.asarray(tokens, np.int64)[:, None], cache, cross)
     return [max(h.done, key=lambda d: d[0])[1] if h.done else [] for h in hyps]
+
+
+def detect_language(model: StepModel, features: np.ndarray, languages: dict[str, int],
+                    model_dir: Path) -> list[str]:
+    """Most likely language token after <|startoftranscript|>, as openai/whisper does."""
+    from runtimes.tokens import load_tokenizer
+
+    if not languages:
+        raise ArtifactError(f"{model_dir} records no language tokens (English-only model?)")
+    sot = load_tokenizer(model_dir, True).sot
+    batch = features.shape[0]
+    logits, _ = model.decode_step(np.full((batch, 1), sot, np.int64), model.empty_cache(batch),
+                                  model.cross_cache(features))
+    ids = np.asarray(list(languages.values()))
+    names = {v: k for k, v in languages.items()}
+    return [names[int(i)] for i in ids[logits[:, ids].argmax(-1)]]
+
+
+def select_rows(cache: Any, rows: np.ndarray) -> Any:
+    """Rows of a numpy cache (a list of arrays, or a dict of them), in the given order."""
+    if isinstance(cache, dict):
+        return {name: value[rows] for name, value in cache.items()}
+    return [value[rows] for value in cache]

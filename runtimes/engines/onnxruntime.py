@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.decoding import SuppressRules, generate
+from runtimes.decoding import SuppressRules, detect_language, generate, select_rows
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.registry import register
 
@@ -106,28 +106,14 @@ class OnnxRuntime(WhisperRuntime):
         return logits, present
 
     def select(self, cache, rows: np.ndarray):
-        if isinstance(cache, dict):
-            return {name: value[rows] for name, value in cache.items()}
-        return [value[rows] for value in cache]
+        return select_rows(cache, rows)
 
     def generate(self, features: np.ndarray, prompts: list[list[int]],
                  options: DecodingOptions) -> list[list[int]]:
         return generate(self, features, prompts, options, self._rules)
 
     def detect_language(self, features: np.ndarray) -> list[str]:
-        from runtimes.tokens import load_tokenizer
-
-        tokenizer = load_tokenizer(self.model_dir, True)
-        languages = self._spec.get("languages", {})
-        if not languages:
-            raise ArtifactError(f"{self.model_dir} records no language tokens")
-        logits, _ = self.decode_step(
-            np.full((features.shape[0], 1), tokenizer.sot, np.int64),
-            self.empty_cache(features.shape[0]), self.cross_cache(features))
-        ids = np.asarray(list(languages.values()))
-        best = ids[logits[:, ids].argmax(-1)]
-        names = {v: k for k, v in languages.items()}
-        return [names[int(i)] for i in best]
+        return detect_language(self, features, self._spec.get("languages"), self.model_dir)
 
     def close(self) -> None:
         self._encoder = self._decoder = None

@@ -1,5 +1,7 @@
 """CUDA paths: run where an NVIDIA GPU is visible, skipped with the reason elsewhere."""
 
+import importlib.util
+
 import pytest
 
 import runtimes
@@ -62,4 +64,17 @@ def test_onnx_on_gpu_providers(provider, flag, tmp_path, jfk):
     options = runtimes.RuntimeOptions(device="cuda", provider=provider,
                                       cache_dir=str(tmp_path / "trt"))
     with runtimes.load(out, options) as model:
+        assert normalizer("en")(model.transcribe([jfk])[0].text) == JFK
+
+
+@pytest.mark.parametrize("target, flag", [("tensorrt", "fp16"), ("torchscript", "fp16")])
+def test_gpu_only_graph_targets(target, flag, tmp_path, jfk):
+    from bench.metrics import normalizer
+
+    if target == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
+        pytest.skip("tensorrt is not installed (extra: gpu)")
+    out = tmp_path / target
+    export("bundled:tiny.en", ExportOptions(target, flag, device="cuda"), out,
+           log=lambda _: None)
+    with runtimes.load(out, runtimes.RuntimeOptions(device="cuda")) as model:
         assert normalizer("en")(model.transcribe([jfk])[0].text) == JFK

@@ -73,3 +73,16 @@ def test_onnx_fp16_on_cpu_is_refused(capsys, tmp_path):
     assert code == 2
     assert "onnx fp16 runs on cuda only" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--to", "tensorrt"], "the tensorrt target builds engines for an NVIDIA GPU"),
+    (["--to", "tensorrt", "--int8", "--device", "cuda"], "tensorrt int8 needs an explicitly"),
+    (["--to", "torchscript", "--fp16"], "torchscript fp16 runs on cuda only"),
+    (["--to", "openvino", "--fp16"], "'fp16' is not offered by the openvino target"),
+    (["--to", "onnx", "--quantization", "int3"], "'int3' is not offered by the onnx target"),
+])
+def test_unsupported_precisions_and_devices_per_target(args, message, capsys, tmp_path):
+    assert main(["whisper", *args, "-o", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

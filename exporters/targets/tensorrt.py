@@ -1,0 +1,136 @@
+"""TensorRT target: engines built from the toolkit's ONNX graphs with the TensorRT Python API
+(TensorRT 10/11): one optimisation profile over batch, tokens and cache length, FP16 on
+request, a timing cache reused across builds. An engine is specific to one GPU model and
+TensorRT version, so both are recorded and checked at load time.
+
+INT8 is not offered: TensorRT 10+ needs explicitly quantised (Q/DQ) graphs for it, which
+this toolkit does not produce yet; asking for it gives a clear error.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from exporters.registry import register
+from exporters.sources import Source
+from exporters.targets.base import ExportOptions, ParityTolerance, Target
+from runtimes.errors import DeviceError, OptionError
+
+PRECISIONS = ("fp32", "fp16")
+MAX_BATCH = 16  # beams x inputs per decoder call
+MAX_PROMPT = 8
+MAX_CONTEXT = 448  # Whisper's decoder positions
+
+
+def gpu_identity() -> dict[str, str]:
+    """Name, compute capability and TensorRT version of this machine's GPU 0."""
+    import tensorrt as trt
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(0)
+    return {"gpu": torch.cuda.get_device_name(0), "compute_capability": f"{major}.{minor}",
+            "tensorrt": trt.__version__}
+
+
+def _profile(builder, network, spec, encoder: bool):
+    """Shapes from one token to a full prompt, from an empty to a full cache."""
+    profile = builder.create_optimization_profile()
+    heads, head_dim = spec.n_heads, spec.head_dim
+    for i in range(network.num_inputs):
+        name = network.get_input(i).name
+        if encoder:
+            dims = [(1, spec.n_mels, spec.n_frames), (4, spec.n_mels, spec.n_frames),
+                    (MAX_BATCH, spec.n_mels, spec.n_frames)]
+        elif name == "input_ids":
+            dims = [(1, 1), (4, 1), (MAX_BATCH, MAX_PROMPT)]
+        elif name.startswith("past"):
+            dims = [(1, heads, 0, head_dim), (4, heads, 64, head_dim),
+                    (MAX_BATCH, heads, MAX_CONTEXT, head_dim)]
+        else:  # cross-attention keys/values
+            dims = [(b, heads, spec.n_audio_ctx, head_dim) for b in (1, 4, MAX_BATCH)]
+        profile.set_shape(name, *dims)
+    return profile
+
+
+def build_engine(onnx_path: Path, plan_path: Path, spec, fp16: bool, cache_path: Path) -> None:
+    """Parse ``onnx_path``, build a serialised engine into ``plan_path``."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise OptionError(f"TensorRT cannot parse {onnx_path.name}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 4 << 30)
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    config.add_optimization_profile(_profile(builder, network, spec, "encoder" in onnx_path.name))
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise OptionError(f"TensorRT failed to build an engine from {onnx_path.name}")
+    plan_path.write_bytes(bytes(engine))
+    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+
+
+@register
+class TensorRTTarget(Target):
+    name = "tensorrt"
+    format = "tensorrt"
+
+    def precision(self, requested: str | None, device: str) -> str:
+        requested = requested or "fp32"
+        if requested == "int8":
+            raise OptionError("tensorrt int8 needs an explicitly quantised (Q/DQ) graph, which "
+                              "this toolkit does not produce yet; use fp32 or --fp16")
+        if requested not in PRECISIONS:
+            raise OptionError(f"precision {requested!r} is not offered by the tensorrt target; "
+                              f"accepted: {', '.join(PRECISIONS)}")
+        return requested
+
+    def offered(self, device: str) -> list[str]:
+        return list(PRECISIONS) if device == "cuda" else []
+
+    def check(self, options: ExportOptions, precision: str) -> None:
+        import importlib.util
+
+        if options.device != "cuda":
+            raise DeviceError("the tensorrt target builds engines for an NVIDIA GPU: pass "
+                              "--device cuda on a machine that has one")
+        if importlib.util.find_spec("tensorrt") is None:
+            raise OptionError("the tensorrt target needs `pip install tensorrt` (extra: gpu)")
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DeviceError("the tensorrt target needs an NVIDIA GPU; PyTorch sees none")
+
+    def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
+        from transformers import WhisperForConditionalGeneration
+
+        from exporters.families.whisper import export_onnx, write_graph_files
+
+        model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir).eval()
+        with tempfile.TemporaryDirectory(prefix="onnx-", dir=out_dir.parent) as tmp:
+            spec = export_onnx(model, Path(tmp))
+            cache = Path(tmp) / "timing.cache"
+            for graph in ("encoder", "decoder"):
+                build_engine(Path(tmp) / f"{graph}.onnx", out_dir / f"{graph}.plan", spec,
+                             precision == "fp16", cache)
+        write_graph_files(spec, source.hf_dir, out_dir, precision, **gpu_identity(),
+                          max_batch=MAX_BATCH, max_prompt=MAX_PROMPT)
+        return sorted(p for p in out_dir.iterdir() if p.is_file())
+
+    def tolerance(self, precision: str) -> ParityTolerance:
+        if precision == "fp16":
+            return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
+        return ParityTolerance(encoder_rel_error=1e-2, token_agreement=0.9)  # TF32 kernels
+
+    def versions(self) -> dict[str, str]:
+        import tensorrt
+
+        return {"tensorrt": tensorrt.__version__}

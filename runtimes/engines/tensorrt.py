@@ -1,0 +1,163 @@
+"""TensorRT runtime: the encoder and decoder-step engines of a TensorRT artifact, with CUDA
+buffers held as torch tensors, driven by the shared decoding loop.
+
+Engines are tied to a GPU model and TensorRT version; loading one built elsewhere is refused
+with both identities named, instead of failing inside TensorRT.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.decoding import SuppressRules, detect_language, generate
+from runtimes.errors import ArtifactError, DeviceError, OptionError
+from runtimes.registry import register
+
+GRAPH_SPEC = "graph.json"
+
+
+class _Engine:
+    """One deserialised engine and its execution context."""
+
+    def __init__(self, runtime, path: Path, torch) -> None:
+        self._torch = torch
+        self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise ArtifactError(f"TensorRT cannot deserialise {path}")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        import tensorrt as trt
+
+        mode = trt.TensorIOMode.INPUT
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == mode]
+        self.outputs = [n for n in names if self.engine.get_tensor_mode(n) != mode]
+
+    def _dtype(self, name: str):
+        import tensorrt as trt
+
+        torch = self._torch
+        types = {trt.float32: torch.float32, trt.float16: torch.float16,
+                 trt.int64: torch.int64, trt.int32: torch.int32}
+        return types[self.engine.get_tensor_dtype(name)]
+
+    def __call__(self, feeds: dict) -> dict:
+        torch = self._torch
+        for name in self.inputs:
+            tensor = feeds[name].contiguous()
+            feeds[name] = tensor
+            self.context.set_input_shape(name, tuple(tensor.shape))
+            self.context.set_tensor_address(name, tensor.data_ptr())
+        outputs = {}
+        for name in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(name))
+            outputs[name] = torch.empty(shape, dtype=self._dtype(name), device="cuda")
+            self.context.set_tensor_address(name, outputs[name].data_ptr())
+        stream = torch.cuda.current_stream()
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError("TensorRT execution failed")
+        stream.synchronize()
+        return outputs
+
+
+@register
+class TensorRTRuntime(WhisperRuntime):
+    """Whisper as two TensorRT engines (built from exporters.families.whisper's graphs)."""
+
+    format = "tensorrt"
+
+    def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
+        super().__init__(model_dir, options)
+        if options.device != "cuda":
+            raise DeviceError("TensorRT artifacts run on device 'cuda' only")
+        try:
+            import tensorrt as trt
+            import torch
+        except ImportError as exc:
+            raise OptionError("TensorRT artifacts need `pip install tensorrt` (extra: gpu)") \
+                from exc
+        if not torch.cuda.is_available():
+            raise DeviceError("TensorRT artifacts need an NVIDIA GPU; PyTorch sees none")
+        self._spec = json.loads((self.model_dir / GRAPH_SPEC).read_text())
+        self._check_identity()
+        if options.precision not in (None, self._spec["precision"]):
+            raise OptionError(f"this TensorRT artifact computes in {self._spec['precision']}; "
+                              f"precision {options.precision!r} needs its own build")
+        self._torch = torch
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self._encoder = _Engine(runtime, self.model_dir / "encoder.plan", torch)
+        self._decoder = _Engine(runtime, self.model_dir / "decoder.plan", torch)
+        self._rules = SuppressRules.load(self.model_dir)
+        self._past = [n for n in self._decoder.inputs if n.startswith("past")]
+
+    def _check_identity(self) -> None:
+        from exporters.targets.tensorrt import gpu_identity
+
+        here = gpu_identity()
+        built = {key: self._spec.get(key) for key in here}
+        if built != here:
+            raise ArtifactError(
+                f"{self.model_dir} was built for {built}, this machine is {here}; TensorRT "
+                f"engines only run where they were built: export again here")
+
+    @classmethod
+    def sniff(cls, model_dir: Path) -> bool:
+        return all((Path(model_dir) / f).is_file()
+                   for f in ("encoder.plan", "decoder.plan", GRAPH_SPEC))
+
+    @property
+    def multilingual(self) -> bool:
+        return self._spec["vocab_size"] >= 51865
+
+    @property
+    def n_mels(self) -> int:
+        return int(self._spec["n_mels"])
+
+    @property
+    def precision(self) -> str:
+        return self._spec["precision"]
+
+    def _features(self, features: np.ndarray):
+        return self._torch.from_numpy(features).cuda()
+
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        return self._encoder({"input_features": self._features(features)})[
+            "encoder_output"].cpu().numpy()
+
+    def cross_cache(self, features: np.ndarray) -> dict:
+        out = self._encoder({"input_features": self._features(features)})
+        return {name: value for name, value in out.items() if name.startswith("cross")}
+
+    def empty_cache(self, batch: int) -> list:
+        heads, d = self._spec["n_heads"], self._spec["d_model"]
+        return [self._torch.zeros((batch, heads, 0, d // heads), device="cuda")
+                for _ in self._past]
+
+    def decode_step(self, tokens: np.ndarray, cache: list, cross: dict):
+        feeds = {"input_ids": self._torch.from_numpy(tokens).cuda(),
+                 **dict(zip(self._past, cache)), **cross}
+        out = self._decoder(feeds)
+        present = [out[name.replace("past", "present")] for name in self._past]
+        return out["logits"].cpu().numpy(), present
+
+    def select(self, cache, rows: np.ndarray):
+        index = self._torch.from_numpy(np.asarray(rows)).cuda()
+        if isinstance(cache, dict):
+            return {name: value.index_select(0, index) for name, value in cache.items()}
+        return [value.index_select(0, index) for value in cache]
+
+    def generate(self, features: np.ndarray, prompts: list[list[int]],
+                 options: DecodingOptions) -> list[list[int]]:
+        if features.shape[0] * options.beam_size > self._spec["max_batch"]:
+            raise OptionError(f"batch x beams = {features.shape[0] * options.beam_size} exceeds "
+                              f"this engine's profile maximum {self._spec['max_batch']}")
+        return generate(self, features, prompts, options, self._rules)
+
+    def detect_language(self, features: np.ndarray) -> list[str]:
+        return detect_language(self, features, self._spec.get("languages"), self.model_dir)
+
+    def close(self) -> None:
+        self._encoder = self._decoder = None
