@@ -55,3 +55,17 @@ def test_unknown_language_names_the_value(base, multi):
     with runtimes.load(base.origin, decoding=decoding) as model, \
             pytest.raises(runtimes.errors.OptionError, match="language 'xx' is not supported"):
         model.transcribe(audio[:1])
+
+
+def test_graph_runtime_detects_languages(base, multi, tmp_path):
+    """The shared decoding loop's language detection, on an ONNX int8 export of base."""
+    from exporters.api import export
+    from exporters.targets.base import ExportOptions
+
+    rows, audio = multi
+    out = tmp_path / "base-onnx-int8"
+    export("bundled:base", ExportOptions("onnx", "int8", threads=THREADS), out,
+           log=lambda _: None)
+    with runtimes.load(out, runtimes.RuntimeOptions(threads=THREADS)) as model:
+        detected = [r.language for r in model.transcribe(audio, batch_size=4)]
+    assert sum(d == row["language"] for d, row in zip(detected, rows)) >= 7, detected
