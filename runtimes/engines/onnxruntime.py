@@ -3,17 +3,17 @@ shared decoding loop. Execution providers: CPU, CUDA, TensorRT (checked before l
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.decoding import SuppressRules, detect_language, generate, select_rows
-from runtimes.errors import ArtifactError, DeviceError, OptionError
+from runtimes.base import RuntimeOptions
+from runtimes.decoding import select_rows
+from runtimes.errors import ArtifactError, DeviceError
+from runtimes.graph import GraphRuntime
 from runtimes.registry import register
 
-ENCODER, DECODER, GRAPH_SPEC = "encoder.onnx", "decoder.onnx", "graph.json"
+
 def _providers(options: RuntimeOptions, fp16: bool) -> list:
     """Execution providers in priority order, with their options."""
     if options.device == "cpu":
@@ -50,44 +50,21 @@ def _session(path: Path, options: RuntimeOptions, fp16: bool = False):
 
 
 @register
-class OnnxRuntime(WhisperRuntime):
+class OnnxRuntime(GraphRuntime):
     """Whisper as two ONNX graphs (see exporters.families.whisper)."""
 
     format = "onnx"
+    graph_files = ("encoder.onnx", "decoder.onnx")
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         super().__init__(model_dir, options)
-        spec_path = self.model_dir / GRAPH_SPEC
-        if not spec_path.is_file():
-            raise ArtifactError(f"{model_dir} has no {GRAPH_SPEC}")
-        self._spec = json.loads(spec_path.read_text())
-        self._precision = self._spec["precision"]
-        if options.precision not in (None, self._precision):
-            raise OptionError(
-                f"this ONNX artifact computes in {self._precision}; precision "
-                f"{options.precision!r} needs its own export (--to onnx with that precision)")
-        self._rules = SuppressRules.load(self.model_dir)
-        fp16 = self._precision == "fp16"
-        self._encoder = _session(self.model_dir / ENCODER, options, fp16)
-        self._decoder = _session(self.model_dir / DECODER, options, fp16)
+        self._check_precision(options.precision)
+        fp16 = self.precision == "fp16"
+        encoder, decoder = (self.model_dir / f for f in self.graph_files)
+        self._encoder = _session(encoder, options, fp16)
+        self._decoder = _session(decoder, options, fp16)
         self._cross_names = [o.name for o in self._encoder.get_outputs()][1:]
         self._past_names = [i.name for i in self._decoder.get_inputs() if i.name.startswith("past")]
-
-    @classmethod
-    def sniff(cls, model_dir: Path) -> bool:
-        return all((Path(model_dir) / f).is_file() for f in (ENCODER, DECODER, GRAPH_SPEC))
-
-    @property
-    def multilingual(self) -> bool:
-        return self._spec["vocab_size"] >= 51865
-
-    @property
-    def n_mels(self) -> int:
-        return int(self._spec["n_mels"])
-
-    @property
-    def precision(self) -> str:
-        return self._precision
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         return self._encoder.run(["encoder_output"], {"input_features": features})[0]
@@ -97,8 +74,7 @@ class OnnxRuntime(WhisperRuntime):
         return dict(zip(self._cross_names, outputs))
 
     def empty_cache(self, batch: int) -> list[np.ndarray]:
-        shape = (batch, self._spec["n_heads"], 0, self._spec["d_model"] // self._spec["n_heads"])
-        return [np.zeros(shape, np.float32) for _ in self._past_names]
+        return [np.zeros(self._cache_shape(batch), np.float32) for _ in self._past_names]
 
     def decode_step(self, tokens, cache, cross):
         feeds = {"input_ids": tokens, **dict(zip(self._past_names, cache)), **cross}
@@ -107,13 +83,6 @@ class OnnxRuntime(WhisperRuntime):
 
     def select(self, cache, rows: np.ndarray):
         return select_rows(cache, rows)
-
-    def generate(self, features: np.ndarray, prompts: list[list[int]],
-                 options: DecodingOptions) -> list[list[int]]:
-        return generate(self, features, prompts, options, self._rules)
-
-    def detect_language(self, features: np.ndarray) -> list[str]:
-        return detect_language(self, features, self._spec.get("languages"), self.model_dir)
 
     def close(self) -> None:
         self._encoder = self._decoder = None

@@ -7,17 +7,14 @@ with both identities named, instead of failing inside TensorRT.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.decoding import SuppressRules, detect_language, generate
+from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.errors import ArtifactError, DeviceError, OptionError
+from runtimes.graph import GraphRuntime
 from runtimes.registry import register
-
-GRAPH_SPEC = "graph.json"
 
 
 class _Engine:
@@ -64,10 +61,11 @@ class _Engine:
 
 
 @register
-class TensorRTRuntime(WhisperRuntime):
+class TensorRTRuntime(GraphRuntime):
     """Whisper as two TensorRT engines (built from exporters.families.whisper's graphs)."""
 
     format = "tensorrt"
+    graph_files = ("encoder.plan", "decoder.plan")
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         super().__init__(model_dir, options)
@@ -81,16 +79,12 @@ class TensorRTRuntime(WhisperRuntime):
                 from exc
         if not torch.cuda.is_available():
             raise DeviceError("TensorRT artifacts need an NVIDIA GPU; PyTorch sees none")
-        self._spec = json.loads((self.model_dir / GRAPH_SPEC).read_text())
         self._check_identity()
-        if options.precision not in (None, self._spec["precision"]):
-            raise OptionError(f"this TensorRT artifact computes in {self._spec['precision']}; "
-                              f"precision {options.precision!r} needs its own build")
+        self._check_precision(options.precision)
         self._torch = torch
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self._encoder = _Engine(runtime, self.model_dir / "encoder.plan", torch)
-        self._decoder = _Engine(runtime, self.model_dir / "decoder.plan", torch)
-        self._rules = SuppressRules.load(self.model_dir)
+        self._encoder, self._decoder = (_Engine(runtime, self.model_dir / name, torch)
+                                        for name in self.graph_files)
         self._past = [n for n in self._decoder.inputs if n.startswith("past")]
 
     def _check_identity(self) -> None:
@@ -102,23 +96,6 @@ class TensorRTRuntime(WhisperRuntime):
             raise ArtifactError(
                 f"{self.model_dir} was built for {built}, this machine is {here}; TensorRT "
                 f"engines only run where they were built: export again here")
-
-    @classmethod
-    def sniff(cls, model_dir: Path) -> bool:
-        return all((Path(model_dir) / f).is_file()
-                   for f in ("encoder.plan", "decoder.plan", GRAPH_SPEC))
-
-    @property
-    def multilingual(self) -> bool:
-        return self._spec["vocab_size"] >= 51865
-
-    @property
-    def n_mels(self) -> int:
-        return int(self._spec["n_mels"])
-
-    @property
-    def precision(self) -> str:
-        return self._spec["precision"]
 
     def _features(self, features: np.ndarray):
         return self._torch.from_numpy(features).cuda()
@@ -132,9 +109,7 @@ class TensorRTRuntime(WhisperRuntime):
         return {name: value for name, value in out.items() if name.startswith("cross")}
 
     def empty_cache(self, batch: int) -> list:
-        heads, d = self._spec["n_heads"], self._spec["d_model"]
-        return [self._torch.zeros((batch, heads, 0, d // heads), device="cuda")
-                for _ in self._past]
+        return [self._torch.zeros(self._cache_shape(batch), device="cuda") for _ in self._past]
 
     def decode_step(self, tokens: np.ndarray, cache: list, cross: dict):
         feeds = {"input_ids": self._torch.from_numpy(tokens).cuda(),
@@ -154,10 +129,7 @@ class TensorRTRuntime(WhisperRuntime):
         if features.shape[0] * options.beam_size > self._spec["max_batch"]:
             raise OptionError(f"batch x beams = {features.shape[0] * options.beam_size} exceeds "
                               f"this engine's profile maximum {self._spec['max_batch']}")
-        return generate(self, features, prompts, options, self._rules)
-
-    def detect_language(self, features: np.ndarray) -> list[str]:
-        return detect_language(self, features, self._spec.get("languages"), self.model_dir)
+        return super().generate(features, prompts, options)
 
     def close(self) -> None:
         self._encoder = self._decoder = None

@@ -3,43 +3,35 @@ decoding loop. Needs only torch, not transformers."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.decoding import SuppressRules, detect_language, generate
-from runtimes.errors import ArtifactError, DeviceError, OptionError
+from runtimes.base import RuntimeOptions
+from runtimes.errors import ArtifactError, DeviceError
+from runtimes.graph import GraphRuntime
 from runtimes.registry import register
-
-ENCODER, DECODER, GRAPH_SPEC = "encoder.pt", "decoder.pt", "graph.json"
 
 
 @register
-class TorchScriptRuntime(WhisperRuntime):
+class TorchScriptRuntime(GraphRuntime):
     """Whisper as two TorchScript modules (see exporters.families.whisper)."""
 
     format = "torchscript"
+    graph_files = ("encoder.pt", "decoder.pt")
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         super().__init__(model_dir, options)
         import torch
 
-        if options.provider is not None:
-            raise OptionError(f"provider {options.provider!r} applies to ONNX artifacts only")
+        self._check_precision(options.precision)
         if options.device == "cuda" and not torch.cuda.is_available():
             raise DeviceError("device 'cuda' was requested but PyTorch sees no CUDA GPU")
         if options.threads:
             torch.set_num_threads(options.threads)
-        self._spec = json.loads((self.model_dir / GRAPH_SPEC).read_text())
-        if options.precision not in (None, self._spec["precision"]):
-            raise OptionError(f"this TorchScript artifact computes in {self._spec['precision']}; "
-                              f"precision {options.precision!r} needs its own export")
         self._device = torch.device(options.device)
-        self._dtype = torch.float16 if self._spec["precision"] == "fp16" else torch.float32
-        self._rules = SuppressRules.load(self.model_dir)
-        self._encoder, self._decoder = (self._load(torch, name) for name in (ENCODER, DECODER))
+        self._dtype = torch.float16 if self.precision == "fp16" else torch.float32
+        self._encoder, self._decoder = (self._load(torch, name) for name in self.graph_files)
 
     def _load(self, torch, name: str):
         import warnings
@@ -50,22 +42,6 @@ class TorchScriptRuntime(WhisperRuntime):
                 return torch.jit.load(str(self.model_dir / name), map_location=self._device).eval()
         except (RuntimeError, ValueError) as exc:
             raise ArtifactError(f"torch.jit cannot load {self.model_dir / name}: {exc}") from exc
-
-    @classmethod
-    def sniff(cls, model_dir: Path) -> bool:
-        return all((Path(model_dir) / f).is_file() for f in (ENCODER, DECODER, GRAPH_SPEC))
-
-    @property
-    def multilingual(self) -> bool:
-        return self._spec["vocab_size"] >= 51865
-
-    @property
-    def n_mels(self) -> int:
-        return int(self._spec["n_mels"])
-
-    @property
-    def precision(self) -> str:
-        return self._spec["precision"]
 
     def _run(self, module, *inputs):
         import torch
@@ -87,9 +63,7 @@ class TorchScriptRuntime(WhisperRuntime):
     def empty_cache(self, batch: int) -> list:
         import torch
 
-        heads, d = self._spec["n_heads"], self._spec["d_model"]
-        shape = (batch, heads, 0, d // heads)
-        return [torch.zeros(shape, dtype=self._dtype, device=self._device)
+        return [torch.zeros(self._cache_shape(batch), dtype=self._dtype, device=self._device)
                 for _ in range(2 * self._spec["n_layers"])]
 
     def decode_step(self, tokens: np.ndarray, cache: list, cross: list):
@@ -104,13 +78,6 @@ class TorchScriptRuntime(WhisperRuntime):
 
         index = torch.from_numpy(np.asarray(rows)).to(self._device)
         return [c.index_select(0, index) for c in cache]
-
-    def generate(self, features: np.ndarray, prompts: list[list[int]],
-                 options: DecodingOptions) -> list[list[int]]:
-        return generate(self, features, prompts, options, self._rules)
-
-    def detect_language(self, features: np.ndarray) -> list[str]:
-        return detect_language(self, features, self._spec.get("languages"), self.model_dir)
 
     def close(self) -> None:
         self._encoder = self._decoder = None

@@ -61,3 +61,17 @@ def test_provider_options_are_checked():
         RuntimeOptions(device="cuda", provider="rocm")
     with pytest.raises(OptionError, match="provider 'tensorrt' needs device 'cuda'"):
         RuntimeOptions(provider="tensorrt")
+
+
+def test_a_tensorrt_artifact_on_cpu_fails_fast(tmp_path):
+    import json
+
+    import runtimes
+    from runtimes.errors import DeviceError
+
+    for name in ("encoder.plan", "decoder.plan"):
+        (tmp_path / name).write_bytes(b"engine")
+    (tmp_path / "graph.json").write_text(json.dumps({"precision": "fp16", "vocab_size": 51864}))
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": 50256}))
+    with pytest.raises(DeviceError, match="TensorRT artifacts run on device 'cuda' only"):
+        runtimes.load_runtime(tmp_path)

@@ -1,0 +1,71 @@
+"""What every graph runtime (ONNX Runtime, OpenVINO, TorchScript, TensorRT) shares: the
+artifact's ``graph.json`` and suppress rules, and the decoding loops of
+``runtimes.decoding``. An engine adds loading, ``cross_cache``, ``decode_step``,
+``empty_cache``, ``select`` and ``encode``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.decoding import SuppressRules, detect_language, generate
+from runtimes.errors import ArtifactError, OptionError
+
+GRAPH_SPEC = "graph.json"
+
+
+class GraphRuntime(WhisperRuntime):
+    """Base of the runtimes that drive the two exported Whisper graphs."""
+
+    #: The encoder and decoder files of this format, e.g. ("encoder.onnx", "decoder.onnx").
+    graph_files: tuple[str, str] = ("", "")
+
+    def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
+        super().__init__(model_dir, options)
+        path = self.model_dir / GRAPH_SPEC
+        if not path.is_file():
+            raise ArtifactError(f"{model_dir} has no {GRAPH_SPEC}")
+        self._spec = json.loads(path.read_text())
+        self._rules = SuppressRules.load(self.model_dir)
+        if options.provider is not None and self.format != "onnx":
+            raise OptionError(f"provider {options.provider!r} applies to ONNX artifacts only")
+
+    def _check_precision(self, requested: str | None, *also: str) -> None:
+        """A graph artifact computes in the precision it was exported with (or a runtime
+        hint listed in ``also``)."""
+        accepted = (self._spec["precision"], *also)
+        if requested not in (None, *accepted):
+            raise OptionError(
+                f"precision {requested!r} is not available for this {self.format} artifact "
+                f"(accepted: {', '.join(accepted)}); another weight precision needs its own "
+                f"export")
+
+    @classmethod
+    def sniff(cls, model_dir: Path) -> bool:
+        return all((Path(model_dir) / f).is_file() for f in (*cls.graph_files, GRAPH_SPEC))
+
+    @property
+    def multilingual(self) -> bool:
+        return self._spec["vocab_size"] >= 51865
+
+    @property
+    def n_mels(self) -> int:
+        return int(self._spec["n_mels"])
+
+    @property
+    def precision(self) -> str:
+        return self._spec["precision"]
+
+    def _cache_shape(self, batch: int) -> tuple[int, int, int, int]:
+        heads = self._spec["n_heads"]
+        return (batch, heads, 0, self._spec["d_model"] // heads)
+
+    def generate(self, features: np.ndarray, prompts: list[list[int]],
+                 options: DecodingOptions) -> list[list[int]]:
+        return generate(self, features, prompts, options, self._rules)
+
+    def detect_language(self, features: np.ndarray) -> list[str]:
+        return detect_language(self, features, self._spec.get("languages"), self.model_dir)
