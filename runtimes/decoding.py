@@ -110,13 +110,6 @@ def greedy(model: StepModel, features: np.ndarray, prompts: list[list[int]],
     return out
 
 
-@dataclass
-class _Hypotheses:
-    """Finished beams of one input: (score, tokens)."""
-
-    done: list[tuple[float, list[int]]]
-
-
 def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]],
                 options: DecodingOptions, rules: SuppressRules) -> list[list[int]]:
     """Beam search with ``beam_size`` beams per input, scores = sum of log-probabilities /
@@ -128,7 +121,7 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
                                       model.empty_cache(n * k), cross)
     scores = np.tile(np.r_[0.0, np.full(k - 1, -np.inf)], n)  # only beam 0 starts alive
     seqs: list[list[int]] = [[] for _ in range(n * k)]
-    hyps = [_Hypotheses([]) for _ in range(n)]
+    done: list[list[tuple[float, list[int]]]] = [[] for _ in range(n)]  # (score, ids) per input
     for step in range(options.max_new_tokens):
         _suppress(logits, rules, step == 0, options.suppress_blank)
         total = (_log_softmax(logits) + scores[:, None]).reshape(n, -1)  # (n, k * vocab)
@@ -139,13 +132,13 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
             for rank, flat in enumerate(np.argsort(-total[i])[: 2 * k]):
                 beam, token = i * k + flat // vocab, int(flat % vocab)
                 score = float(total[i, flat])
-                if len(hyps[i].done) >= k or score == -np.inf:
+                if len(done[i]) >= k or score == -np.inf:
                     break
                 if token == rules.eot and rank >= k:
                     continue  # as transformers: an end beyond the top k ranks is not a hypothesis
                 if token == rules.eot or step + 1 == options.max_new_tokens:
                     ids = seqs[beam] + ([] if token == rules.eot else [token])
-                    hyps[i].done.append((score / max(len(ids), 1), ids))
+                    done[i].append((score / max(len(ids), 1), ids))
                 elif alive < k:
                     rows.append(beam)
                     tokens.append(token)
@@ -156,14 +149,14 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
                 tokens.append(rules.eot)
                 new_scores.append(-np.inf)
                 alive += 1
-        if all(len(h.done) >= k for h in hyps) or step + 1 == options.max_new_tokens:
+        if all(len(d) >= k for d in done) or step + 1 == options.max_new_tokens:
             break
         order = np.asarray(rows)
         seqs = [seqs[r] + [t] for r, t in zip(rows, tokens)]
         scores = np.asarray(new_scores)
         cache = model.select(cache, order)
         logits, cache = model.decode_step(np.asarray(tokens, np.int64)[:, None], cache, cross)
-    return [max(h.done, key=lambda d: d[0])[1] if h.done else [] for h in hyps]
+    return [max(d, key=lambda h: h[0])[1] if d else [] for d in done]
 
 
 def detect_language(model: StepModel, features: np.ndarray, languages: dict[str, int],

@@ -47,6 +47,13 @@ class GraphSpec:
         return [n for i in range(self.n_layers) for n in (f"present_key_{i}", f"present_value_{i}")]
 
 
+def load_model(hf_dir):
+    """The fp32 transformers model every graph target traces, in eval mode."""
+    from transformers import WhisperForConditionalGeneration
+
+    return WhisperForConditionalGeneration.from_pretrained(hf_dir).eval()
+
+
 def spec_of(model) -> GraphSpec:
     c = model.config
     return GraphSpec(c.num_mel_bins, c.decoder_layers, c.decoder_attention_heads, c.d_model,

@@ -88,6 +88,16 @@ class Target(ABC):
     def tolerance(self, precision: str) -> ParityTolerance:
         """The parity tolerance stated for ``precision``."""
 
+    def _one_of(self, requested: str | None, accepted: tuple[str, ...], hint: str = "") -> str:
+        """``requested`` (default: the first accepted) if this target offers it; else an
+        OptionError naming the value and the accepted ones."""
+        requested = requested or accepted[0]
+        if requested not in accepted:
+            raise OptionError(
+                f"precision {requested!r} is not offered by the {self.name} target; accepted: "
+                f"{', '.join(accepted)}{f' ({hint})' if hint else ''}")
+        return requested
+
     def parity_precision(self, precision: str) -> str | None:
         """The runtime precision the parity check loads the artifact with (the export's own
         by default; a target whose runtime picks an inference precision may pin one)."""

@@ -83,12 +83,7 @@ class OnnxTarget(Target):
     format = "onnx"
 
     def precision(self, requested: str | None, device: str) -> str:
-        requested = requested or "fp32"
-        if requested not in PRECISIONS:
-            raise OptionError(
-                f"precision {requested!r} is not offered by the onnx target; accepted: "
-                f"{', '.join(PRECISIONS)} (--fp16, --int8, --int4)")
-        return requested
+        return self._one_of(requested, PRECISIONS, "--fp16, --int8, --int4")
 
     def offered(self, device: str) -> list[str]:
         return ["fp32", "int8", "int4"] + (["fp16"] if device == "cuda" else [])
@@ -112,11 +107,9 @@ class OnnxTarget(Target):
                                   "neither is available here")
 
     def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
-        from transformers import WhisperForConditionalGeneration
+        from exporters.families.whisper import export_onnx, load_model, write_graph_files
 
-        from exporters.families.whisper import export_onnx, write_graph_files
-
-        model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir).eval()
+        model = load_model(source.hf_dir)
         spec = export_onnx(model, out_dir, OPSET)
         if precision in _CONVERT:
             for graph in ("encoder.onnx", "decoder.onnx"):

@@ -37,12 +37,8 @@ class OpenVINOTarget(Target):
     format = "openvino"
 
     def precision(self, requested: str | None, device: str) -> str:
-        requested = requested or "fp32"
-        if requested not in PRECISIONS:
-            raise OptionError(
-                f"precision {requested!r} is not offered by the openvino target; accepted: "
-                f"{', '.join(PRECISIONS)} (--int8, --int4; bf16/f32 inference is a load option)")
-        return requested
+        return self._one_of(requested, PRECISIONS,
+                            "--int8, --int4; bf16/f32 inference is a load option")
 
     def offered(self, device: str) -> list[str]:
         return list(PRECISIONS) if device == "cpu" else []
@@ -60,11 +56,10 @@ class OpenVINOTarget(Target):
 
     def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
         import openvino as ov
-        from transformers import WhisperForConditionalGeneration
 
-        from exporters.families.whisper import export_onnx, write_graph_files
+        from exporters.families.whisper import export_onnx, load_model, write_graph_files
 
-        model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir).eval()
+        model = load_model(source.hf_dir)
         with tempfile.TemporaryDirectory(prefix="onnx-", dir=out_dir.parent) as tmp:
             spec = export_onnx(model, Path(tmp))
             for graph in GRAPHS:

@@ -84,14 +84,10 @@ class TensorRTTarget(Target):
     format = "tensorrt"
 
     def precision(self, requested: str | None, device: str) -> str:
-        requested = requested or "fp32"
         if requested == "int8":
             raise OptionError("tensorrt int8 needs an explicitly quantised (Q/DQ) graph, which "
                               "this toolkit does not produce yet; use fp32 or --fp16")
-        if requested not in PRECISIONS:
-            raise OptionError(f"precision {requested!r} is not offered by the tensorrt target; "
-                              f"accepted: {', '.join(PRECISIONS)}")
-        return requested
+        return self._one_of(requested, PRECISIONS)
 
     def offered(self, device: str) -> list[str]:
         return list(PRECISIONS) if device == "cuda" else []
@@ -110,11 +106,9 @@ class TensorRTTarget(Target):
             raise DeviceError("the tensorrt target needs an NVIDIA GPU; PyTorch sees none")
 
     def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
-        from transformers import WhisperForConditionalGeneration
+        from exporters.families.whisper import export_onnx, load_model, write_graph_files
 
-        from exporters.families.whisper import export_onnx, write_graph_files
-
-        model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir).eval()
+        model = load_model(source.hf_dir)
         with tempfile.TemporaryDirectory(prefix="onnx-", dir=out_dir.parent) as tmp:
             spec = export_onnx(model, Path(tmp))
             cache = Path(tmp) / "timing.cache"

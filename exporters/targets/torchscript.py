@@ -20,12 +20,7 @@ class TorchScriptTarget(Target):
     format = "torchscript"
 
     def precision(self, requested: str | None, device: str) -> str:
-        requested = requested or "fp32"
-        if requested not in PRECISIONS:
-            raise OptionError(
-                f"precision {requested!r} is not offered by the torchscript target; accepted: "
-                f"{', '.join(PRECISIONS)} (fp16 on cuda)")
-        return requested
+        return self._one_of(requested, PRECISIONS, "fp16 on cuda")
 
     def offered(self, device: str) -> list[str]:
         return ["fp32"] + (["fp16"] if device == "cuda" else [])
@@ -40,17 +35,17 @@ class TorchScriptTarget(Target):
 
     def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
         import torch
-        from transformers import WhisperForConditionalGeneration
 
         from exporters.families.whisper import (
             DecoderStepGraph,
             EncoderGraph,
             dummy_inputs,
+            load_model,
             spec_of,
             write_graph_files,
         )
 
-        model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir).eval()
+        model = load_model(source.hf_dir)
         spec = spec_of(model)
         features, step_inputs = dummy_inputs(spec)
         if precision == "fp16":
