@@ -24,6 +24,7 @@ from pathlib import Path
 import exporters
 from exporters import registry, sources
 from exporters.artifact import Manifest, describe_files, write_manifest
+from exporters.bundle import write_bundle
 from exporters.errors import OutputExistsError
 from exporters.targets.base import ExportOptions, Target
 from exporters.validate import check_parity, default_parity_audio, load_reference
@@ -91,6 +92,7 @@ def export(
     output: Path | None = None,
     force: bool = False,
     parity_audio: Path | None = None,
+    bundle: bool = False,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
 ) -> ExportResult:
     """Export ``model`` (any source ``sources.resolve`` accepts) to ``options.target``.
@@ -99,6 +101,9 @@ def export(
         ToolkitError subclasses, before any work where possible: unknown target, precision
         or device not supported here, output exists without ``force``, bad source, failed
         parity.
+
+    ``bundle`` adds ``serve/`` (pinned requirements, the toolkit code, a Dockerfile and the
+    serve command) so the artifact runs as a service elsewhere; see exporters.bundle.
     """
     started = time.perf_counter()
     target = registry.get(options.target)
@@ -118,6 +123,8 @@ def export(
         _copy_shared_files(source.hf_dir, tmp)
         log("[3/4] checking parity with the PyTorch fp32 reference")
         parity = _parity(source, target, tmp, precision, options, parity_audio)
+        if bundle:
+            write_bundle(tmp, target, options.device)
         manifest = Manifest(
             format=target.format, precision=precision, device=options.device,
             family="whisper", model=_model_info(source.hf_dir), source=source.to_dict(),

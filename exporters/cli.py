@@ -35,6 +35,8 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path,
                    help="artifact directory (default: artifacts/<model>-<target>-<precision>)")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--bundle", action="store_true",
+                   help="add serve/: pinned requirements, Dockerfile and serve command")
     p.add_argument("--threads", type=int, default=0, help="threads for validation (0 = all)")
     p.add_argument("--parity-audio", type=Path,
                    help="clip for the parity check (default: the JFK clip if found, else synthetic)")
@@ -71,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     options = ExportOptions(args.to, args.precision, args.device, args.threads)
     if args.parity_audio is not None and not args.parity_audio.is_file():
         raise ToolkitError(f"--parity-audio {args.parity_audio} is not a file")
-    result = export(args.model, options, args.output, args.force, args.parity_audio)
+    result = export(args.model, options, args.output, args.force, args.parity_audio, args.bundle)
     m = result.manifest
     print(f"exported {args.model} -> {result.path} ({m.format} {m.precision}, "
           f"{m.total_bytes / 1e6:.1f} MB, parity: encoder rel. error "

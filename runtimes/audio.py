@@ -36,16 +36,33 @@ def load_audio(path: str | Path) -> np.ndarray:
         raise AudioError(f"audio file not found: {path}")
     if path.stat().st_size == 0:
         raise AudioError(f"audio file is empty (0 bytes): {path}")
+    return _decode(str(path), str(path))
+
+
+def load_audio_bytes(data: bytes, name: str = "upload") -> np.ndarray:
+    """Decode an in-memory audio file (an HTTP upload) like ``load_audio`` decodes a path.
+
+    Raises:
+        AudioError: ``data`` is empty, not audio, or has no samples; ``name`` labels it.
+    """
+    if not data:
+        raise AudioError(f"audio file is empty (0 bytes): {name}")
+    import io
+
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, label: str) -> np.ndarray:
     import av
     from faster_whisper.audio import decode_audio
 
     try:
-        samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+        samples = decode_audio(source, sampling_rate=SAMPLE_RATE)
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
         # IndexError: the container has no audio stream (e.g. an image or a text file).
-        raise AudioError(f"not a decodable audio file: {path} ({exc})") from exc
+        raise AudioError(f"not a decodable audio file: {label} ({exc})") from exc
     if samples.size == 0:
-        raise AudioError(f"audio file has no samples (zero-length): {path}")
+        raise AudioError(f"audio file has no samples (zero-length): {label}")
     return samples.astype(np.float32, copy=False)
 
 

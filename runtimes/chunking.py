@@ -36,13 +36,19 @@ def merge_spans(
     return windows
 
 
+def split_spans(samples: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) sample indices of the windows ``split_windows`` cuts: the whole signal
+    when it fits in 30 s, else VAD-cut windows of <= 30 s (none if there is no speech)."""
+    if samples.shape[-1] <= N_SAMPLES:
+        return [(0, int(samples.shape[-1]))]
+    # Leave a little room under 30 s: VAD pads spans, and Whisper prefers a tail of silence.
+    spans = speech_spans(samples, max_span_s=N_SAMPLES / SAMPLE_RATE - 1.0)
+    return merge_spans(spans)
+
+
 def split_windows(samples: np.ndarray) -> list[np.ndarray]:
     """Audio of at most 30 s as one window; longer audio as VAD-cut windows of <= 30 s.
 
     Returns an empty list when a long recording has no speech at all.
     """
-    if samples.shape[-1] <= N_SAMPLES:
-        return [samples]
-    # Leave a little room under 30 s: VAD pads spans, and Whisper prefers a tail of silence.
-    spans = speech_spans(samples, max_span_s=N_SAMPLES / SAMPLE_RATE - 1.0)
-    return [samples[start:end] for start, end in merge_spans(spans)]
+    return [samples[start:end] for start, end in split_spans(samples)]

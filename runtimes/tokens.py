@@ -13,6 +13,9 @@ from pathlib import Path
 from runtimes.errors import ArtifactError, OptionError
 
 TOKENIZER_FILE = "tokenizer.json"
+#: Previous-text tokens kept, so that 1 + this + a 4-token prompt + 224 new tokens stay
+#: within the decoder's 448 positions (openai/whisper keeps up to 223 and may overflow).
+MAX_PREVIOUS_TOKENS = 200
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,12 @@ class WhisperTokenizer:
             raise OptionError("a multilingual model needs a language (or detection) first")
         task_id = self.token_id(f"<|{task}|>")
         return [self.sot, self.language_id(language), task_id, self.no_timestamps]
+
+    def previous_text(self, text: str, max_tokens: int = MAX_PREVIOUS_TOKENS) -> list[int]:
+        """``<|startofprev|>`` + the last ``max_tokens`` tokens of ``text``: Whisper's way of
+        conditioning on earlier text (OpenAI's ``prompt``); prepend it to ``prompt()``."""
+        ids = self._tok.encode(" " + text.strip(), add_special_tokens=False).ids
+        return [self.token_id("<|startofprev|>"), *ids[-max_tokens:]] if ids else []
 
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids, special tokens dropped, outer spaces stripped."""

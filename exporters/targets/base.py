@@ -106,3 +106,8 @@ class Target(ABC):
     def versions(self) -> dict[str, str]:
         """Versions of the packages this target used (recorded in the manifest)."""
         return {}
+
+    def runtime_packages(self, device: str) -> tuple[str, ...]:
+        """pip distributions the runtime needs to load this target's artifacts on ``device``
+        (``--bundle`` pins them in the artifact's serve/requirements.txt)."""
+        return ()

@@ -68,6 +68,9 @@ class CTranslate2Target(Target):
             return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
         return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)
 
+    def runtime_packages(self, device: str) -> tuple[str, ...]:
+        return ("ctranslate2",)
+
     def versions(self) -> dict[str, str]:
         import ctranslate2
 

@@ -133,6 +133,9 @@ class OnnxTarget(Target):
             return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
         return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)
 
+    def runtime_packages(self, device: str) -> tuple[str, ...]:
+        return ("onnxruntime-gpu",) if device == "cuda" else ("onnxruntime",)
+
     def versions(self) -> dict[str, str]:
         import onnx
         import onnxruntime

@@ -80,6 +80,9 @@ class OpenVINOTarget(Target):
             return ParityTolerance(encoder_rel_error=0.35, token_agreement=0.0)
         return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)
 
+    def runtime_packages(self, device: str) -> tuple[str, ...]:
+        return ("openvino",)
+
     def versions(self) -> dict[str, str]:
         import nncf
         import openvino

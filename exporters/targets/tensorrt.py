@@ -124,6 +124,9 @@ class TensorRTTarget(Target):
             return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
         return ParityTolerance(encoder_rel_error=1e-2, token_agreement=0.9)  # TF32 kernels
 
+    def runtime_packages(self, device: str) -> tuple[str, ...]:
+        return ("tensorrt", "torch")  # torch holds the engine's CUDA buffers
+
     def versions(self) -> dict[str, str]:
         import tensorrt
 

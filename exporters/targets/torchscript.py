@@ -70,6 +70,9 @@ class TorchScriptTarget(Target):
             return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
         return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)
 
+    def runtime_packages(self, device: str) -> tuple[str, ...]:
+        return ("torch",)
+
     def versions(self) -> dict[str, str]:
         import torch
 

@@ -1,0 +1,89 @@
+"""``python -m runtimes.serve ARTIFACT``: serve an artifact with OpenAI's audio API."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+
+from runtimes.errors import ToolkitError
+
+API_KEY_ENV = "WHISPER_API_KEY"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m runtimes.serve", description=__doc__)
+    p.add_argument("artifact", type=Path, help="artifact, transformers or CTranslate2 directory")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
+                   help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}, else none)")
+    p.add_argument("--model-id", help="id listed by /v1/models (default: the directory name)")
+    p.add_argument("--max-batch-size", type=int, default=8,
+                   help="windows per model call; 1 disables dynamic batching (default 8)")
+    p.add_argument("--max-wait-ms", type=float, default=10.0,
+                   help="how long a window waits for others to join its batch (default 10)")
+    p.add_argument("--max-queue", type=int, default=64,
+                   help="requests admitted at once; more get 503 (default 64)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="default 25 (as OpenAI)")
+    p.add_argument("--timeout", type=float, default=120.0, help="per-request seconds (default 120)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--precision", help="compute precision (default: the artifact's own)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = all cores")
+    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--log-level", default="info",
+                   choices=("critical", "error", "warning", "info", "debug"))
+    return p
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        import uvicorn
+
+        import runtimes
+        from runtimes.serve.app import create_app
+        from runtimes.serve.config import ServeConfig
+        from runtimes.serve.engine import ServeEngine
+    except ImportError as exc:
+        print(f"error: serving needs the 'serve' extra ({exc.name} is missing): "
+              "pip install -e '.[serve]'", file=sys.stderr)
+        return 2
+    try:
+        config = ServeConfig(args.model_id or args.artifact.resolve().name, args.api_key,
+                             args.max_batch_size, args.max_wait_ms, args.max_queue,
+                             args.max_upload_mb, args.timeout)
+        if not 0 < args.port < 65536:
+            raise ToolkitError(f"port {args.port} is not in 1..65535")
+        options = runtimes.RuntimeOptions(args.device, args.precision, args.threads)
+        decoding = runtimes.DecodingOptions(args.beam_size)
+        engine = ServeEngine(runtimes.load(args.artifact, options, decoding),
+                             config.max_batch_size, config.max_wait_ms / 1000)
+        engine.warm_up()
+    except ToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not _is_loopback(args.host) and config.api_key is None:
+        print(f"warning: serving on {args.host} without an API key: anyone who can reach this "
+              f"port can use it (set --api-key or ${API_KEY_ENV})", file=sys.stderr)
+    batching = ("off" if config.max_batch_size == 1 else
+                f"up to {config.max_batch_size} windows, {config.max_wait_ms:g} ms wait")
+    print(f"serving {args.artifact} as {config.model_id!r} on http://{args.host}:{args.port}/v1 "
+          f"(dynamic batching {batching})", file=sys.stderr, flush=True)
+    uvicorn.run(create_app(engine, config), host=args.host, port=args.port,
+                log_level=args.log_level, timeout_graceful_shutdown=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

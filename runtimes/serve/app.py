@@ -1,0 +1,243 @@
+"""The FastAPI application: OpenAI's audio routes, health, metrics, and the protections.
+
+Every error leaves as OpenAI's error shape ``{"error": {"message", "type", "param",
+"code"}}`` with a 4xx/5xx status; tracebacks stay in the server log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from runtimes.errors import AudioError, ToolkitError
+from runtimes.serve.config import ServeConfig
+from runtimes.serve.engine import ServeEngine
+from runtimes.serve.formats import FORMATS, render
+from runtimes.serve.metrics import ServerMetrics
+
+log = logging.getLogger("runtimes.serve")
+OPEN_PATHS = ("/health",)  # answered without an API key (load-balancer probes)
+KNOWN_PATHS = ("/health", "/metrics", "/v1/models", "/v1/audio/transcriptions",
+               "/v1/audio/translations")
+
+
+class ApiError(Exception):
+    """An error answered in OpenAI's shape."""
+
+    def __init__(self, status: int, message: str, code: str, param: str | None = None,
+                 type_: str = "invalid_request_error", headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.param = status, message, code, param
+        self.type, self.headers = type_, headers
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    body = {"error": {"message": error.message, "type": error.type, "param": error.param,
+                      "code": error.code}}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+class UploadLimit:
+    """ASGI middleware: 413 for bodies over ``max_bytes``, by Content-Length before the
+    body is read, or while reading it when the length is not declared."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def _too_large(self) -> ApiError:
+        mb = self.max_bytes / 1024 / 1024
+        return ApiError(413, f"upload larger than the server's limit of {mb:g} MB "
+                        "(--max-upload-mb)", "upload_too_large", "file")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await error_response(self._too_large())(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise self._too_large()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
+    """The application for one loaded model; the batcher runs while the app is up."""
+    state = {"in_flight": 0}
+    metrics = ServerMetrics(lambda: engine.batcher.depth, lambda: state["in_flight"])
+    engine.batcher.observe = metrics.batch_size.observe
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine.start()
+        yield
+        engine.close()
+
+    app = FastAPI(title="whisper-exporters server", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=None)
+    app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
+    _install_error_handlers(app, metrics)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        path = request.url.path if request.url.path in KNOWN_PATHS else "other"
+        try:
+            _authorize(request, config)
+            response = await call_next(request)
+        except ApiError as exc:  # raised before routing (auth): answered here
+            response = error_response(exc)
+            metrics.errors.labels(exc.code).inc()
+        except Exception:
+            metrics.requests.labels(path, "500").inc()
+            raise
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        return response
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "model": config.model_id, "queue_depth": engine.batcher.depth,
+                "in_flight": state["in_flight"]}
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {"object": "list", "data": [
+            {"id": config.model_id, "object": "model", "created": 0,
+             "owned_by": "whisper-exporters"}]}
+
+    async def audio_route(request: Request, task: str) -> Response:
+        if state["in_flight"] >= config.max_queue:
+            raise ApiError(503, f"server busy: {config.max_queue} requests already queued "
+                           "(--max-queue); retry shortly", "queue_full", type_="server_error",
+                           headers={"Retry-After": "1"})
+        state["in_flight"] += 1
+        started = time.perf_counter()
+        try:
+            form = await request.form(max_files=1, max_fields=16)
+            args = _parse(form, engine, task)
+            data = await args["file"].read()
+            audio = await run_in_threadpool(engine.prepare, data, args["file"].filename or "upload")
+            result = await _with_timeout(
+                engine.transcribe(audio, args["language"], args["prompt"], task), config)
+        finally:
+            state["in_flight"] -= 1
+        metrics.latency.observe(time.perf_counter() - started)
+        metrics.audio_seconds.inc(audio.duration_s)
+        return render(result, args["response_format"], task)
+
+    @app.post("/v1/audio/transcriptions")
+    async def transcriptions(request: Request) -> Response:
+        return await audio_route(request, "transcribe")
+
+    @app.post("/v1/audio/translations")
+    async def translations(request: Request) -> Response:
+        return await audio_route(request, "translate")
+
+    return app
+
+
+def _authorize(request: Request, config: ServeConfig) -> None:
+    if config.api_key is None or request.url.path in OPEN_PATHS:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(key.strip().encode(),
+                                                             config.api_key.encode()):
+        raise ApiError(401, "missing or wrong API key (send Authorization: Bearer <key>)",
+                       "invalid_api_key")
+
+
+async def _with_timeout(work, config: ServeConfig):
+    try:
+        return await asyncio.wait_for(work, config.timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(504, f"transcription took longer than the server's {config.timeout_s:g} s "
+                       "limit (--timeout)", "timeout", type_="server_error") from None
+
+
+def _field(form, name: str) -> str | None:
+    value = form.get(name)
+    if value is None or isinstance(value, UploadFile):
+        return None
+    return value.strip() or None
+
+
+def _parse(form, engine: ServeEngine, task: str) -> dict:
+    """The request's fields, checked; ApiError(400) names the bad field and what is accepted."""
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(400, "missing 'file': send the audio as a multipart file field", "missing_file",
+                       "file")
+    response_format = _field(form, "response_format") or "json"
+    if response_format not in FORMATS:
+        raise ApiError(400, f"response_format {response_format!r} is not one of: "
+                       f"{', '.join(FORMATS)}", "invalid_value", "response_format")
+    temperature = _field(form, "temperature") or "0"
+    try:
+        ok = 0.0 <= float(temperature) <= 1.0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ApiError(400, f"temperature {temperature!r} must be a number in 0..1 (decoding is "
+                       "always deterministic, temperature 0)", "invalid_value", "temperature")
+    granularities = form.getlist("timestamp_granularities[]")
+    if "word" in granularities:
+        raise ApiError(400, "word timestamps are not supported; use 'segment'", "invalid_value",
+                       "timestamp_granularities")
+    language = _field(form, "language")
+    language = language.lower() if language else None
+    try:
+        engine.check_language(language, task)
+    except ToolkitError as exc:
+        raise ApiError(400, str(exc), "invalid_value", "language") from None
+    return {"file": upload, "language": language,
+            "prompt": _field(form, "prompt"), "response_format": response_format}
+
+
+def _install_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
+    def answer(error: ApiError) -> JSONResponse:
+        metrics.errors.labels(error.code).inc()
+        return error_response(error)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return answer(exc)
+
+    @app.exception_handler(ToolkitError)
+    async def toolkit_error(request: Request, exc: ToolkitError) -> JSONResponse:
+        # AudioError (not audio, empty, no samples) and OptionError are the client's to fix.
+        if isinstance(exc, AudioError):
+            return answer(ApiError(400, str(exc), "invalid_audio", "file"))
+        return answer(ApiError(400, str(exc), "invalid_value"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = (f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405)
+                   else str(exc.detail))
+        return answer(ApiError(exc.status_code, message, code))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return answer(ApiError(500, "internal server error (details are in the server log)",
+                               "internal_error", type_="server_error"))

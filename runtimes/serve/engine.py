@@ -1,0 +1,144 @@
+"""A loaded artifact behind the dynamic batcher: uploads in, transcripts with segments out.
+
+Pre-processing is the pipeline's own (PyAV decoding, silence check, Silero-VAD windows for
+long uploads, the same log-mel), so a served transcript equals ``python -m runtimes`` on the
+same file. Only the model calls go through the batcher; decoding and VAD run on the
+request's worker thread, in parallel with the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runtimes.audio import SAMPLE_RATE, duration_s, is_silence, load_audio_bytes
+from runtimes.chunking import split_spans
+from runtimes.errors import OptionError
+from runtimes.features import batch_log_mel
+from runtimes.languages import LANGUAGES
+from runtimes.pipeline import Transcriber
+from runtimes.serve.batcher import DynamicBatcher
+
+_DETECT = ("detect",)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One decoded window: where it lies in the upload (seconds) and what was said."""
+
+    start: float
+    end: float
+    text: str
+    tokens: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ServedResult:
+    text: str
+    language: str
+    duration_s: float
+    segments: tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    """A decoded upload cut into <= 30 s windows ((start, end) sample indices)."""
+
+    samples: np.ndarray
+    spans: tuple[tuple[int, int], ...]
+
+    @property
+    def duration_s(self) -> float:
+        return duration_s(self.samples)
+
+
+class ServeEngine:
+    """Runs every model call of every request through one ``DynamicBatcher``.
+
+    Args:
+        transcriber: the loaded artifact (runtime, tokenizer, decoding options).
+        max_batch: most windows per model call (1 = batching off).
+        max_wait_s: how long a window may wait for others.
+        observe_batch: called with each batch's size.
+    """
+
+    def __init__(self, transcriber: Transcriber, max_batch: int, max_wait_s: float,
+                 observe_batch: Callable[[int], None] = lambda size: None) -> None:
+        self.transcriber = transcriber
+        self.batcher = DynamicBatcher(self._run, max_batch, max_wait_s, observe_batch)
+
+    @property
+    def multilingual(self) -> bool:
+        return self.transcriber.runtime.multilingual
+
+    def check_language(self, language: str | None, task: str) -> None:
+        """OptionError for a language or task this model cannot honour (before decoding)."""
+        if task == "translate" and not self.multilingual:
+            raise OptionError("this model is English-only; it cannot translate")
+        if language is None:
+            return
+        if language not in LANGUAGES:
+            raise OptionError(f"language {language!r} is not an ISO-639-1 code Whisper knows "
+                              f"(e.g. en, de, fr)")
+        if not self.multilingual and language != "en":
+            raise OptionError(f"language {language!r}: this model is English-only (use en)")
+
+    @staticmethod
+    def prepare(data: bytes, name: str) -> PreparedAudio:
+        """Decode and window an upload (CPU work; call it off the event loop)."""
+        samples = load_audio_bytes(data, name)
+        spans = () if is_silence(samples) else tuple(split_spans(samples))
+        return PreparedAudio(samples, spans)
+
+    async def transcribe(self, audio: PreparedAudio, language: str | None,
+                         prompt: str | None, task: str = "transcribe") -> ServedResult:
+        """Decode every window of ``audio`` through the batcher."""
+        windows = [audio.samples[start:end] for start, end in audio.spans]
+        if not windows:
+            return ServedResult("", language or "en", audio.duration_s, ())
+        if language is None:
+            language = await self._language(windows[0])
+        tokenizer = self.transcriber.tokenizer
+        ids = tokenizer.prompt(language, task)
+        if prompt:
+            ids = tokenizer.previous_text(prompt) + ids
+        futures = [self.batcher.submit(("generate", len(ids)), (w, ids)) for w in windows]
+        outputs = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        segments = tuple(
+            Segment(start / SAMPLE_RATE, end / SAMPLE_RATE, tokenizer.decode(out), tuple(out))
+            for (start, end), out in zip(audio.spans, outputs)
+        )
+        text = tokenizer.decode([t for out in outputs for t in out])
+        return ServedResult(text, language, audio.duration_s, segments)
+
+    async def _language(self, window: np.ndarray) -> str:
+        if not self.multilingual:
+            return "en"
+        return await asyncio.wrap_future(self.batcher.submit(_DETECT, window))
+
+    def _run(self, key: Hashable, payloads: list[Any]) -> list[Any]:
+        runtime = self.transcriber.runtime
+        if key == _DETECT:
+            return runtime.detect_language(batch_log_mel(payloads, runtime.n_mels))
+        features = batch_log_mel([window for window, _ in payloads], runtime.n_mels)
+        return runtime.generate(features, [ids for _, ids in payloads], self.transcriber.options)
+
+    def warm_up(self) -> None:
+        """One model call on a second of faint noise, so the first request is not the one
+        that pays for lazy initialisation."""
+        noise = np.random.default_rng(0).normal(0, 1e-3, SAMPLE_RATE).astype(np.float32)
+        language = "en" if not self.multilingual else None
+        if language is None:
+            language = self._run(_DETECT, [noise])[0]
+        self._run(("generate", 0), [(noise, self.transcriber.tokenizer.prompt(language, "transcribe"))])
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    def close(self) -> None:
+        self.batcher.close()
+        self.transcriber.close()

@@ -1,0 +1,216 @@
+"""Load-test the transcription server: N concurrent clients on loopback, with and without
+dynamic batching, in one run.
+
+    python scripts/load_test.py artifacts/tiny.en-ctranslate2-int8_float32 --clients 8
+
+Starts ``python -m runtimes.serve`` on free loopback ports, once with
+``--max-batch-size 1`` and once with the batched setting, alternating the two ``--repeats``
+times, and sends each the same requests (every clip of the subset, ``--rounds`` times, closed
+loop: each client sends its next request when the previous one is answered). Prints a
+markdown table: throughput in audio seconds per second, latency p50/p95/p99, errors, mean
+batch size, and the batched/unbatched throughput ratio. ``--url`` tests a server that is
+already running instead. Results go to ``--out`` (report.md, results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.datasets import from_manifest  # noqa: E402
+from runtimes.audio import duration_s, load_audio  # noqa: E402
+from runtimes.errors import ToolkitError  # noqa: E402
+
+DEFAULT_MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.tsv"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    mode: str
+    requests: int
+    errors: int
+    wall_s: float
+    audio_s: float
+    throughput: float  # audio seconds transcribed per wall second
+    p50_s: float
+    p95_s: float
+    p99_s: float
+    mean_batch: float  # windows per model call, from the server's /metrics (nan if not ours)
+    error_samples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str
+    data: bytes
+    seconds: float
+
+
+def load_requests(manifest: Path, subset: str, limit: int | None, rounds: int) -> list[Request]:
+    clips = from_manifest(manifest, subset, limit)
+    once = [Request(c.path.name, c.path.read_bytes(), duration_s(load_audio(c.path)))
+            for c in clips]
+    return once * rounds
+
+
+async def _client(http, url: str, queue: asyncio.Queue, latencies: list, errors: list,
+                  headers: dict) -> None:
+    while True:
+        try:
+            request = queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return
+        started = time.perf_counter()
+        try:
+            response = await http.post(url, headers=headers, data={"model": "whisper-1"},
+                                       files={"file": (request.name, request.data)})
+            ok = response.status_code == 200
+            detail = f"{response.status_code} {response.text[:200]}"
+        except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        (latencies if ok else errors).append(time.perf_counter() - started if ok else detail)
+
+
+async def run_load(base_url: str, requests: list[Request], clients: int, mode: str,
+                   api_key: str | None = None, timeout_s: float = 300.0) -> LoadResult:
+    """Send every request through ``clients`` concurrent connections; time the whole run."""
+    import httpx
+
+    queue: asyncio.Queue = asyncio.Queue()
+    for request in requests:
+        queue.put_nowait(request)
+    latencies: list[float] = []
+    errors: list[str] = []
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    url = base_url.rstrip("/") + "/v1/audio/transcriptions"
+    limits = httpx.Limits(max_connections=clients)
+    async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(_client(http, url, queue, latencies, errors, headers)
+                               for _ in range(clients)))
+        wall = time.perf_counter() - started
+        mean_batch = await _mean_batch(http, base_url, headers)
+    audio = sum(r.seconds for r in requests)
+    p50, p95, p99 = (np.percentile(latencies, [50, 95, 99]) if latencies else (np.nan,) * 3)
+    return LoadResult(mode, len(requests), len(errors), wall, audio, audio / wall,
+                      float(p50), float(p95), float(p99), mean_batch, tuple(errors[:3]))
+
+
+async def _mean_batch(http, base_url: str, headers: dict) -> float:
+    """Mean batch size since the server started, read from its Prometheus metrics."""
+    try:
+        text = (await http.get(base_url.rstrip("/") + "/metrics", headers=headers)).text
+        values = dict(line.split(" ", 1) for line in text.splitlines()
+                      if line.startswith("whisper_batch_size_"))
+        return float(values["whisper_batch_size_sum"]) / float(values["whisper_batch_size_count"])
+    except Exception:  # noqa: BLE001 - another server, or no batches yet: unknown
+        return float("nan")
+
+
+def report(results: list[LoadResult], clients: int, artifact: str) -> str:
+    base = next((r for r in results if r.mode.startswith("batching off")), None)
+    errors = "; ".join(s for r in results for s in r.error_samples)
+    lines = [f"Load test: {artifact}, {clients} concurrent clients, "
+             f"{results[0].requests} requests ({results[0].audio_s:.0f} s of audio) per mode.", "",
+             "| mode | requests | errors | wall s | audio s/s | vs off | p50 s | p95 s | p99 s "
+             "| mean batch |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        ratio = f"{r.throughput / base.throughput:.2f}x" if base else "-"
+        lines.append(f"| {r.mode} | {r.requests} | {r.errors} | {r.wall_s:.1f} | "
+                     f"{r.throughput:.1f} | {ratio} | {r.p50_s:.2f} | {r.p95_s:.2f} | {r.p99_s:.2f} | "
+                     f"{r.mean_batch:.1f} |")
+    if errors:
+        lines += ["", f"First errors: {errors}"]
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("artifact", nargs="?", type=Path, help="artifact to serve (not with --url)")
+    p.add_argument("--url", help="test this running server instead of starting two")
+    p.add_argument("--api-key", help="bearer key for --url")
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    p.add_argument("--subset", default="en")
+    p.add_argument("--limit", type=int, help="first N clips of the subset")
+    p.add_argument("--rounds", type=int, default=1, help="send every clip this many times")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs per mode, alternating; the median run is reported with the range")
+    p.add_argument("--max-batch-size", type=int, default=8, help="the batched server's setting")
+    p.add_argument("--max-wait-ms", type=float, default=10.0)
+    p.add_argument("--threads", type=int, default=0, help="server intra-op threads; 0 = all")
+    p.add_argument("--out", type=Path, default=Path("results/load-test"))
+    return p
+
+
+def _check(args: argparse.Namespace) -> None:
+    if (args.url is None) == (args.artifact is None):
+        raise ToolkitError("give an ARTIFACT to serve, or --url of a running server (not both)")
+    for name in ("clients", "rounds", "repeats", "max_batch_size"):
+        if getattr(args, name) < 1:
+            raise ToolkitError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.artifact is not None and not args.artifact.is_dir():
+        raise ToolkitError(f"artifact directory not found: {args.artifact}")
+
+
+def _measure(args: argparse.Namespace, requests: list[Request]) -> list[LoadResult]:
+    if args.url:
+        return [asyncio.run(run_load(args.url, requests, args.clients, "as running", args.api_key))]
+    from runtimes.serve.launch import start_server
+
+    modes = [("batching off (max batch 1)", "1"),
+             (f"dynamic batching (max batch {args.max_batch_size})", str(args.max_batch_size))]
+    runs: dict[str, list[LoadResult]] = {mode: [] for mode, _ in modes}
+    for repeat in range(args.repeats):  # alternate the modes, so drift hits both alike
+        for mode, batch in modes:
+            print(f"[{repeat + 1}/{args.repeats}] {mode}", file=sys.stderr, flush=True)
+            with start_server(args.artifact, "--max-batch-size", batch, "--max-wait-ms",
+                              str(args.max_wait_ms), "--threads", str(args.threads)) as server:
+                runs[mode].append(asyncio.run(run_load(server.url, requests, args.clients, mode)))
+            last = runs[mode][-1]
+            print(f"  {last.throughput:.1f} audio s/s, {last.errors} errors", file=sys.stderr,
+                  flush=True)
+    return [_median_run(results) for results in runs.values()]
+
+
+def _median_run(results: list[LoadResult]) -> LoadResult:
+    """The run with the median throughput; errors summed over all runs of the mode."""
+    ordered = sorted(results, key=lambda r: r.throughput)
+    middle = ordered[(len(ordered) - 1) // 2]
+    spread = f" [{ordered[0].throughput:.1f}-{ordered[-1].throughput:.1f}]" if len(results) > 1 else ""
+    errors = sum(r.errors for r in results)
+    samples = tuple(s for r in results for s in r.error_samples)[:3]
+    return LoadResult(middle.mode + spread, middle.requests, errors, middle.wall_s,
+                      middle.audio_s, middle.throughput, middle.p50_s, middle.p95_s,
+                      middle.p99_s, middle.mean_batch, samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _check(args)
+        requests = load_requests(args.manifest, args.subset, args.limit, args.rounds)
+        results = _measure(args, requests)
+    except ToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = report(results, args.clients, str(args.url or args.artifact))
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.md").write_text(text)
+    (args.out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return 1 if any(r.errors for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

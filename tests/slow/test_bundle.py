@@ -1,0 +1,72 @@
+"""``--bundle``: the serve/ files, the bundled code serving on its own, requirements resolving.
+
+The Dockerfile cannot be built here (no Docker, no network); what can be checked is: the
+files are listed and verified in the manifest, the bundled code (not this checkout) serves
+the artifact through serve/serve.sh, and pip resolves the pinned requirements.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from exporters.api import export
+from exporters.artifact import read_manifest, verify
+from exporters.targets.base import ExportOptions
+from runtimes.serve.launch import start_server
+from tests.slow.test_serve import JFK_TEXT
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "tiny.en-onnx-int8"
+    export("bundled:tiny.en", ExportOptions("onnx", "int8", threads=2), out, bundle=True,
+           log=lambda _: None)
+    return out
+
+
+def test_bundle_files_are_in_the_manifest(bundled):
+    serve = bundled / "serve"
+    for name in ("requirements.txt", "Dockerfile", "README.md", "serve.sh",
+                 "app/runtimes/serve/app.py", "app/exporters/artifact.py"):
+        assert (serve / name).is_file(), name
+    listed = {f.path for f in read_manifest(bundled).files}
+    assert "serve/Dockerfile" in listed and "serve/app/runtimes/pipeline.py" in listed
+    verify(bundled, read_manifest(bundled), checksums=True)
+    requirements = (serve / "requirements.txt").read_text().splitlines()
+    pins = [line for line in requirements if not line.startswith("#")]
+    assert all("==" in line for line in pins) and any(p.startswith("onnxruntime==") for p in pins)
+    assert not list(serve.rglob("__pycache__"))
+    dockerfile = (serve / "Dockerfile").read_text()
+    assert "COPY serve/requirements.txt" in dockerfile and '"runtimes.serve"' in dockerfile
+
+
+def test_bundled_code_serves_the_artifact(bundled, jfk, tmp_path):
+    script = bundled / "serve" / "serve.sh"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    probe = subprocess.run(
+        ["python", "-c", "import runtimes; print(runtimes.__file__)"], env={
+            **env, "PYTHONPATH": str(bundled / "serve" / "app")},
+        capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert probe.stdout.strip().startswith(str(bundled / "serve" / "app"))
+    with start_server(bundled, "--threads", "2", command=[str(script)], env=env) as server:
+        response = httpx.post(server.url + "/v1/audio/transcriptions", timeout=120,
+                              files={"file": (jfk.name, jfk.read_bytes())},
+                              data={"model": "whisper-1"})
+        assert response.status_code == 200, response.text
+        assert response.json()["text"] == JFK_TEXT
+
+
+def test_pinned_requirements_resolve(bundled, tmp_path):
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+         "--report", str(report), "-r", str(bundled / "serve" / "requirements.txt")],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert report.stat().st_size > 0

@@ -1,0 +1,155 @@
+"""The server end to end: the real command on a free loopback port, bundled tiny.en as a
+CTranslate2 int8 artifact, the official ``openai`` client, and every protection."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runtimes.serve.launch import start_server
+from tests.conftest import SPEECH
+
+JFK_TEXT = ("And so my fellow Americans ask not what your country can do for you, "
+            "ask what you can do for your country.")
+KEY = "test-key"
+
+
+@pytest.fixture(scope="module")
+def server(int8_artifact):
+    with start_server(int8_artifact, "--api-key", KEY, "--max-upload-mb", "3",
+                      "--threads", "2") as running:
+        yield running
+        assert running.process.poll() is None, running.log()  # it survived every test
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from openai import OpenAI
+
+    return OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
+
+
+def _post(server, path: Path | None = None, data: bytes | None = None, key: str | None = KEY,
+          **fields) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    content = data if data is not None else path.read_bytes()
+    return httpx.post(server.url + "/v1/audio/transcriptions", headers=headers, timeout=120,
+                      data={"model": "whisper-1", **fields},
+                      files={"file": ((path.name if path else "upload.bin"), content)})
+
+
+def _assert_openai_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"] and "type" in error
+    assert "Traceback" not in response.text
+
+
+def test_openai_client_json_and_text(client, jfk):
+    with open(jfk, "rb") as f:
+        result = client.audio.transcriptions.create(model="whisper-1", file=f)
+    assert result.text == JFK_TEXT
+    with open(jfk, "rb") as f:
+        text = client.audio.transcriptions.create(model="whisper-1", file=f,
+                                                  response_format="text")
+    assert text.strip() == JFK_TEXT
+
+
+def test_openai_client_srt_and_verbose_json(client, jfk):
+    with open(jfk, "rb") as f:
+        srt = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:11,000\n") and JFK_TEXT in srt
+    with open(jfk, "rb") as f:
+        verbose = client.audio.transcriptions.create(model="whisper-1", file=f,
+                                                     response_format="verbose_json")
+    assert verbose.text == JFK_TEXT and verbose.language == "english"
+    assert verbose.duration == pytest.approx(11.0, abs=0.01)
+    assert len(verbose.segments) == 1 and verbose.segments[0].end == pytest.approx(11.0, abs=0.01)
+
+
+def test_long_upload_is_cut_into_timed_segments(server, speech_rows):
+    row = next(r for r in speech_rows if r["subset"] == "longform")
+    response = _post(server, SPEECH / row["path"], response_format="verbose_json")
+    body = response.json()
+    segments = body["segments"]
+    assert response.status_code == 200 and len(segments) > 1
+    assert all(a["end"] <= b["start"] for a, b in zip(segments, segments[1:]))
+    assert segments[-1]["end"] <= body["duration"] + 0.01
+    assert all(s["end"] - s["start"] <= 30.0 for s in segments)
+
+
+def test_models_health_metrics(server, client):
+    assert [m.id for m in client.models.list()] == ["tiny.en-ct2-int8"]
+    assert httpx.get(server.url + "/health").json()["status"] == "ok"
+    metrics = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+    for name in ("whisper_http_requests_total", "whisper_errors_total", "whisper_queue_depth",
+                 "whisper_batch_size_bucket", "whisper_request_latency_seconds_bucket",
+                 "whisper_audio_seconds_total"):
+        assert name in metrics
+
+
+def test_wrong_or_missing_api_key_is_401(server, jfk):
+    _assert_openai_error(_post(server, jfk, key="wrong"), 401, "invalid_api_key")
+    _assert_openai_error(_post(server, jfk, key=None), 401, "invalid_api_key")
+    assert httpx.get(server.url + "/metrics").status_code == 401
+
+
+def test_oversized_upload_is_413(server):
+    _assert_openai_error(_post(server, data=b"\0" * (3 * 1024 * 1024 + 1)), 413, "upload_too_large")
+
+
+@pytest.mark.parametrize("content", [b"this is not audio at all" * 50, b""])
+def test_non_audio_upload_is_400(server, content):
+    _assert_openai_error(_post(server, data=content), 400, "invalid_audio")
+
+
+@pytest.mark.parametrize("fields, param", [
+    ({"response_format": "xml"}, "response_format"),
+    ({"language": "de"}, "language"),
+    ({"temperature": "hot"}, "temperature"),
+])
+def test_bad_fields_are_400_and_name_the_field(server, jfk, fields, param):
+    response = _post(server, jfk, **fields)
+    _assert_openai_error(response, 400, "invalid_value")
+    assert response.json()["error"]["param"] == param
+
+
+def test_unknown_route_is_404(server):
+    response = httpx.get(server.url + "/v1/nothing", headers={"Authorization": f"Bearer {KEY}"})
+    _assert_openai_error(response, 404, "not_found")
+
+
+def test_server_still_healthy_after_bad_requests(server, client, jfk):
+    assert httpx.get(server.url + "/health").status_code == 200
+    with open(jfk, "rb") as f:
+        assert client.audio.transcriptions.create(model="whisper-1", file=f).text == JFK_TEXT
+
+
+def test_full_queue_answers_503_and_recovers(int8_artifact, speech_rows):
+    row = next(r for r in speech_rows if r["subset"] == "longform")
+    with start_server(int8_artifact, "--max-queue", "1", "--max-batch-size", "1",
+                      "--threads", "2") as small:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            responses = list(pool.map(lambda _: _post(small, SPEECH / row["path"], key=None),
+                                      range(4)))
+        statuses = sorted(r.status_code for r in responses)
+        assert 200 in statuses and 503 in statuses and set(statuses) <= {200, 503}
+        full = next(r for r in responses if r.status_code == 503)
+        _assert_openai_error(full, 503, "queue_full")
+        assert full.headers["retry-after"] == "1"
+        assert httpx.get(small.url + "/health").json()["in_flight"] == 0
+
+
+def test_bad_command_line_exits_2_with_a_message(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "runtimes.serve", str(tmp_path / "missing")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.startswith("error: ")
+    result = subprocess.run([sys.executable, "-m", "runtimes.serve", str(tmp_path),
+                             "--max-batch-size", "0"], capture_output=True, text=True)
+    assert result.returncode == 2 and "max_batch_size must be >= 1" in result.stderr
