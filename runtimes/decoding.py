@@ -43,6 +43,12 @@ class SuppressRules:
 class StepModel(Protocol):
     """What a graph runtime offers the loop."""
 
+    #: Most windows per encoder call (0 = the whole batch). On CPUs the encoder's attention
+    #: over 1500 frames gets slower per window in large batches (ONNX int8 tiny.en, 2 cores:
+    #: 92 ms/window alone, 184 ms/window in a batch of 8), while the decoder steps gain the
+    #: most from batching, so the loop encodes in chunks and decodes the whole batch.
+    encoder_batch: int
+
     def cross_cache(self, features: np.ndarray) -> Any:
         """Encoder pass; returns what ``decode_step`` needs of the audio."""
 
@@ -54,6 +60,18 @@ class StepModel(Protocol):
 
     def select(self, cache: Any, rows: np.ndarray) -> Any:
         """The cache (or cross cache) of the given batch rows, in that order."""
+
+    def concat(self, parts: list[Any]) -> Any:
+        """One cross cache from the cross caches of consecutive chunks of a batch."""
+
+
+def encoder_pass(model: StepModel, features: np.ndarray) -> Any:
+    """``model.cross_cache`` of the batch, ``model.encoder_batch`` windows per call."""
+    size = model.encoder_batch or len(features)
+    if len(features) <= size:
+        return model.cross_cache(features)
+    return model.concat([model.cross_cache(features[start:start + size])
+                         for start in range(0, len(features), size)])
 
 
 def _suppress(logits: np.ndarray, rules: SuppressRules, first: bool, blank: bool) -> None:
@@ -85,7 +103,7 @@ def greedy(model: StepModel, features: np.ndarray, prompts: list[list[int]],
            options: DecodingOptions, rules: SuppressRules) -> list[list[int]]:
     """Greedy decoding. Finished rows are dropped from the batch once at most half of it is
     still running, so one long transcript does not make the whole batch pay for it."""
-    cross = model.cross_cache(features)
+    cross = encoder_pass(model, features)
     logits, cache = model.decode_step(np.asarray(prompts, np.int64),
                                       model.empty_cache(len(prompts)), cross)
     out: list[list[int]] = [[] for _ in prompts]
@@ -116,7 +134,7 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
     number of generated tokens (length penalty 1, as transformers' and CTranslate2's
     defaults); an input stops when it has ``beam_size`` finished hypotheses."""
     k, n = options.beam_size, len(prompts)
-    cross = model.select(model.cross_cache(features), np.repeat(np.arange(n), k))
+    cross = model.select(encoder_pass(model, features), np.repeat(np.arange(n), k))
     logits, cache = model.decode_step(np.repeat(np.asarray(prompts, np.int64), k, axis=0),
                                       model.empty_cache(n * k), cross)
     scores = np.tile(np.r_[0.0, np.full(k - 1, -np.inf)], n)  # only beam 0 starts alive
@@ -169,10 +187,17 @@ def detect_language(model: StepModel, features: np.ndarray, languages: dict[str,
     sot = load_tokenizer(model_dir, True).sot
     batch = features.shape[0]
     logits, _ = model.decode_step(np.full((batch, 1), sot, np.int64), model.empty_cache(batch),
-                                  model.cross_cache(features))
+                                  encoder_pass(model, features))
     ids = np.asarray(list(languages.values()))
     names = {v: k for k, v in languages.items()}
     return [names[int(i)] for i in ids[logits[:, ids].argmax(-1)]]
+
+
+def concat_rows(parts: list[Any]) -> Any:
+    """Numpy caches (lists of arrays, or dicts of them) of consecutive rows, joined."""
+    if isinstance(parts[0], dict):
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    return [np.concatenate(values) for values in zip(*parts)]
 
 
 def select_rows(cache: Any, rows: np.ndarray) -> Any:

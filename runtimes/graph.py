@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.decoding import SuppressRules, detect_language, generate
+from runtimes.decoding import SuppressRules, concat_rows, detect_language, generate
 from runtimes.errors import ArtifactError, OptionError
 
 GRAPH_SPEC = "graph.json"
@@ -22,6 +22,8 @@ class GraphRuntime(WhisperRuntime):
 
     #: The encoder and decoder files of this format, e.g. ("encoder.onnx", "decoder.onnx").
     graph_files: tuple[str, str] = ("", "")
+    #: Most windows per encoder call; 0 = the whole batch (see runtimes.decoding.StepModel).
+    encoder_batch: int = 0
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         super().__init__(model_dir, options)
@@ -62,6 +64,10 @@ class GraphRuntime(WhisperRuntime):
     def _cache_shape(self, batch: int) -> tuple[int, int, int, int]:
         heads = self._spec["n_heads"]
         return (batch, heads, 0, self._spec["d_model"] // heads)
+
+    def concat(self, parts: list) -> object:
+        """Cross caches of consecutive chunks joined (numpy; torch engines override)."""
+        return concat_rows(parts)
 
     def generate(self, features: np.ndarray, prompts: list[list[int]],
                  options: DecodingOptions) -> list[list[int]]:

@@ -63,6 +63,7 @@ class OnnxRuntime(GraphRuntime):
         encoder, decoder = (self.model_dir / f for f in self.graph_files)
         self._encoder = _session(encoder, options, fp16)
         self._decoder = _session(decoder, options, fp16)
+        self.encoder_batch = 2 if options.device == "cpu" else 0  # measured: see decoding.py
         self._cross_names = [o.name for o in self._encoder.get_outputs()][1:]
         self._past_names = [i.name for i in self._decoder.get_inputs() if i.name.startswith("past")]
 

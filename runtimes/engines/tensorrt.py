@@ -118,6 +118,9 @@ class TensorRTRuntime(GraphRuntime):
         present = [out[name.replace("past", "present")] for name in self._past]
         return out["logits"].cpu().numpy(), present
 
+    def concat(self, parts: list) -> dict:
+        return {name: self._torch.cat([p[name] for p in parts]) for name in parts[0]}
+
     def select(self, cache, rows: np.ndarray):
         index = self._torch.from_numpy(np.asarray(rows)).cuda()
         if isinstance(cache, dict):
