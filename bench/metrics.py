@@ -61,3 +61,28 @@ def error_rates(references: list[str], hypotheses: list[str], languages: list[st
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
+
+
+def token_agreement(reference: list[list[int]], hypothesis: list[list[int]]) -> float:
+    """Corpus agreement of two systems' greedy tokens: 1 - total edit distance / total of
+    the longer sequence of each clip (edit distance, so one extra comma costs one token)."""
+    from exporters.validate import token_agreement as clip_agreement
+
+    longest = [max(len(a), len(b)) for a, b in zip(reference, hypothesis)]
+    if not sum(longest):
+        return 1.0
+    agreed = sum(clip_agreement(tuple(a), tuple(b)) * n
+                 for a, b, n in zip(reference, hypothesis, longest))
+    return agreed / sum(longest)
+
+
+def _repeats(text: str, n: int) -> int:
+    words = text.lower().split()
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return len(grams) - len(set(grams))
+
+
+def repeated_ngram_clips(references: list[str], hypotheses: list[str], n: int = 5) -> int:
+    """Clips whose transcript repeats word ``n``-grams more often than the reference does:
+    the signature of a decoder stuck in a loop (a hallucination signal)."""
+    return sum(1 for ref, hyp in zip(references, hypotheses) if _repeats(hyp, n) > _repeats(ref, n))

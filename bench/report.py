@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from bench.runner import Row
 
 
-def _fmt(value: float, digits: int = 1) -> str:
+def fmt(value: float, digits: int = 1) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
@@ -30,34 +30,49 @@ def _delta(value: float) -> str:
     return "—" if math.isnan(value) else f"{100 * value:+.2f}"
 
 
-def columns(batch_sizes: list[int]) -> list[tuple[str, Callable[[Row], str]]]:
-    """(header, row -> cell) for the table and the CSV, in order."""
+Column = tuple[str, Callable[[Row], str]]
+
+
+def columns(batch_sizes: list[int], extra: Sequence[Column] = ()) -> list[Column]:
+    """(header, row -> cell) for the table and the CSV, in order; ``extra`` columns (the
+    comparison's export time and device) follow the precision."""
     cols = [
         ("system", lambda r: r.name),
         ("runtime", lambda r: r.runtime),
         ("precision", lambda r: r.precision),
-        ("size MB", lambda r: _fmt(r.size_mb)),
-        ("load s", lambda r: _fmt(r.load_s, 2)),
-        ("first s", lambda r: _fmt(r.first_s, 2)),
-        ("p50 ms", lambda r: _fmt(r.latency_p50_ms, 0)),
-        ("p95 ms", lambda r: _fmt(r.latency_p95_ms, 0)),
-        ("RTFx b1", lambda r: _fmt(r.rtfx_b1)),
+        *extra,
+        ("size MB", lambda r: fmt(r.size_mb)),
+        ("load s", lambda r: fmt(r.load_s, 2)),
+        ("first s", lambda r: fmt(r.first_s, 2)),
+        ("p50 ms", lambda r: fmt(r.latency_p50_ms, 0)),
+        ("p95 ms", lambda r: fmt(r.latency_p95_ms, 0)),
+        ("RTFx b1", lambda r: fmt(r.rtfx_b1)),
         ("b1 range", lambda r: _range(r.rtfx_b1_rounds)),
     ]
-    cols += [(f"RTFx b{b}", lambda r, b=b: _fmt(r.rtfx_batched.get(b, float("nan"))))
+    cols += [(f"RTFx b{b}", lambda r, b=b: fmt(r.rtfx_batched.get(b, float("nan"))))
              for b in batch_sizes if b > 1]
+    if len(batch_sizes) > 2:
+        cols.append(("best RTFx (batch)", _best))
     cols += [
-        ("RSS b1 MB", lambda r: _fmt(r.peak_rss_b1_mb, 0)),
-        ("RSS max MB", lambda r: _fmt(r.peak_rss_mb, 0)),
+        ("RSS b1 MB", lambda r: fmt(r.peak_rss_b1_mb, 0)),
+        ("RSS max MB", lambda r: fmt(r.peak_rss_mb, 0)),
         ("WER %", lambda r: _pct(r.wer)),
         ("CER %", lambda r: _pct(r.cer)),
         ("ΔWER pts", lambda r: _delta(r.delta_wer)),
+        ("token agree %", lambda r: _pct(r.token_agreement)),
+        ("empty", lambda r: str(r.empty_outputs)),
+        ("rep 5-gram", lambda r: str(r.repeated_5grams)),
     ]
     return cols
 
 
-def markdown_table(rows: list[Row], batch_sizes: list[int]) -> str:
-    cols = columns(batch_sizes)
+def _best(row: Row) -> str:
+    size, rtfx = row.best_batched
+    return f"{fmt(rtfx)} (b{size})"
+
+
+def markdown_table(rows: list[Row], batch_sizes: list[int], extra: Sequence[Column] = ()) -> str:
+    cols = columns(batch_sizes, extra)
     lines = ["| " + " | ".join(h for h, _ in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     for row in rows:
@@ -69,7 +84,8 @@ def markdown_table(rows: list[Row], batch_sizes: list[int]) -> str:
     return "\n".join(lines)
 
 
-def _settings(run: dict) -> str:
+def settings(run: dict) -> str:
+    """The settings that make a run's numbers reproducible, as a Markdown list."""
     d, env, data = run["decoding"], run["environment"], run["dataset"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     notes = "".join(f"\n- {n}" for n in run.get("notes", []))
@@ -90,18 +106,26 @@ def _settings(run: dict) -> str:
     )
 
 
+def write_csv(path: Path, rows: dict[str, list[Row]], batch_sizes: list[int],
+              extra: Sequence[Column] = ()) -> None:
+    """One CSV line per row, subsets in the first column."""
+    cols = columns(batch_sizes, extra)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["subset"] + [h for h, _ in cols] + ["error"])
+        for subset, subset_rows in rows.items():
+            for row in subset_rows:
+                cells = [fn(row) if not row.error else "" for _, fn in cols]
+                writer.writerow([subset, *cells, row.error])
+
+
 def write(out_dir: Path, rows: list[Row], run: dict, batch_sizes: list[int]) -> str:
     """Write the three files into ``out_dir``; return the Markdown report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "results.jsonl", "w") as f:
         for row in rows:
             f.write(json.dumps({**asdict(row), "run": run}) + "\n")
-    cols = columns(batch_sizes)
-    with open(out_dir / "report.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([h for h, _ in cols] + ["error"])
-        for row in rows:
-            writer.writerow([fn(row) if not row.error else "" for _, fn in cols] + [row.error])
-    report = f"{markdown_table(rows, batch_sizes)}\n\n{_settings(run)}\n"
+    write_csv(out_dir / "report.csv", {run["dataset"]["subset"] or "all": rows}, batch_sizes)
+    report = f"{markdown_table(rows, batch_sizes)}\n\n{settings(run)}\n"
     (out_dir / "report.md").write_text(report)
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -15,7 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import Clip
-from bench.metrics import error_rates, normalizer_name, percentile
+from bench.metrics import (
+    error_rates,
+    normalizer_name,
+    percentile,
+    repeated_ngram_clips,
+    token_agreement,
+)
 from bench.systems import SystemSpec
 from runtimes.base import DecodingOptions, RuntimeOptions
 
@@ -44,12 +51,25 @@ class Row:
     wer: float = float("nan")
     cer: float = float("nan")
     delta_wer: float = float("nan")
+    token_agreement: float = float("nan")  # vs the baseline's greedy tokens, 0..1
+    empty_outputs: int = 0  # clips with a reference but an empty transcript
+    repeated_5grams: int = 0  # clips whose transcript repeats a word 5-gram more than the reference
+    export_s: float = float("nan")  # filled in by the comparison script
+    device: str = "cpu"
     clips: int = 0
     audio_s: float = 0.0
     baseline: bool = False
     error: str = ""
     notes: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    tokens: list[list[int]] = field(default_factory=list)
+
+    @property
+    def best_batched(self) -> tuple[int, float]:
+        """(batch size, RTFx) of the fastest batch size measured, batch 1 included."""
+        options = {1: self.rtfx_b1, **self.rtfx_batched}
+        size = max(options, key=lambda b: -1.0 if math.isnan(options[b]) else options[b])
+        return size, options[size]
 
 
 def dir_size_mb(path: Path) -> float:
@@ -134,12 +154,16 @@ def to_row(spec: SystemSpec, m: dict, clips: list[Clip]) -> Row:
         idle_rss_mb=m["idle_rss_mb"], peak_rss_b1_mb=m["peak_rss_b1_mb"],
         peak_rss_mb=m["peak_rss_mb"], clips=len(clips),
         audio_s=audio_s, baseline=spec.baseline, notes=m["notes"], texts=m["texts"],
+        tokens=m["tokens"], device=m["device"],
     )
     scored = [(c, t) for c, t in zip(clips, m["texts"]) if c.reference is not None]
     if scored:
         rates = error_rates([c.reference for c, _ in scored], [t for _, t in scored],
                             [c.language for c, _ in scored])
         row.wer, row.cer = rates.wer, rates.cer
+        row.empty_outputs = sum(1 for c, t in scored if c.reference.strip() and not t.strip())
+        row.repeated_5grams = repeated_ngram_clips([c.reference for c, _ in scored],
+                                                   [t for _, t in scored])
     return row
 
 
@@ -171,8 +195,9 @@ def run(
     ]
     baseline = next((r for r in rows if r.baseline and not r.error), None)
     for row in rows:
-        if baseline is not None:
+        if baseline is not None and not row.error:
             row.delta_wer = row.wer - baseline.wer
+            row.token_agreement = token_agreement(baseline.tokens, row.tokens)
     return rows
 
 

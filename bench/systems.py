@@ -1,8 +1,9 @@
 """What a bench row runs: a toolkit artifact, the PyTorch baseline, or faster-whisper itself.
 
-Each system exposes ``transcribe(list of 16 kHz arrays, batch_size) -> list[str]`` so the
-worker times them all the same way. faster-whisper is the reference users know; it runs
-its own feature extraction and ``transcribe`` loop, with decoding settings matched to ours.
+Each system exposes ``transcribe(list of 16 kHz arrays, batch_size) -> list[Output]`` (text
+and generated token ids) so the worker times them all the same way. faster-whisper is the
+reference users know; it runs its own feature extraction and ``transcribe`` loop, with
+decoding settings matched to ours.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ class SystemSpec:
         return asdict(self)
 
 
+#: One transcript: its text and the generated token ids (special tokens excluded).
+Output = tuple[str, list[int]]
+
+
 class System(Protocol):
     runtime_name: str
     precision: str
     batching: bool
 
-    def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[str]: ...
+    def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]: ...
 
 
 class ToolkitSystem:
@@ -59,8 +64,9 @@ class ToolkitSystem:
         self.runtime_name = self._model.runtime.format
         self.precision = self._model.runtime.precision
 
-    def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[str]:
-        return [t.text for t in self._model.transcribe(audio, batch_size=batch_size)]
+    def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
+        return [(t.text, list(t.tokens))
+                for t in self._model.transcribe(audio, batch_size=batch_size)]
 
 
 class FasterWhisperSystem:
@@ -78,9 +84,9 @@ class FasterWhisperSystem:
         self._model = WhisperModel(spec.path, device=runtime.device, compute_type=self.precision,
                                    cpu_threads=runtime.threads, num_workers=1)
 
-    def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[str]:
+    def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
         d = self._decoding
-        texts = []
+        outputs = []
         for samples in audio:
             segments, _ = self._model.transcribe(
                 samples, beam_size=d.beam_size, temperature=0.0, language=d.language,
@@ -91,8 +97,11 @@ class FasterWhisperSystem:
                 # max_new_tokens (prompt + N) would cap it at (prompt + 224) / 2.
                 max_new_tokens=None,
             )
-            texts.append(" ".join(s.text.strip() for s in segments).strip())  # consume lazily
-        return texts
+            segments = list(segments)  # a lazy generator: decoding happens here
+            text = " ".join(s.text.strip() for s in segments).strip()
+            eot = self._model.hf_tokenizer.token_to_id("<|endoftext|>")
+            outputs.append((text, [t for s in segments for t in s.tokens if t < eot]))
+        return outputs
 
 
 def open_system(spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions) -> System:

@@ -34,11 +34,13 @@ class Measurement:
     audio_s: float
     batched_s: dict[int, float]
     texts: list[str]
+    tokens: list[list[int]]
     idle_rss_mb: float
     peak_rss_b1_mb: float
     peak_rss_mb: float
     batching: bool
     notes: list[str] = field(default_factory=list)
+    device: str = "cpu"
 
 
 def _progress(items, desc: str):
@@ -60,10 +62,10 @@ def measure(job: dict) -> Measurement:
     start = time.perf_counter()
     system.transcribe(audio[:1], 1)
     first_s = time.perf_counter() - start
-    latencies, texts = [], []
+    latencies, outputs = [], []
     for samples in _progress(audio, f"{spec.name} batch 1"):
         start = time.perf_counter()
-        texts.extend(system.transcribe([samples], 1))
+        outputs.extend(system.transcribe([samples], 1))
         latencies.append(time.perf_counter() - start)
     peak_b1 = peak_rss_mb()
     batched: dict[int, float] = {}
@@ -78,8 +80,9 @@ def measure(job: dict) -> Measurement:
         batched[size] = time.perf_counter() - start
     return Measurement(
         system.runtime_name, system.precision, load_s, first_s, latencies,
-        sum(duration_s(a) for a in audio), batched, texts, idle, peak_b1, peak_rss_mb(),
-        system.batching, notes,
+        sum(duration_s(a) for a in audio), batched, [text for text, _ in outputs],
+        [tokens for _, tokens in outputs], idle, peak_b1, peak_rss_mb(),
+        system.batching, notes, runtime.device,
     )
 
 

@@ -49,6 +49,8 @@ class RuntimeOptions:
         threads: intra-op threads; 0 = the runtime's default (all cores).
         provider: ONNX Runtime execution provider on cuda: "cuda" (default) or "tensorrt".
         cache_dir: where a provider keeps compiled engines (TensorRT), reused across loads.
+        profile: collect per-operator times for ``operator_profile()`` (ONNX Runtime,
+            OpenVINO); slows inference down, for profiling runs only.
     """
 
     device: str = "cpu"
@@ -56,6 +58,7 @@ class RuntimeOptions:
     threads: int = 0
     provider: str | None = None
     cache_dir: str | None = None
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -126,6 +129,10 @@ class WhisperRuntime(ABC):
     @abstractmethod
     def detect_language(self, features: np.ndarray) -> list[str]:
         """Most likely language code ("en", "de", ...) of each item in the batch."""
+
+    def operator_profile(self) -> list[tuple[str, float, int]]:
+        """(operator type, total ms, calls) collected since load with ``profile=True``."""
+        raise OptionError(f"operator profiling is not available for {self.format} artifacts")
 
     def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release the model's memory; engines that hold one override this."""

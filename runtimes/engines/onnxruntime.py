@@ -43,6 +43,11 @@ def _session(path: Path, options: RuntimeOptions, fp16: bool = False):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if options.threads:
         so.intra_op_num_threads = options.threads
+    if options.profile:
+        import tempfile
+
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="ort-profile-")) / path.stem)
     try:
         return ort.InferenceSession(str(path), so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
@@ -84,6 +89,22 @@ class OnnxRuntime(GraphRuntime):
 
     def select(self, cache, rows: np.ndarray):
         return select_rows(cache, rows)
+
+    def operator_profile(self) -> list[tuple[str, float, int]]:
+        """Kernel times by operator type from ONNX Runtime's profiler (both graphs)."""
+        import json
+
+        if not self.options.profile:
+            return super().operator_profile()
+        totals: dict[str, list[float]] = {}
+        for session in (self._encoder, self._decoder):
+            events = json.loads(Path(session.end_profiling()).read_text())
+            for event in events:
+                if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                    entry = totals.setdefault(event["args"]["op_name"], [0.0, 0])
+                    entry[0] += event["dur"] / 1000
+                    entry[1] += 1
+        return [(op, ms, int(n)) for op, (ms, n) in totals.items()]
 
     def close(self) -> None:
         self._encoder = self._decoder = None

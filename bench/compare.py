@@ -1,0 +1,212 @@
+"""The runtime comparison: every target x precision this machine can run, exported from one
+source, benchmarked against PyTorch fp32 and faster-whisper on one or more subsets, with
+plots and a recommendation. ``scripts/compare_runtimes.py`` is its command line.
+
+Rows this hardware cannot run (fp16 on a CPU, TensorRT without an NVIDIA GPU) stay in the
+report with the reason, so the table says what exists and why it was not measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench import datasets, report, runner
+from bench.runner import Row
+from bench.systems import SystemSpec
+from runtimes.base import DecodingOptions, RuntimeOptions
+from runtimes.errors import ToolkitError
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One target x precision: runnable here, or skipped with the reason."""
+
+    target: str
+    precision: str
+    skip_reason: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.target} {self.precision}"
+
+
+@dataclass
+class Comparison:
+    """Everything one comparison run produced."""
+
+    rows: dict[str, list[Row]]  # subset -> rows (in report order)
+    skipped: list[Variant]
+    export_s: dict[str, float]
+    recommendation: str | None = None
+    notes: list[str] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)  # row name -> model directory
+    first_clips: list = field(default_factory=list)  # clips of the first subset
+
+
+def plan(device: str, targets: list[str] | None = None) -> list[Variant]:
+    """Every (target, precision) reachable through the CLI shorthands, in registry order.
+
+    A shorthand the target does not offer at all makes no row; one it offers but that
+    cannot run on ``device`` here makes a skipped row with the target's own message.
+    """
+    from exporters import registry
+    from exporters.targets.base import SHORTHANDS, ExportOptions
+
+    names = registry.names()
+    unknown = sorted(set(targets or []) - set(names))
+    if unknown:
+        raise ToolkitError(f"unknown target(s) {', '.join(unknown)}; available: {', '.join(names)}")
+    variants: dict[str, Variant] = {}
+    for name in targets or names:
+        target = registry.get(name)
+        for shorthand in SHORTHANDS:
+            try:
+                precision = target.precision(shorthand, device)
+            except ToolkitError:
+                continue  # not a precision of this target
+            try:
+                target.check(ExportOptions(name, shorthand, device), precision)
+                reason = None
+            except ToolkitError as exc:
+                reason = str(exc)
+            variants.setdefault(f"{name} {precision}", Variant(name, precision, reason))
+    return list(variants.values())
+
+
+def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
+               threads: int) -> tuple[dict[str, Path], dict[str, float], list[Variant]]:
+    """Export each runnable variant into ``out_dir``; a failed export becomes a skipped row."""
+    from exporters.api import export
+    from exporters.targets.base import ExportOptions
+
+    paths, seconds, failed = {}, {}, []
+    runnable = [v for v in variants if v.skip_reason is None]
+    for i, variant in enumerate(runnable, 1):
+        print(f"[export {i}/{len(runnable)}] {variant.name}", file=sys.stderr, flush=True)
+        path = out_dir / f"{variant.target}-{variant.precision}"
+        try:
+            result = export(model, ExportOptions(variant.target, variant.precision, device,
+                                                 threads), path, force=True, log=lambda _: None)
+        except ToolkitError as exc:
+            failed.append(Variant(variant.target, variant.precision, f"export failed: {exc}"))
+            continue
+        paths[variant.name], seconds[variant.name] = path, result.seconds
+    return paths, seconds, failed
+
+
+def recommend(rows: list[Row], artifacts: set[str], max_wer_delta: float) -> str:
+    """The fastest artifact (batch-1 RTFx) whose WER is within ``max_wer_delta`` points of
+    the baseline's, as one sentence."""
+    fits = [r for r in rows if r.name in artifacts and not r.error and not math.isnan(r.delta_wer)
+            and 100 * r.delta_wer <= max_wer_delta]
+    if not fits:
+        return f"No artifact is within {max_wer_delta:g} WER points of the baseline on this machine."
+    best = max(fits, key=lambda r: r.rtfx_b1)
+    size, rtfx = best.best_batched
+    return (f"Fastest artifact within {max_wer_delta:g} WER points of the baseline on this "
+            f"machine: **{best.name}** ({best.precision}): RTFx {best.rtfx_b1:.1f} at batch 1, "
+            f"{rtfx:.1f} at batch {size}, WER {100 * best.wer:.2f}% "
+            f"({100 * best.delta_wer:+.2f} pts), {best.size_mb:.1f} MB.")
+
+
+def run(args, out_dir: Path) -> Comparison:
+    """Plan, export, benchmark every subset, recommend; write nothing yet."""
+    from exporters import sources
+
+    variants = plan(args.device, args.targets)
+    runnable = ["pytorch float32", *(v.name for v in variants if v.skip_reason is None)]
+    if args.profile is not None and args.profile not in runnable:
+        raise ToolkitError(f"--profile {args.profile!r} is not a row of this comparison; "
+                           f"one of: {', '.join(runnable)}")
+    sources.resolve(args.model)  # a bad --model fails before any export
+    clip_sets = {s: datasets.load_clips(args.manifest, s, args.limit) for s in args.subsets}
+    paths, export_s, failed = export_all(args.model, variants, out_dir / "artifacts",
+                                         args.device, args.threads)
+    skipped = [v for v in variants if v.skip_reason] + failed
+    specs = _specs(args, paths)
+    decoding = DecodingOptions(beam_size=args.beam_size, language=args.language)
+    runtime = RuntimeOptions(device=args.device, threads=args.threads)
+    rows = {}
+    for subset, clips in clip_sets.items():
+        print(f"[bench] subset {subset}: {len(clips)} clips, {len(specs)} systems",
+              file=sys.stderr, flush=True)
+        rows[subset] = runner.run(specs, clips, runtime, decoding, args.batch_sizes, args.repeats)
+        for row in rows[subset]:
+            row.export_s = export_s.get(row.name, float("nan"))
+    comparison = Comparison(rows, skipped, export_s)
+    comparison.paths = {spec.name: Path(spec.path) for spec in specs}
+    comparison.first_clips = next(iter(clip_sets.values()))
+    if args.max_wer_delta is not None:
+        first = rows[args.subsets[0]]
+        comparison.recommendation = recommend(first, set(paths), args.max_wer_delta)
+    return comparison
+
+
+def _specs(args, paths: dict[str, Path]) -> list[SystemSpec]:
+    from exporters import sources
+
+    source = sources.resolve(args.model)
+    specs = [SystemSpec("pytorch float32", "toolkit", str(source.hf_dir), "float32", True)]
+    specs += [SystemSpec(name, "toolkit", str(path)) for name, path in paths.items()]
+    fw_dir = source.origin if source.kind in ("bundled", "ctranslate2") else next(
+        (p for n, p in paths.items() if n.startswith("ctranslate2")), None)
+    if args.faster_whisper != "none" and fw_dir is not None:
+        specs.append(SystemSpec(f"faster-whisper {args.faster_whisper}", "faster-whisper",
+                                str(fw_dir), args.faster_whisper))
+    return specs
+
+
+def write(comparison: Comparison, out_dir: Path, run_info: dict,
+          batch_sizes: list[int]) -> str:
+    """report.md, report.csv and results.jsonl for all subsets, plus the plots."""
+    from bench import plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections = [f"# Runtime comparison: {run_info['model']}", ""]
+    if comparison.recommendation:
+        sections += [comparison.recommendation, ""]
+    with open(out_dir / "results.jsonl", "w") as f:
+        for subset, rows in comparison.rows.items():
+            for row in rows:
+                f.write(json.dumps({"subset": subset, **asdict(row), "run": run_info}) + "\n")
+        for variant in comparison.skipped:
+            f.write(json.dumps({"subset": None, "name": variant.name, "skipped": variant.skip_reason})
+                    + "\n")
+    cols = [("device", lambda r: r.device), ("export s", lambda r: report.fmt(r.export_s, 1))]
+    for subset, rows in comparison.rows.items():
+        table = report.markdown_table(rows, batch_sizes, extra=cols)
+        sections += [f"## Subset `{subset}` ({rows[0].clips} clips, {rows[0].audio_s:.0f} s)", "",
+                     table, ""]
+    if comparison.skipped:
+        sections += ["## Not measured on this machine", "", "| target precision | why |",
+                     "|---|---|"]
+        sections += [f"| {v.name} | {v.skip_reason} |" for v in comparison.skipped]
+        sections.append("")
+    report.write_csv(out_dir / "report.csv", comparison.rows, batch_sizes, extra=cols)
+    figures = plots.write_all(comparison.rows, out_dir, batch_sizes)
+    sections += [f"![{name}]({name})" for name in figures] + [""]
+    sections += ["## Settings", "", report.settings(run_info)]
+    text = "\n".join(sections) + "\n"
+    (out_dir / "report.md").write_text(text)
+    return text
+
+
+
+def profile_section(args, out_dir: Path, comparison: Comparison, clips: int = 8) -> str:
+    """Top operators of the ``--profile`` row on the first clips of the first subset;
+    also written to profile.md."""
+    from bench.profile import profile_markdown
+    from runtimes.audio import load_audio
+
+    audio = [load_audio(c.path) for c in comparison.first_clips[:clips]]
+    print(f"[profile] {args.profile} on {len(audio)} clips", file=sys.stderr, flush=True)
+    text = profile_markdown(args.profile, comparison.paths[args.profile], audio, args.threads,
+                            args.device)
+    (out_dir / "profile.md").write_text(text)
+    with open(out_dir / "report.md", "a") as f:
+        f.write("\n" + text)
+    return "\n" + text

@@ -1,0 +1,100 @@
+"""Compare every runtime and precision on this machine: export, benchmark, report, plot.
+
+    python scripts/compare_runtimes.py --model bundled:tiny.en --max-wer-delta 0.5
+
+Exports every target x precision this machine can run (rows it cannot run are listed with
+the reason), benchmarks each artifact against PyTorch fp32 and faster-whisper, each in its
+own process (``python -m bench``'s runner), on every ``--subsets`` subset, and writes
+``--out``: report.md (one table per subset, the recommendation, the settings), report.csv,
+results.jsonl, and PNG plots (RTFx against WER with the Pareto front, throughput against
+batch size). ``--profile SYSTEM`` adds the top operators by time of one artifact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import compare, runner  # noqa: E402
+from bench.cli import DEFAULT_MANIFEST  # noqa: E402
+from runtimes.errors import ToolkitError  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="bundled:tiny.en", help="source checkpoint (any --model)")
+    p.add_argument("--targets", nargs="+", help="only these targets (default: all)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    p.add_argument("--subsets", nargs="+", default=["en", "longform"],
+                   help="manifest subsets, each its own table (default: en longform)")
+    p.add_argument("--limit", type=int, help="first N clips of each subset")
+    p.add_argument("--language", help="force a language (multilingual models, e.g. with --subsets multi)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--repeats", type=int, default=1,
+                   help="alternating rounds per subset; medians and the batch-1 spread reported")
+    p.add_argument("--threads", type=int, default=0, help="threads per runtime (0 = all cores)")
+    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--faster-whisper", default="int8", help="reference row compute type, or none")
+    p.add_argument("--max-wer-delta", type=float,
+                   help="name the fastest artifact within this many WER points of PyTorch fp32")
+    p.add_argument("--profile", metavar="SYSTEM",
+                   help="print the top operators of this row, e.g. 'onnx int8' (after the run)")
+    p.add_argument("--out", type=Path, default=None, help="default: results/compare-<time>")
+    return p
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.limit is not None and args.limit < 1:
+        raise ToolkitError(f"--limit must be >= 1, got {args.limit}")
+    if args.repeats < 1:
+        raise ToolkitError(f"--repeats must be >= 1, got {args.repeats}")
+    if any(b < 1 for b in args.batch_sizes):
+        raise ToolkitError(f"--batch-sizes must be >= 1, got {args.batch_sizes}")
+    if args.threads < 0:
+        raise ToolkitError(f"--threads must be >= 0, got {args.threads}")
+    if args.max_wer_delta is not None and args.max_wer_delta < 0:
+        raise ToolkitError(f"--max-wer-delta must be >= 0 (WER points), got {args.max_wer_delta}")
+    args.batch_sizes = sorted({1, *args.batch_sizes})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    out = args.out or Path("results") / time.strftime("compare-%Y%m%d-%H%M%S")
+    try:
+        _check(args)
+        comparison = compare.run(args, out)
+        run_info = {
+            "model": args.model, "decoding": {"beam_size": args.beam_size, "language": args.language,
+                                              "task": "transcribe", "max_new_tokens": 224},
+            "environment": runner.environment(args.threads),
+            "dataset": {"source": str(args.manifest), "subset": ", ".join(args.subsets),
+                        "clips": sum(rows[0].clips for rows in comparison.rows.values()),
+                        "audio_s": sum(rows[0].audio_s for rows in comparison.rows.values())},
+            "normalizers": ["whisper-english+spelling (en)", "whisper-basic (other languages)"],
+            "notes": comparison.notes, "repeats": args.repeats,
+            "command": "python scripts/compare_runtimes.py " + shlex.join(sys.argv[1:] if argv is None
+                                                                          else argv),
+        }
+        text = compare.write(comparison, out, run_info, args.batch_sizes)
+        if args.profile:
+            text += compare.profile_section(args, out, comparison)
+    except ToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    print(f"wrote {out}/report.md, report.csv, results.jsonl and plots in "
+          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

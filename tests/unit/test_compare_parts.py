@@ -1,0 +1,61 @@
+"""The comparison's pure parts: the plan of variants, the Pareto front, the recommendation,
+token agreement and the repetition signal."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.compare import plan, recommend
+from bench.metrics import repeated_ngram_clips, token_agreement
+from bench.plots import pareto_front
+from bench.runner import Row
+from runtimes.errors import ToolkitError
+
+
+def test_plan_lists_runnable_variants_and_skips_what_this_machine_cannot_run():
+    variants = {v.name: v for v in plan("cpu")}
+    assert variants["onnx int8"].skip_reason is None
+    assert variants["ctranslate2 int8_float32"].skip_reason is None
+    assert "cuda" in variants["onnx fp16"].skip_reason
+    assert "NVIDIA GPU" in variants["tensorrt fp32"].skip_reason
+    assert "ctranslate2 int4" not in variants  # not a precision of that target at all
+
+
+def test_plan_rejects_unknown_targets_by_name():
+    with pytest.raises(ToolkitError, match="unknown target.*nope.*available: ctranslate2"):
+        plan("cpu", ["onnx", "nope"])
+
+
+def test_pareto_front():
+    # (wer %, rtfx): b beats a on both; c is fastest; d is most accurate; e is dominated by c.
+    points = [(6.0, 10.0), (5.5, 12.0), (7.0, 30.0), (5.0, 8.0), (7.5, 20.0)]
+    assert pareto_front(points) == [3, 1, 2]
+
+
+def _row(name, wer, delta, rtfx, batched=None):
+    return Row(name=name, precision="p", wer=wer, delta_wer=delta, rtfx_b1=rtfx,
+               rtfx_batched=batched or {}, size_mb=10.0)
+
+
+def test_recommendation_is_the_fastest_artifact_within_the_budget():
+    rows = [_row("pytorch float32", 0.058, 0.0, 9.0), _row("onnx int8", 0.050, -0.008, 26.0),
+            _row("openvino int8", 0.058, 0.0, 31.0, {8: 42.0}),
+            _row("onnx int4", 0.071, 0.0125, 40.0)]
+    artifacts = {"onnx int8", "openvino int8", "onnx int4"}
+    text = recommend(rows, artifacts, 0.5)
+    assert "**openvino int8**" in text and "42.0 at batch 8" in text
+    assert "**onnx int4**" in recommend(rows, artifacts, 2.0)
+    assert recommend(rows, {"onnx int4"}, 0.5).startswith("No artifact")
+
+
+def test_corpus_token_agreement_weights_clips_by_length():
+    assert token_agreement([[1, 2, 3, 4]], [[1, 2, 3, 4]]) == 1.0
+    assert token_agreement([[1, 2, 3, 4], [5]], [[1, 2, 9, 4], [5]]) == pytest.approx(4 / 5)
+    assert token_agreement([[]], [[]]) == 1.0
+
+
+def test_repeated_ngrams_count_only_repetition_the_reference_lacks():
+    loop = "thank you for watching " * 3
+    assert repeated_ngram_clips(["a b c d e f"], [loop]) == 1
+    assert repeated_ngram_clips([loop], [loop]) == 0
+    assert repeated_ngram_clips(["one two three"], ["one two three"]) == 0
