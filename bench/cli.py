@@ -59,9 +59,11 @@ def systems(args: argparse.Namespace) -> tuple[list[SystemSpec], list[str]]:
 
     notes = []
     artifacts = []
-    for path in args.artifacts:
-        m = read_manifest(path)
-        artifacts.append(SystemSpec(f"{m.format} {m.precision}", "toolkit", str(path)))
+    labels = [f"{m.format} {m.precision}" for m in map(read_manifest, args.artifacts)]
+    for path, label in zip(args.artifacts, labels):
+        if labels.count(label) > 1:  # rows are keyed by name: two of a kind need their paths
+            label = f"{label} ({path})"
+        artifacts.append(SystemSpec(label, "toolkit", str(path)))
     source = sources.resolve(args.model)
     precisions = [p for p in args.pytorch if p != "none"]
     rows = [SystemSpec(f"pytorch {p}", "toolkit", str(source.hf_dir), p, baseline=(i == 0))

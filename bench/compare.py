@@ -48,10 +48,9 @@ class Comparison:
 
 
 def plan(device: str, targets: list[str] | None = None) -> list[Variant]:
-    """Every (target, precision) reachable through the CLI shorthands, in registry order.
-
-    A shorthand the target does not offer at all makes no row; one it offers but that
-    cannot run on ``device`` here makes a skipped row with the target's own message.
+    """Every precision a target offers on ``device`` here, then, as skipped rows with the
+    target's own message, those the CLI shorthands reach that cannot run here (fp16 on a
+    CPU, TensorRT without an NVIDIA GPU). A shorthand the target lacks makes no row.
     """
     from exporters import registry
     from exporters.targets.base import SHORTHANDS, ExportOptions
@@ -63,6 +62,8 @@ def plan(device: str, targets: list[str] | None = None) -> list[Variant]:
     variants: dict[str, Variant] = {}
     for name in targets or names:
         target = registry.get(name)
+        for precision in target.offered(device):
+            variants[f"{name} {precision}"] = Variant(name, precision)
         for shorthand in SHORTHANDS:
             try:
                 precision = target.precision(shorthand, device)

@@ -5,7 +5,9 @@ Graph targets (ONNX, and later TorchScript/OpenVINO/TensorRT) export these inste
 transformers' modules: plain tensors in and out, one decoder for the first and later steps
 (past length may be 0), every weight stored once. The token embedding is kept transposed,
 (d_model, vocab), and used both by the lookup (a column gather) and by the output
-projection (a MatMul), so quantisers see one matrix that both ops share.
+projection (a MatMul), so quantisers see one matrix that both ops share. OpenVINO asks for
+the other layout (``vocab_major``): it keeps MatMul weights as (vocab, d_model) and would
+otherwise fold a transposed second copy of the matrix into the IR.
 """
 
 from __future__ import annotations
@@ -94,13 +96,15 @@ class DecoderStepGraph(nn.Module):
     """One decoding step: tokens (B, T) after P cached positions -> logits of the last
     position (B, vocab) and the self-attention cache extended to P + T."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, vocab_major: bool = False) -> None:
         super().__init__()
         decoder = model.model.decoder
         self.layers = decoder.layers
         self.layer_norm = decoder.layer_norm
         self.positions = decoder.embed_positions.weight
-        self.embed_t = nn.Parameter(decoder.embed_tokens.weight.detach().t().contiguous())
+        self.vocab_major = vocab_major
+        weight = decoder.embed_tokens.weight.detach()
+        self.embed = nn.Parameter(weight.clone() if vocab_major else weight.t().contiguous())
         self.n_heads = model.config.decoder_attention_heads
         self.scale = (model.config.d_model // self.n_heads) ** -0.5
 
@@ -116,7 +120,7 @@ class DecoderStepGraph(nn.Module):
         b, t = input_ids.shape
         p = past[0].shape[2]
         pos = torch.arange(t, device=input_ids.device) + p
-        x = self.embed_t.index_select(1, input_ids.reshape(-1)).t().reshape(b, t, -1)
+        x = self._lookup(input_ids.reshape(-1)).reshape(b, t, -1)
         x = x + self.positions.index_select(0, pos)
         keys = torch.arange(p + t, device=input_ids.device)
         mask = torch.where(keys[None, :] > pos[:, None], float("-inf"), 0.0)
@@ -135,7 +139,13 @@ class DecoderStepGraph(nn.Module):
             h = layer.final_layer_norm(x)
             x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
         last = self.layer_norm(x[:, -1, :])
-        return (torch.matmul(last, self.embed_t), *present)
+        logits = torch.matmul(last, self.embed.t() if self.vocab_major else self.embed)
+        return (logits, *present)
+
+    def _lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.vocab_major:
+            return self.embed.index_select(0, ids)
+        return self.embed.index_select(1, ids).t()
 
 
 def dummy_inputs(spec: GraphSpec, batch: int = 2, tokens: int = 3, past: int = 2):
@@ -166,9 +176,10 @@ def write_graph_files(spec: GraphSpec, hf_dir, out_dir, precision: str, **extra)
     shutil.copy2(hf_dir / "generation_config.json", out_dir)
 
 
-def export_onnx(model, out_dir, opset: int = 17) -> GraphSpec:
+def export_onnx(model, out_dir, opset: int = 17, vocab_major: bool = False) -> GraphSpec:
     """Trace the two graphs to ``out_dir``/{encoder,decoder}.onnx (torch.onnx, external
-    data near 2 GB); return their spec. ONNX is also OpenVINO's way in."""
+    data near 2 GB); return their spec. ONNX is also OpenVINO's way in (``vocab_major``:
+    see the module docstring)."""
     import warnings
     from pathlib import Path
 
@@ -193,7 +204,7 @@ def export_onnx(model, out_dir, opset: int = 17) -> GraphSpec:
         for name in spec.present_names():
             axes[name] = {0: "batch", 2: "total"}
         torch.onnx.export(
-            DecoderStepGraph(model).eval(), step_inputs, str(out_dir / "decoder.onnx"),
+            DecoderStepGraph(model, vocab_major).eval(), step_inputs, str(out_dir / "decoder.onnx"),
             dynamo=False, opset_version=opset, input_names=spec.input_names(),
             output_names=["logits", *spec.present_names()], dynamic_axes=axes,
             external_data=large,

@@ -16,7 +16,7 @@ from runtimes.errors import DeviceError, OptionError
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 OPSET = 17
-EMBEDDING = "embed_t"  # name of the shared embedding parameter in DecoderStepGraph
+EMBEDDING = "embed"  # name of the shared embedding parameter in DecoderStepGraph
 _2GB = 2 * 1024**3
 
 

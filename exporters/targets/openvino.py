@@ -2,8 +2,13 @@
 (``openvino.convert_model``), weights optionally compressed with NNCF.
 
 Precisions: fp32 weights; int8 (NNCF weight-only, asymmetric, per channel); int4 (NNCF
-group-wise symmetric int4, group 64, with int8 for the embedding, which NNCF keeps int8).
-The inference precision (bf16 on CPUs that have it, else f32) is chosen at load time.
+group-wise symmetric int4, group 64, every layer including the vocabulary matrix: the
+smallest); int4_mixed (the same, but the vocabulary matrix, shared by the token lookup and
+the output projection, stays int8: larger, closer to fp32's WER). The inference precision
+(bf16 on CPUs that have it, else f32) is chosen at load time.
+
+NNCF's data-aware options (AWQ, scale estimation, GPTQ, calibrated on real clips) were
+measured on tiny.en and did not lower int4's WER (see the README), so they are not used.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from exporters.sources import Source
 from exporters.targets.base import ExportOptions, ParityTolerance, Target
 from runtimes.errors import OptionError
 
-PRECISIONS = ("fp32", "int8", "int4")
+PRECISIONS = ("fp32", "int8", "int4", "int4_mixed")
 GRAPHS = ("encoder", "decoder")
 
 
@@ -25,9 +30,10 @@ def _compress(model, precision: str):
 
     if precision == "int8":
         return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
-    if precision == "int4":
+    if precision in ("int4", "int4_mixed"):
         return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT4_SYM,
-                                     group_size=64, ratio=1.0)
+                                     group_size=64, ratio=1.0,
+                                     all_layers=precision == "int4")
     return model
 
 
@@ -38,7 +44,8 @@ class OpenVINOTarget(Target):
 
     def precision(self, requested: str | None, device: str) -> str:
         return self._one_of(requested, PRECISIONS,
-                            "--int8, --int4; bf16/f32 inference is a load option")
+                            "--int8, --int4, --quantization int4_mixed; bf16/f32 inference "
+                            "is a load option")
 
     def offered(self, device: str) -> list[str]:
         return list(PRECISIONS) if device == "cpu" else []
@@ -61,7 +68,7 @@ class OpenVINOTarget(Target):
 
         model = load_model(source.hf_dir)
         with tempfile.TemporaryDirectory(prefix="onnx-", dir=out_dir.parent) as tmp:
-            spec = export_onnx(model, Path(tmp))
+            spec = export_onnx(model, Path(tmp), vocab_major=True)
             for graph in GRAPHS:
                 ir = _compress(ov.convert_model(str(Path(tmp) / f"{graph}.onnx")), precision)
                 ov.save_model(ir, str(out_dir / f"{graph}.xml"), compress_to_fp16=False)
@@ -74,7 +81,7 @@ class OpenVINOTarget(Target):
     def tolerance(self, precision: str) -> ParityTolerance:
         # The parity run uses f32 inference. Weight-only int8 is gentle (0.01 on tiny.en);
         # int4 is not (see the onnx target for the random test model's figures).
-        if precision == "int4":
+        if precision.startswith("int4"):
             return ParityTolerance(encoder_rel_error=0.7, token_agreement=0.0)
         if precision == "int8":
             return ParityTolerance(encoder_rel_error=0.35, token_agreement=0.0)
