@@ -108,10 +108,11 @@ def recommend(rows: list[Row], artifacts: set[str], max_wer_delta: float) -> str
         return f"No artifact is within {max_wer_delta:g} WER points of the baseline on this machine."
     best = max(fits, key=lambda r: r.rtfx_b1)
     size, rtfx = best.best_batched
+    batched = f", {rtfx:.1f} at batch {size}" if size > 1 else ""
     return (f"Fastest artifact within {max_wer_delta:g} WER points of the baseline on this "
-            f"machine: **{best.name}** ({best.precision}): RTFx {best.rtfx_b1:.1f} at batch 1, "
-            f"{rtfx:.1f} at batch {size}, WER {100 * best.wer:.2f}% "
-            f"({100 * best.delta_wer:+.2f} pts), {best.size_mb:.1f} MB.")
+            f"machine: **{best.name}** ({best.precision}): RTFx {best.rtfx_b1:.1f} at batch 1"
+            f"{batched}, WER {100 * best.wer:.2f}% ({100 * best.delta_wer:+.2f} pts), "
+            f"{best.size_mb:.1f} MB.")
 
 
 def run(args, out_dir: Path) -> Comparison:

@@ -46,6 +46,7 @@ def test_recommendation_is_the_fastest_artifact_within_the_budget():
     assert "**openvino int8**" in text and "42.0 at batch 8" in text
     assert "**onnx int4**" in recommend(rows, artifacts, 2.0)
     assert recommend(rows, {"onnx int4"}, 0.5).startswith("No artifact")
+    assert "at batch 1, WER" in recommend(rows, {"onnx int8"}, 0.5)  # no batched figure
 
 
 def test_corpus_token_agreement_weights_clips_by_length():
