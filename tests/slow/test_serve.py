@@ -153,3 +153,12 @@ def test_bad_command_line_exits_2_with_a_message(tmp_path):
     result = subprocess.run([sys.executable, "-m", "runtimes.serve", str(tmp_path),
                              "--max-batch-size", "0"], capture_output=True, text=True)
     assert result.returncode == 2 and "max_batch_size must be >= 1" in result.stderr
+
+
+def test_slow_request_gets_504_and_its_work_is_dropped(int8_artifact, speech_rows):
+    row = next(r for r in speech_rows if r["subset"] == "longform")
+    with start_server(int8_artifact, "--timeout", "0.2", "--threads", "2") as strict:
+        response = _post(strict, SPEECH / row["path"], key=None)
+        _assert_openai_error(response, 504, "timeout")
+        health = httpx.get(strict.url + "/health").json()
+        assert health["in_flight"] == 0 and health["status"] == "ok"
