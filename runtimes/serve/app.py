@@ -134,10 +134,15 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
         try:
             form = await request.form(max_files=1, max_fields=16)
             args = _parse(form, engine, task)
-            data = await args["file"].read()
-            audio = await run_in_threadpool(engine.prepare, data, args["file"].filename or "upload")
-            result = await _with_timeout(
-                engine.transcribe(audio, args["language"], args["prompt"], task), config)
+
+            async def work():  # decoding the upload counts against the timeout too
+                data = await args["file"].read()
+                name = args["file"].filename or "upload"
+                audio = await run_in_threadpool(engine.prepare, data, name)
+                return audio, await engine.transcribe(audio, args["language"], args["prompt"],
+                                                      task)
+
+            audio, result = await _with_timeout(work(), config)
         finally:
             state["in_flight"] -= 1
         metrics.latency.observe(time.perf_counter() - started)
