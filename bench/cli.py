@@ -81,7 +81,8 @@ def systems(args: argparse.Namespace) -> tuple[list[SystemSpec], list[str]]:
     return rows, notes
 
 
-def _validate(args: argparse.Namespace) -> None:
+def validate(args: argparse.Namespace) -> None:
+    """Checks shared with scripts/compare_runtimes.py (same option names)."""
     if any(b < 1 for b in args.batch_sizes):
         raise ToolkitError(f"--batch-sizes must be >= 1, got {args.batch_sizes}")
     if args.limit is not None and args.limit < 1:
@@ -93,7 +94,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    _validate(args)
+    validate(args)
     decoding = DecodingOptions(beam_size=args.beam_size, language=args.language,
                                max_new_tokens=args.max_new_tokens)
     runtime = RuntimeOptions(threads=args.threads)

@@ -124,12 +124,12 @@ def run(args, out_dir: Path) -> Comparison:
     if args.profile is not None and args.profile not in runnable:
         raise ToolkitError(f"--profile {args.profile!r} is not a row of this comparison; "
                            f"one of: {', '.join(runnable)}")
-    sources.resolve(args.model)  # a bad --model fails before any export
+    source = sources.resolve(args.model)  # a bad --model fails before any export
     clip_sets = {s: datasets.load_clips(args.manifest, s, args.limit) for s in args.subsets}
     paths, export_s, failed = export_all(args.model, variants, out_dir / "artifacts",
                                          args.device, args.threads)
     skipped = [v for v in variants if v.skip_reason] + failed
-    specs = _specs(args, paths)
+    specs = _specs(args, source, paths)
     decoding = DecodingOptions(beam_size=args.beam_size, language=args.language)
     runtime = RuntimeOptions(device=args.device, threads=args.threads)
     rows = {}
@@ -148,10 +148,7 @@ def run(args, out_dir: Path) -> Comparison:
     return comparison
 
 
-def _specs(args, paths: dict[str, Path]) -> list[SystemSpec]:
-    from exporters import sources
-
-    source = sources.resolve(args.model)
+def _specs(args, source, paths: dict[str, Path]) -> list[SystemSpec]:
     specs = [SystemSpec("pytorch float32", "toolkit", str(source.hf_dir), "float32", True)]
     specs += [SystemSpec(name, "toolkit", str(path)) for name, path in paths.items()]
     fw_dir = source.origin if source.kind in ("bundled", "ctranslate2") else next(

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import compare, runner  # noqa: E402
-from bench.cli import DEFAULT_MANIFEST  # noqa: E402
+from bench.cli import DEFAULT_MANIFEST, validate  # noqa: E402
 from runtimes.errors import ToolkitError  # noqa: E402
 
 
@@ -52,14 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.limit is not None and args.limit < 1:
-        raise ToolkitError(f"--limit must be >= 1, got {args.limit}")
-    if args.repeats < 1:
-        raise ToolkitError(f"--repeats must be >= 1, got {args.repeats}")
-    if any(b < 1 for b in args.batch_sizes):
-        raise ToolkitError(f"--batch-sizes must be >= 1, got {args.batch_sizes}")
-    if args.threads < 0:
-        raise ToolkitError(f"--threads must be >= 0, got {args.threads}")
+    validate(args)  # --limit, --repeats, --batch-sizes, --threads, as python -m bench
     if args.max_wer_delta is not None and args.max_wer_delta < 0:
         raise ToolkitError(f"--max-wer-delta must be >= 0 (WER points), got {args.max_wer_delta}")
     args.batch_sizes = sorted({1, *args.batch_sizes})

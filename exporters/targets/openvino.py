@@ -8,7 +8,9 @@ the output projection, stays int8: larger, closer to fp32's WER). The inference 
 (bf16 on CPUs that have it, else f32) is chosen at load time.
 
 NNCF's data-aware options (AWQ, scale estimation, GPTQ, calibrated on real clips) were
-measured on tiny.en and did not lower int4's WER (see the README), so they are not used.
+measured on tiny.en (scripts/nncf_data_aware.py, README): only GPTQ helped, by an amount
+that depends on the calibration set, and every data-aware mode stored the vocabulary
+matrix twice, so they are not used.
 """
 
 from __future__ import annotations
