@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from runtimes.base import DecodingOptions, RuntimeOptions
+from runtimes.features import single_threaded_blas
 
 
 @dataclass(frozen=True)
@@ -85,23 +86,27 @@ class FasterWhisperSystem:
                                    cpu_threads=runtime.threads, num_workers=1)
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
+        # numpy's BLAS on one thread, as in the toolkit's log-mel (runtimes.features): its
+        # feature extractor's matmul would otherwise leave OpenBLAS threads spinning on the
+        # cores CTranslate2 needs, and this row should show faster-whisper at its best.
+        with single_threaded_blas():
+            return [self._one(samples) for samples in audio]
+
+    def _one(self, samples: np.ndarray) -> Output:
         d = self._decoding
-        outputs = []
-        for samples in audio:
-            segments, _ = self._model.transcribe(
-                samples, beam_size=d.beam_size, temperature=0.0, language=d.language,
-                task=d.task, without_timestamps=True, condition_on_previous_text=False,
-                vad_filter=False, suppress_blank=d.suppress_blank, suppress_tokens=[-1],
-                # Its default max_length (448) is what decodes up to 224 new tokens, our
-                # default: CTranslate2 halves max_length, and faster-whisper's own
-                # max_new_tokens (prompt + N) would cap it at (prompt + 224) / 2.
-                max_new_tokens=None,
-            )
-            segments = list(segments)  # a lazy generator: decoding happens here
-            text = " ".join(s.text.strip() for s in segments).strip()
-            eot = self._model.hf_tokenizer.token_to_id("<|endoftext|>")
-            outputs.append((text, [t for s in segments for t in s.tokens if t < eot]))
-        return outputs
+        segments, _ = self._model.transcribe(
+            samples, beam_size=d.beam_size, temperature=0.0, language=d.language,
+            task=d.task, without_timestamps=True, condition_on_previous_text=False,
+            vad_filter=False, suppress_blank=d.suppress_blank, suppress_tokens=[-1],
+            # Its default max_length (448) is what decodes up to 224 new tokens, our
+            # default: CTranslate2 halves max_length, and faster-whisper's own
+            # max_new_tokens (prompt + N) would cap it at (prompt + 224) / 2.
+            max_new_tokens=None,
+        )
+        segments = list(segments)  # a lazy generator: decoding happens here
+        text = " ".join(s.text.strip() for s in segments).strip()
+        eot = self._model.hf_tokenizer.token_to_id("<|endoftext|>")
+        return text, [t for s in segments for t in s.tokens if t < eot]
 
 
 def open_system(spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions) -> System:

@@ -25,9 +25,9 @@ from runtimes.errors import ToolkitError
 
 BUNDLE_DIR = "serve"
 #: What every served artifact needs besides its runtime: audio decoding and VAD
-#: (faster-whisper, av), the tokenizer, and the web stack.
-SERVE_PACKAGES = ("numpy", "tokenizers", "faster-whisper", "av", "fastapi", "uvicorn",
-                  "python-multipart", "prometheus-client")
+#: (faster-whisper, av), the tokenizer, threadpoolctl (runtimes.features), the web stack.
+SERVE_PACKAGES = ("numpy", "tokenizers", "faster-whisper", "av", "threadpoolctl", "fastapi",
+                  "uvicorn", "python-multipart", "prometheus-client")
 #: GPU packages are not installed on CPU machines: their pins come from ENVIRONMENT.md.
 KNOWN_PINS = {"onnxruntime-gpu": "1.31.1", "tensorrt": "11.4.0.106"}
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"

@@ -7,6 +7,8 @@ pre-processing) and keeps transformers out of deployments. It reproduces
 
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager
 from functools import lru_cache
 
 import numpy as np
@@ -50,6 +52,36 @@ def mel_filters(n_mels: int) -> np.ndarray:
     return filters.astype(np.float32)
 
 
+_BLAS_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def single_threaded_blas() -> AbstractContextManager:
+    """numpy's BLAS limited to one thread inside the block.
+
+    Why: a multi-threaded BLAS call (the mel projection is one) leaves OpenBLAS's worker
+    threads spinning for a while afterwards, and on a small machine they take the cores
+    from the inference runtime that runs next. Measured on a 2-core machine: OpenVINO's
+    encoder took ~120 ms per window right after a log-mel instead of ~60 ms, and batch-1
+    RTFx nearly doubled with the limit (README, "BLAS threads"). One thread costs the
+    projection itself little: it is 80 x 201 x 3000 multiply-adds.
+    """
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+def _mel_power(filters: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """``filters @ power.T`` on one BLAS thread; the lock keeps concurrent callers (the
+    server's worker threads) from restoring each other's thread counts out of order."""
+    with _BLAS_LOCK, single_threaded_blas():
+        return filters @ power.T
+
+
 @lru_cache(maxsize=1)
 def _hann_window() -> np.ndarray:
     # Periodic Hann window, as torch.hann_window(400) and WhisperFeatureExtractor use.
@@ -87,7 +119,7 @@ def log_mel(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:
     spectrum = np.fft.rfft(frames * _hann_window(), axis=-1)
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     log_spec = np.full((n_mels, N_FRAMES), -10.0, dtype=np.float32)  # log10(1e-10): silence
-    log_spec[:, :n_active] = np.log10(np.maximum(mel_filters(n_mels) @ power.T, 1e-10))
+    log_spec[:, :n_active] = np.log10(np.maximum(_mel_power(mel_filters(n_mels), power), 1e-10))
     log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
     return (log_spec + 4.0) / 4.0
 

@@ -42,3 +42,30 @@ def test_skipping_silent_frames_is_exact_at_every_boundary(n):
     audio = (np.random.default_rng(n).standard_normal(n) * 0.1).astype(np.float32)
     ref = WhisperFeatureExtractor()(audio, sampling_rate=16000, return_tensors="np")
     np.testing.assert_allclose(log_mel(audio), ref.input_features[0], atol=2e-5)
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_log_mel_runs_blas_on_one_thread_and_restores_the_setting():
+    """The mel projection must not wake numpy's BLAS threads (they would spin on the cores
+    the runtime needs next), and must leave the caller's setting as it was, also when the
+    server's worker threads compute log-mels at the same time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    from runtimes.features import single_threaded_blas
+
+    if not _blas_threads():
+        pytest.skip("numpy has no BLAS that threadpoolctl can control here")
+    audio = np.random.default_rng(0).standard_normal(16000 * 5).astype(np.float32)
+    with threadpool_limits(limits=2, user_api="blas"):
+        with single_threaded_blas():
+            assert set(_blas_threads()) == {1}
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(log_mel, [audio] * 16))
+        assert set(_blas_threads()) == {2}
