@@ -47,10 +47,12 @@ class Comparison:
     first_clips: list = field(default_factory=list)  # clips of the first subset
 
 
-def plan(device: str, targets: list[str] | None = None) -> list[Variant]:
+def plan(device: str, targets: list[str] | None = None,
+         calibrated: bool = False) -> list[Variant]:
     """Every precision a target offers on ``device`` here, then, as skipped rows with the
     target's own message, those the CLI shorthands reach that cannot run here (fp16 on a
     CPU, TensorRT without an NVIDIA GPU). A shorthand the target lacks makes no row.
+    Precisions that need calibration audio are skipped unless ``calibrated``.
     """
     from exporters import registry
     from exporters.targets.base import SHORTHANDS, ExportOptions
@@ -63,7 +65,9 @@ def plan(device: str, targets: list[str] | None = None) -> list[Variant]:
     for name in targets or names:
         target = registry.get(name)
         for precision in target.offered(device):
-            variants[f"{name} {precision}"] = Variant(name, precision)
+            reason = None if calibrated or not target.calibrated(precision) else (
+                "quantises activations: pass --calibration (audio to calibrate on)")
+            variants[f"{name} {precision}"] = Variant(name, precision, reason)
         for shorthand in SHORTHANDS:
             try:
                 precision = target.precision(shorthand, device)
@@ -79,8 +83,10 @@ def plan(device: str, targets: list[str] | None = None) -> list[Variant]:
 
 
 def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
-               threads: int) -> tuple[dict[str, Path], dict[str, float], list[Variant]]:
+               threads: int, calibration=None
+               ) -> tuple[dict[str, Path], dict[str, float], list[Variant]]:
     """Export each runnable variant into ``out_dir``; a failed export becomes a skipped row."""
+    from exporters import registry
     from exporters.api import export
     from exporters.targets.base import ExportOptions
 
@@ -89,9 +95,11 @@ def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
     for i, variant in enumerate(runnable, 1):
         print(f"[export {i}/{len(runnable)}] {variant.name}", file=sys.stderr, flush=True)
         path = out_dir / f"{variant.target}-{variant.precision}"
+        calibrated = registry.get(variant.target).calibrated(variant.precision)
+        options = ExportOptions(variant.target, variant.precision, device, threads,
+                                calibration if calibrated else None)
         try:
-            result = export(model, ExportOptions(variant.target, variant.precision, device,
-                                                 threads), path, force=True, log=lambda _: None)
+            result = export(model, options, path, force=True, log=lambda _: None)
         except ToolkitError as exc:
             failed.append(Variant(variant.target, variant.precision, f"export failed: {exc}"))
             continue
@@ -117,9 +125,10 @@ def recommend(rows: list[Row], artifacts: set[str], max_wer_delta: float) -> str
 
 def run(args, out_dir: Path) -> Comparison:
     """Plan, export, benchmark every subset, recommend; write nothing yet."""
-    from exporters import sources
+    from exporters import calibration, sources
 
-    variants = plan(args.device, args.targets)
+    calib = calibration.from_args(args)
+    variants = plan(args.device, args.targets, calib is not None)
     runnable = ["pytorch float32", *(v.name for v in variants if v.skip_reason is None)]
     if args.profile is not None and args.profile not in runnable:
         raise ToolkitError(f"--profile {args.profile!r} is not a row of this comparison; "
@@ -127,7 +136,7 @@ def run(args, out_dir: Path) -> Comparison:
     source = sources.resolve(args.model)  # a bad --model fails before any export
     clip_sets = {s: datasets.load_clips(args.manifest, s, args.limit) for s in args.subsets}
     paths, export_s, failed = export_all(args.model, variants, out_dir / "artifacts",
-                                         args.device, args.threads)
+                                         args.device, args.threads, calib)
     skipped = [v for v in variants if v.skip_reason] + failed
     specs = _specs(args, source, paths)
     decoding = DecodingOptions(beam_size=args.beam_size, language=args.language)
@@ -140,12 +149,23 @@ def run(args, out_dir: Path) -> Comparison:
         for row in rows[subset]:
             row.export_s = export_s.get(row.name, float("nan"))
     comparison = Comparison(rows, skipped, export_s)
+    if calib is not None and _overlaps(calib, args.manifest, args.subsets):
+        comparison.notes.append("the calibration audio overlaps the evaluation subsets, so "
+                                "calibrated rows' WER may be optimistic")
     comparison.paths = {spec.name: Path(spec.path) for spec in specs}
     comparison.first_clips = next(iter(clip_sets.values()))
     if args.max_wer_delta is not None:
         first = rows[args.subsets[0]]
         comparison.recommendation = recommend(first, set(paths), args.max_wer_delta)
     return comparison
+
+
+def _overlaps(calib, manifest: Path, subsets: list[str]) -> bool:
+    """Whether calibration clips may also be evaluation clips (same manifest, a shared or
+    unrestricted subset)."""
+    if calib.path.resolve() != Path(manifest).resolve():
+        return False
+    return not calib.subsets or bool(set(calib.subsets) & set(subsets))
 
 
 def _specs(args, source, paths: dict[str, Path]) -> list[SystemSpec]:

@@ -29,6 +29,7 @@ from exporters.errors import OutputExistsError
 from exporters.targets.base import ExportOptions, Target
 from exporters.validate import check_parity, default_parity_audio, load_reference
 from runtimes.base import RuntimeOptions
+from runtimes.errors import OptionError
 from runtimes.registry import runtime_class
 
 #: Files every artifact carries besides the weights, copied from the reference checkpoint.
@@ -109,6 +110,7 @@ def export(
     target = registry.get(options.target)
     precision = target.precision(options.precision, options.device)
     target.check(options, precision)
+    calibration = _calibration(target, precision, options)
     output = Path(output or default_output(model, target.name, precision))
     if output.exists() and not force:
         raise OutputExistsError(f"output directory {output} exists; pass --force to replace it")
@@ -119,7 +121,7 @@ def export(
     tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
     try:
         log(f"[2/4] converting to {target.name} {precision}")
-        target.convert(source, tmp, precision)
+        target.convert(source, tmp, precision, options)
         _copy_shared_files(source.hf_dir, tmp)
         log("[3/4] checking parity with the PyTorch fp32 reference")
         parity = _parity(source, target, tmp, precision, options, parity_audio)
@@ -128,7 +130,8 @@ def export(
         manifest = Manifest(
             format=target.format, precision=precision, device=options.device,
             family="whisper", model=_model_info(source.hf_dir), source=source.to_dict(),
-            options={"target": target.name, "requested_precision": options.precision},
+            options={"target": target.name, "requested_precision": options.precision,
+                     **calibration},
             files=describe_files(tmp), versions=_package_versions(target),
             parity=parity.to_dict(), created=datetime.now(timezone.utc).isoformat(),
         )
@@ -138,6 +141,24 @@ def export(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(output, manifest, time.perf_counter() - started)
+
+
+def _calibration(target: Target, precision: str, options: ExportOptions) -> dict:
+    """Check that calibration audio is given exactly when the precision needs it (before
+    any work); its description for the manifest."""
+    needed = target.calibrated(precision)
+    if options.calibration is None:
+        if needed:
+            raise OptionError(
+                f"{target.name} {precision} quantises activations and needs calibration "
+                f"audio: pass --calibration (a folder of audio files or a manifest TSV of "
+                f"speech like the deployment's)")
+        return {}
+    if not needed:
+        raise OptionError(f"--calibration applies to precisions that quantise activations; "
+                          f"{target.name} {precision} does not")
+    files = options.calibration.files()
+    return {"calibration": options.calibration.to_dict(len(files))}
 
 
 def _parity(source, target: Target, model_dir: Path, precision: str,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from exporters import registry
+from exporters import calibration, registry
 from exporters.sources import BUNDLED, BUNDLED_PREFIX, DEFAULT_MODEL
 from runtimes.errors import ToolkitError
 
@@ -40,6 +40,7 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0, help="threads for validation (0 = all)")
     p.add_argument("--parity-audio", type=Path,
                    help="clip for the parity check (default: the JFK clip if found, else synthetic)")
+    calibration.add_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
     from exporters.api import export
     from exporters.targets.base import ExportOptions
 
-    options = ExportOptions(args.to, args.precision, args.device, args.threads)
+    options = ExportOptions(args.to, args.precision, args.device, args.threads,
+                            calibration.from_args(args))
     if args.parity_audio is not None and not args.parity_audio.is_file():
         raise ToolkitError(f"--parity-audio {args.parity_audio} is not a file")
     result = export(args.model, options, args.output, args.force, args.parity_audio, args.bundle)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import compare, runner  # noqa: E402
 from bench.cli import DEFAULT_MANIFEST, validate  # noqa: E402
+from exporters import calibration  # noqa: E402
 from runtimes.errors import ToolkitError  # noqa: E402
 
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", metavar="SYSTEM",
                    help="print the top operators of this row, e.g. 'onnx int8' (after the run)")
     p.add_argument("--out", type=Path, default=None, help="default: results/compare-<time>")
+    calibration.add_arguments(p)
     return p
 
 
@@ -56,6 +58,9 @@ def _check(args: argparse.Namespace) -> None:
     if args.max_wer_delta is not None and args.max_wer_delta < 0:
         raise ToolkitError(f"--max-wer-delta must be >= 0 (WER points), got {args.max_wer_delta}")
     args.batch_sizes = sorted({1, *args.batch_sizes})
+    calib = calibration.from_args(args)
+    if calib is not None:
+        calib.files()  # a bad --calibration fails before any export
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporters.calibration import CalibrationSet
 from exporters.sources import Source
 from runtimes.base import DEVICES
 from runtimes.errors import OptionError
@@ -29,12 +30,15 @@ class ExportOptions:
             (e.g. "int8_float16"); None = the target's default.
         device: where the artifact will run, "cpu" or "cuda" (it picks kernels/precisions).
         threads: threads for the validation run; 0 = all cores.
+        calibration: speech to calibrate activation quantisation with, for the precisions
+            that quantise activations (``Target.calibrated``); refused for the others.
     """
 
     target: str
     precision: str | None = None
     device: str = "cpu"
     threads: int = 0
+    calibration: CalibrationSet | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -81,7 +85,8 @@ class Target(ABC):
         on ``options.device`` (missing GPU, missing package, unsupported kernels)."""
 
     @abstractmethod
-    def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
+    def convert(self, source: Source, out_dir: Path, precision: str,
+                options: ExportOptions) -> list[Path]:
         """Write the model files into the empty ``out_dir``; return the files written."""
 
     @abstractmethod
@@ -97,6 +102,11 @@ class Target(ABC):
                 f"precision {requested!r} is not offered by the {self.name} target; accepted: "
                 f"{', '.join(accepted)}{f' ({hint})' if hint else ''}")
         return requested
+
+    def calibrated(self, precision: str) -> bool:
+        """Whether ``precision`` quantises activations, so the export needs calibration
+        audio (``ExportOptions.calibration``)."""
+        return False
 
     def parity_precision(self, precision: str) -> str | None:
         """The runtime precision the parity check loads the artifact with (the export's own

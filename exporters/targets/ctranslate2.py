@@ -51,7 +51,8 @@ class CTranslate2Target(Target):
             raise OptionError("the ctranslate2 target needs `pip install ctranslate2`")
         check_compute_type(precision, options.device)
 
-    def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
+    def convert(self, source: Source, out_dir: Path, precision: str,
+                options: ExportOptions) -> list[Path]:
         from ctranslate2.converters import TransformersConverter
 
         converter = TransformersConverter(str(source.hf_dir))

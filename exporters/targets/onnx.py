@@ -106,7 +106,8 @@ class OnnxTarget(Target):
                 raise DeviceError("device 'cuda' needs onnxruntime-gpu and a CUDA GPU; "
                                   "neither is available here")
 
-    def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
+    def convert(self, source: Source, out_dir: Path, precision: str,
+                options: ExportOptions) -> list[Path]:
         from exporters.families.whisper import export_onnx, load_model, write_graph_files
 
         model = load_model(source.hf_dir)

@@ -105,7 +105,8 @@ class TensorRTTarget(Target):
         if not torch.cuda.is_available():
             raise DeviceError("the tensorrt target needs an NVIDIA GPU; PyTorch sees none")
 
-    def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
+    def convert(self, source: Source, out_dir: Path, precision: str,
+                options: ExportOptions) -> list[Path]:
         from exporters.families.whisper import export_onnx, load_model, write_graph_files
 
         model = load_model(source.hf_dir)

@@ -33,7 +33,8 @@ class TorchScriptTarget(Target):
         if precision == "fp16" and options.device == "cpu":
             raise OptionError("torchscript fp16 runs on cuda only; on cpu use fp32")
 
-    def convert(self, source: Source, out_dir: Path, precision: str) -> list[Path]:
+    def convert(self, source: Source, out_dir: Path, precision: str,
+                options: ExportOptions) -> list[Path]:
         import torch
 
         from exporters.families.whisper import (

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.tsv"
 SCRIPT = ROOT / "scripts" / "compare_runtimes.py"
 
 
@@ -24,7 +25,8 @@ def comparison(tiny_random, tmp_path_factory, speech_rows) -> Path:
     out = tmp_path_factory.mktemp("compare")
     result = _run("--model", str(tiny_random), "--subsets", "en", "--limit", "2",
                   "--batch-sizes", "1", "2", "--threads", "2", "--max-wer-delta", "1000",
-                  "--profile", "onnx int8", "--out", str(out))
+                  "--profile", "onnx int8", "--calibration", str(MANIFEST),
+                  "--calibration-subset", "formats", "--calibration-size", "2", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -32,7 +34,7 @@ def comparison(tiny_random, tmp_path_factory, speech_rows) -> Path:
 def test_report_has_every_cpu_variant_and_the_skipped_ones(comparison):
     report = (comparison / "report.md").read_text()
     for name in ("pytorch float32", "ctranslate2 int8_float32", "onnx int4", "openvino int8",
-                 "torchscript fp32", "faster-whisper int8"):
+                 "openvino int8_static", "torchscript fp32", "faster-whisper int8"):
         assert f"| {name} |" in report
     assert "## Not measured on this machine" in report and "| tensorrt fp16 |" in report
     assert "Fastest artifact within 1000 WER points" in report
@@ -59,6 +61,8 @@ def test_results_plots_and_csv_are_written(comparison):
     (["--subsets", "klingon"], "subset 'klingon' not in"),
     (["--max-wer-delta", "-1"], "--max-wer-delta must be >= 0"),
     (["--model", "/no/such/model"], "model path not found"),
+    (["--calibration", "/no/such/dir"], "--calibration: manifest not found: /no/such/dir"),
+    (["--calibration-subset", "formats"], "--calibration-subset needs --calibration"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, tmp_path, speech_rows):
     result = _run(*args, "--out", str(tmp_path / "out"))

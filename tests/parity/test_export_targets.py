@@ -10,6 +10,7 @@ import runtimes
 from exporters import registry
 from exporters.api import export
 from exporters.artifact import read_manifest, verify
+from exporters.calibration import CalibrationSet
 from exporters.targets.base import ExportOptions
 from runtimes.audio import load_audio
 from runtimes.features import batch_log_mel
@@ -42,10 +43,18 @@ def test_reference_output_is_not_degenerate(reference, clips):
 @pytest.mark.parametrize("target, precision", CASES)
 def test_export_every_cpu_precision(target, precision, tiny_random, reference, clips, tmp_path,
                                     jfk):
+    from tests.conftest import MANIFEST
+
     out = tmp_path / precision
-    result = export(str(tiny_random), ExportOptions(target, precision, threads=2), out,
-                    parity_audio=jfk, log=lambda _: None)
+    calibrated = registry.get(target).calibrated(precision)
+    calibration = CalibrationSet(MANIFEST, ("formats",), 3) if calibrated else None
+    result = export(str(tiny_random), ExportOptions(target, precision, threads=2,
+                                                    calibration=calibration),
+                    out, parity_audio=jfk, log=lambda _: None)
     manifest = read_manifest(out)
+    if calibrated:  # the manifest says what the activation ranges were measured on
+        assert manifest.options["calibration"] == {
+            "path": str(MANIFEST), "subsets": ["formats"], "max_windows": 3, "files": 4}
     assert result.path == out and manifest.format == registry.get(target).format
     assert manifest.precision == precision and manifest.parity["passed"]
     verify(out, manifest)

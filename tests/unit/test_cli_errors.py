@@ -28,6 +28,34 @@ def test_bad_export_arguments(args, message, capsys, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--quantization", "int8_static"],
+     "openvino int8_static quantises activations and needs calibration audio"),
+    (["--int8", "--calibration", "."], "--calibration applies to precisions that quantise "
+                                       "activations; openvino int8 does not"),
+    (["--quantization", "int8_static", "--calibration", "/no/such/dir"],
+     "--calibration: manifest not found: /no/such/dir"),
+    (["--quantization", "int8_static", "--calibration-subset", "en"],
+     "--calibration-subset needs --calibration"),
+    (["--quantization", "int8_static", "--calibration", ".", "--calibration-size", "0"],
+     "--calibration-size must be >= 1, got 0"),
+])
+def test_bad_calibration_arguments(args, message, capsys, tmp_path):
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    code = main(["whisper", "--to", "openvino", "-o", str(tmp_path / "out"), *args])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_calibration_folder_without_audio_is_refused(capsys, tmp_path):
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    code = main(["whisper", "--to", "openvino", "--quantization", "int8_static",
+                 "--calibration", str(tmp_path), "-o", str(tmp_path / "out")])
+    assert code == 2
+    assert "--calibration: no audio files (.wav" in capsys.readouterr().err
+
+
 def test_directory_that_is_not_a_whisper_model(capsys, tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     code = main(["whisper", "--to", "ctranslate2", "--model", str(tmp_path),

@@ -1,0 +1,99 @@
+"""Calibration audio for quantisers that measure activations (OpenVINO ``int8_static``).
+
+Activation ranges are learnt from real speech of the deployment's domain, so the user
+names it: a folder of audio files, or a manifest TSV (the bench's format) optionally
+narrowed to some of its subsets. Clips are cut into the same <= 30 s windows and log-mel
+features the runtimes use, so the quantiser sees exactly the encoder's real inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.errors import OptionError
+
+#: Most windows used by default: NNCF's statistics settle well before this on Whisper
+#: (18 windows were enough on tiny.en, README), and each costs one fp32 encoder pass.
+DEFAULT_WINDOWS = 64
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Where the calibration audio comes from.
+
+    Attributes:
+        path: a folder of audio files or a manifest TSV.
+        subsets: manifest subsets to use (empty: every clip).
+        max_windows: most 30 s windows to feed the quantiser.
+    """
+
+    path: Path
+    subsets: tuple[str, ...] = ()
+    max_windows: int = DEFAULT_WINDOWS
+
+    def files(self) -> list[Path]:
+        """The audio files, checked to exist.
+
+        Raises:
+            OptionError: the path, a subset or a listed file does not exist, or nothing is left.
+        """
+        from bench.datasets import DatasetError, load_clips
+
+        if self.max_windows < 1:
+            raise OptionError(f"--calibration-size must be >= 1, got {self.max_windows}")
+        if self.subsets and not self.path.is_file():
+            raise OptionError(f"--calibration-subset needs a manifest TSV; {self.path} is not one")
+        try:
+            if not self.subsets:
+                return [c.path for c in load_clips(self.path)]
+            return [c.path for s in self.subsets for c in load_clips(self.path, s)]
+        except DatasetError as exc:
+            raise OptionError(f"--calibration: {exc}") from exc
+
+    def to_dict(self, n_files: int) -> dict:
+        return {"path": str(self.path), "subsets": list(self.subsets),
+                "max_windows": self.max_windows, "files": n_files}
+
+
+def encoder_inputs(files: Sequence[Path], n_mels: int, max_windows: int) -> list[np.ndarray]:
+    """Log-mel windows (1, n_mels, 3000) of the files, in order, at most ``max_windows``."""
+    from runtimes.audio import is_silence, load_audio
+    from runtimes.chunking import split_windows
+    from runtimes.features import batch_log_mel
+
+    windows: list[np.ndarray] = []
+    for path in files:
+        audio = load_audio(path)
+        if is_silence(audio):
+            continue
+        for window in split_windows(audio):
+            windows.append(batch_log_mel([window], n_mels))
+            if len(windows) == max_windows:
+                return windows
+    if not windows:
+        raise OptionError("the calibration audio has no speech to calibrate on")
+    return windows
+
+
+def add_arguments(parser) -> None:
+    """The calibration options, shared by the export and comparison command lines."""
+    parser.add_argument("--calibration", type=Path, metavar="PATH",
+                        help="speech to calibrate activation quantisation (openvino "
+                        "int8_static): a folder of audio files or a manifest TSV")
+    parser.add_argument("--calibration-subset", nargs="+", default=[], metavar="SUBSET",
+                        help="only these subsets of the --calibration manifest")
+    parser.add_argument("--calibration-size", type=int, default=DEFAULT_WINDOWS, metavar="N",
+                        help=f"most 30 s windows to calibrate on (default: {DEFAULT_WINDOWS})")
+
+
+def from_args(args) -> CalibrationSet | None:
+    """The CalibrationSet the options name, or None without --calibration."""
+    if args.calibration is None:
+        if args.calibration_subset:
+            raise OptionError("--calibration-subset needs --calibration")
+        return None
+    return CalibrationSet(args.calibration, tuple(args.calibration_subset), args.calibration_size)
