@@ -102,6 +102,9 @@ def settings(run: dict) -> str:
         f"RTFx = audio seconds / processing seconds; WER/CER corpus-level from the batch-1 pass; "
         f"RSS b1 = peak RSS of the system's own process after load and the batch-1 pass; RSS max "
         f"= its peak after the batched passes too (batching trades memory for speed)\n"
+        f"- threads: numpy's BLAS runs on one thread during pre-processing, for every system "
+        f"including faster-whisper (runtimes.features.single_threaded_blas: its spinning "
+        f"threads would otherwise take the runtime's cores)\n"
         f"- command: `{run['command']}`{notes}"
     )
 

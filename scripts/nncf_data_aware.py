@@ -1,7 +1,10 @@
 """Experiment: does NNCF's data-aware int4 (scale estimation, AWQ, GPTQ) lower OpenVINO
-int4's WER on Whisper? Calibrated on real clips, evaluated on the ``en`` subset.
+int4's WER on Whisper? And what does full int8 post-training quantisation (activations
+too) cost on the encoder alone and on both graphs? Calibrated on real clips, evaluated on
+the ``en`` subset.
 
     python scripts/nncf_data_aware.py --modes none se awq_se gptq
+    python scripts/nncf_data_aware.py --modes ptq_encoder ptq_both
 
 Builds the toolkit's OpenVINO graphs of bundled tiny.en, collects calibration inputs from
 real clips outside ``en`` (encoder: log-mel; decoder: every third greedy step), compresses
@@ -30,6 +33,8 @@ from runtimes.features import batch_log_mel  # noqa: E402
 MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.tsv"
 MODES = {"none": {}, "se": {"scale_estimation": True}, "awq_se": {"awq": True, "scale_estimation": True},
          "gptq": {"gptq": True}}
+#: Full int8 PTQ (nncf.quantize) of these graphs, the others as in ``--int8`` (weights only).
+PTQ_MODES = {"ptq_encoder": ("encoder",), "ptq_both": ("encoder", "decoder")}
 
 
 def calibration(encoder, decoder, clips, eot: int, prompt: list[int]):
@@ -65,7 +70,7 @@ def calibration(encoder, decoder, clips, eot: int, prompt: list[int]):
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=[*MODES, *PTQ_MODES])
     args = p.parse_args()
     import nncf
     import openvino as ov
@@ -77,8 +82,9 @@ def main() -> int:
     from exporters.targets.base import ExportOptions
 
     tmp = Path(tempfile.mkdtemp(prefix="nncf-"))
-    base = tmp / "int4"
-    export("bundled:tiny.en", ExportOptions("openvino", "int4"), base, log=lambda _: None)
+    bases = {"int4": tmp / "int4", "int8": tmp / "int8"}
+    for precision, path in bases.items():
+        export("bundled:tiny.en", ExportOptions("openvino", precision), path, log=lambda _: None)
     export_onnx(load_model(resolve("bundled:tiny.en").hf_dir), tmp, vocab_major=True)
     graphs = {g: ov.convert_model(str(tmp / f"{g}.onnx")) for g in ("encoder", "decoder")}
     rows = from_manifest(MANIFEST)
@@ -92,9 +98,14 @@ def main() -> int:
     print("| mode | decoder.bin MB | WER % |\n|---|---:|---:|")
     for mode in args.modes:
         out = tmp / mode
-        shutil.copytree(base, out)
+        shutil.copytree(bases["int8" if mode in PTQ_MODES else "int4"], out)
         (out / "artifact.json").unlink()
-        if mode != "none":
+        for name in PTQ_MODES.get(mode, ()):
+            quantized = nncf.quantize(graphs[name].clone(), nncf.Dataset(items[name]),
+                                      model_type=nncf.ModelType.TRANSFORMER,
+                                      subset_size=len(items[name]))
+            ov.save_model(quantized, str(out / f"{name}.xml"), compress_to_fp16=False)
+        if mode in MODES and mode != "none":
             for name, model in graphs.items():
                 compressed = nncf.compress_weights(
                     model.clone(), mode=nncf.CompressWeightsMode.INT4_SYM, group_size=64, ratio=1.0,
