@@ -1,8 +1,11 @@
 """Audio files -> 16 kHz mono float32, the only input the models accept.
 
 Decoding goes through PyAV (FFmpeg), so wav, flac, mp3, ogg and any sample rate or channel
-count work. faster-whisper's decoder is reused so that the toolkit and the faster-whisper
-reference row see the very same samples.
+count work. It produces exactly the samples of faster-whisper's ``decode_audio`` (s16 mono
+16 kHz through FFmpeg's resampler, tested), so the toolkit and the faster-whisper reference
+row see the very same input, but without the full garbage collection that function runs
+after every file: in a server that collection holds the GIL for milliseconds on every
+request, and decoding a typical clip took 25 ms with it against 8 ms without.
 """
 
 from __future__ import annotations
@@ -54,16 +57,43 @@ def load_audio_bytes(data: bytes, name: str = "upload") -> np.ndarray:
 
 def _decode(source, label: str) -> np.ndarray:
     import av
-    from faster_whisper.audio import decode_audio
 
     try:
-        samples = decode_audio(source, sampling_rate=SAMPLE_RATE)
+        samples = _pcm16_mono(source)
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
         # IndexError: the container has no audio stream (e.g. an image or a text file).
         raise AudioError(f"not a decodable audio file: {label} ({exc})") from exc
     if samples.size == 0:
         raise AudioError(f"audio file has no samples (zero-length): {label}")
-    return samples.astype(np.float32, copy=False)
+    return samples.astype(np.float32) / 32768.0
+
+
+def _pcm16_mono(source) -> np.ndarray:
+    """The first audio stream as 16 kHz mono int16, frames FFmpeg cannot decode skipped."""
+    import av
+
+    with av.open(source, mode="r", metadata_errors="ignore") as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        chunks = []
+        for frame in _valid_frames(container.decode(stream)):
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]  # flush
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+def _valid_frames(frames):
+    """Decoded frames, skipping the ones FFmpeg reports as invalid (as faster-whisper does)."""
+    import av
+
+    iterator = iter(frames)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
 
 
 def is_silence(samples: np.ndarray) -> bool:

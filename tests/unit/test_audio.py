@@ -61,3 +61,22 @@ def test_real_formats_decode_to_the_same_speech(speech_rows):
     assert max(lengths) - min(lengths) < 16000 * 0.1  # mp3 adds encoder padding only
     n = min(lengths)
     assert np.corrcoef(jfk[0][:n], jfk[1][:n])[0, 1] > 0.99
+
+
+def test_samples_equal_faster_whisper_decode_audio(speech_rows, tmp_path):
+    """The toolkit decodes without faster-whisper's per-file gc.collect(), but must hand
+    the models exactly the samples faster-whisper's reference row sees: every format of
+    the shared data (flac, wav, mp3; 8 kHz among them), and a 44.1 kHz stereo file."""
+    from faster_whisper.audio import decode_audio
+
+    from tests.conftest import SPEECH
+
+    rows = [r for r in speech_rows if r["subset"] in ("formats", "multi")][:8]
+    paths = [SPEECH / r["path"] for r in rows] + [SPEECH / "jfk" / "jfk.flac"]
+    t = np.linspace(0, 1, 44100, dtype=np.float32)
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 660 * t)], axis=1) * 0.5
+    paths.append(_write_wav(tmp_path / "stereo.wav", stereo.reshape(-1), 44100, channels=2))
+    assert len({p.suffix for p in paths}) >= 3
+    for path in paths:
+        ours, theirs = load_audio(path), decode_audio(str(path))
+        assert ours.dtype == np.float32 and np.array_equal(ours, theirs), path.name
