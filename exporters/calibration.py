@@ -55,7 +55,7 @@ class CalibrationSet:
             raise OptionError(f"--calibration: {exc}") from exc
 
     def to_dict(self, n_files: int) -> dict:
-        return {"path": str(self.path), "subsets": list(self.subsets),
+        return {"path": str(self.path.resolve()), "subsets": list(self.subsets),
                 "max_windows": self.max_windows, "files": n_files}
 
 
