@@ -4,12 +4,15 @@ too) cost on the encoder alone and on both graphs? Calibrated on real clips, eva
 the ``en`` subset.
 
     python scripts/nncf_data_aware.py --modes none se awq_se gptq
-    python scripts/nncf_data_aware.py --modes ptq_encoder ptq_both
+    python scripts/nncf_data_aware.py --modes ptq_encoder ptq_both --calibration-subsets formats multi
 
 Builds the toolkit's OpenVINO graphs of bundled tiny.en, collects calibration inputs from
-real clips outside ``en`` (encoder: log-mel; decoder: every third greedy step), compresses
-both graphs to int4 (group 64, every layer, as ``--to openvino --int4``) with each mode,
-and prints decoder size and WER. Artifacts go to a temporary directory.
+the clips of ``--calibration-subsets`` (default ``formats``: 4 English clips; encoder:
+log-mel, decoder: every third greedy step). The int4 modes compress both graphs to int4
+(group 64, every layer, as ``--to openvino --int4``); the ptq modes quantise weights and
+activations with ``nncf.quantize`` (``ptq_encoder`` is what ``--quantization int8_static``
+does, the decoder int8 weight-only). Prints decoder size and WER on ``en``. Artifacts go to
+a temporary directory.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ def calibration(encoder, decoder, clips, eot: int, prompt: list[int]):
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--modes", nargs="+", default=list(MODES), choices=[*MODES, *PTQ_MODES])
+    p.add_argument("--calibration-subsets", nargs="+", default=["formats"],
+                   help="manifest subsets to calibrate on (default: formats, 4 English clips)")
     args = p.parse_args()
     import nncf
     import openvino as ov
@@ -88,7 +93,9 @@ def main() -> int:
     export_onnx(load_model(resolve("bundled:tiny.en").hf_dir), tmp, vocab_major=True)
     graphs = {g: ov.convert_model(str(tmp / f"{g}.onnx")) for g in ("encoder", "decoder")}
     rows = from_manifest(MANIFEST)
-    calib = [c for c in rows if c.language == "en" and c.subset not in ("en", "longform")]
+    calib = [c for c in rows if c.subset in args.calibration_subsets]
+    if not calib or {"en", "longform"} & set(args.calibration_subsets):
+        p.error("--calibration-subsets must name subsets other than the evaluated en/longform")
     items = dict(zip(("encoder", "decoder"),
                      calibration(graphs["encoder"], graphs["decoder"], calib, 50256, [50257, 50362])))
     en = [c for c in rows if c.subset == "en"]
