@@ -51,6 +51,9 @@ class RuntimeOptions:
         cache_dir: where a provider keeps compiled engines (TensorRT), reused across loads.
         profile: collect per-operator times for ``operator_profile()`` (ONNX Runtime,
             OpenVINO); slows inference down, for profiling runs only.
+        shared_cores: the process does other work beside the model (the server decodes
+            uploads while the model runs), so the runtime's idle threads should sleep
+            rather than spin (ONNX Runtime; measured in the README's load test).
     """
 
     device: str = "cpu"
@@ -59,6 +62,7 @@ class RuntimeOptions:
     provider: str | None = None
     cache_dir: str | None = None
     profile: bool = False
+    shared_cores: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                              args.max_upload_mb, args.timeout)
         if not 0 < args.port < 65536:
             raise ToolkitError(f"port {args.port} is not in 1..65535")
-        options = runtimes.RuntimeOptions(args.device, args.precision, args.threads)
+        options = runtimes.RuntimeOptions(args.device, args.precision, args.threads,
+                                          shared_cores=True)
         decoding = runtimes.DecodingOptions(args.beam_size)
         engine = ServeEngine(runtimes.load(args.artifact, options, decoding),
                              config.max_batch_size, config.max_wait_ms / 1000)

@@ -123,3 +123,24 @@ def test_a_corrupted_onnx_graph_fails_to_load_clearly(tiny_random, tmp_path, jfk
 
     with pytest.raises(ArtifactError, match="ONNX Runtime cannot load .*decoder.onnx"):
         runtimes.load(out)
+
+
+def test_onnx_threads_sleep_instead_of_spinning_when_cores_are_shared(tiny_random, tmp_path, jfk):
+    """The server loads with shared_cores=True: ONNX Runtime's idle threads must not spin on
+    the cores its request threads need (README, load test)."""
+    out = tmp_path / "spin"
+    export(str(tiny_random), ExportOptions("onnx", "int8", threads=2), out, parity_audio=jfk,
+           log=lambda _: None)
+    for shared, expected in ((True, {"0"}), (False, {"unset"})):
+        options = runtimes.RuntimeOptions(threads=2, shared_cores=shared)
+        with runtimes.load(out, options) as model:
+            sessions = (model.runtime._encoder, model.runtime._decoder)
+            assert {_spinning_entry(s) for s in sessions} == expected
+
+
+def _spinning_entry(session) -> str:
+    try:
+        return session.get_session_options().get_session_config_entry(
+            "session.intra_op.allow_spinning")
+    except Exception:  # noqa: BLE001 - ONNX Runtime raises for an entry never set
+        return "unset"
