@@ -69,7 +69,7 @@ def single_threaded_blas() -> AbstractContextManager:
     threads spinning for a while afterwards, and on a small machine they take the cores
     from the inference runtime that runs next. Measured on a 2-core machine: OpenVINO's
     encoder took ~120 ms per window right after a log-mel instead of ~60 ms, and batch-1
-    RTFx nearly doubled with the limit (README, "BLAS threads"). One thread costs the
+    RTFx rose 1.47x with the limit (README, "BLAS threads"). One thread costs the
     projection itself little: it is 80 x 201 x 3000 multiply-adds.
     """
     return _blas_controller().limit(limits=1, user_api="blas")

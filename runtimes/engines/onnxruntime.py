@@ -43,7 +43,7 @@ def _session(path: Path, options: RuntimeOptions, fp16: bool = False):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if options.shared_cores:
         # Spinning intra-op threads keep the cores between calls; the server's request
-        # threads need them (load test: unbatched 33 -> 42 audio s/s with this off).
+        # threads need them (load test: unbatched 33 -> 41 audio s/s with this off).
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if options.threads:
         so.intra_op_num_threads = options.threads
