@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -40,27 +41,36 @@ class CalibrationSet:
     max_windows: int = DEFAULT_WINDOWS
 
     def files(self) -> list[Path]:
-        """The audio files, checked to exist.
+        """The audio files, checked to exist (read once: the export checks them before any
+        work, and the target reads them again to calibrate).
 
         Raises:
             OptionError: the path, a subset or a listed file does not exist, or nothing is left.
         """
-        from bench.datasets import DatasetError, load_clips
-
-        if self.max_windows < 1:
-            raise OptionError(f"--calibration-size must be >= 1, got {self.max_windows}")
-        if self.subsets and not self.path.is_file():
-            raise OptionError(f"--calibration-subset needs a manifest TSV; {self.path} is not one")
-        try:
-            if not self.subsets:
-                return [c.path for c in load_clips(self.path)]
-            return [c.path for s in self.subsets for c in load_clips(self.path, s)]
-        except DatasetError as exc:
-            raise OptionError(f"--calibration: {exc}") from exc
+        return list(_files(self))
 
     def to_dict(self, n_files: int) -> dict:
         return {"path": str(self.path.resolve()), "subsets": list(self.subsets),
                 "max_windows": self.max_windows, "files": n_files}
+
+
+@lru_cache(maxsize=8)
+def _files(calibration: CalibrationSet) -> tuple[Path, ...]:
+    """``CalibrationSet.files`` (a failure raises and is not cached)."""
+    from bench.datasets import DatasetError, load_clips
+
+    if calibration.max_windows < 1:
+        raise OptionError(f"--calibration-size must be >= 1, got {calibration.max_windows}")
+    if calibration.subsets and not calibration.path.is_file():
+        raise OptionError(f"--calibration-subset needs a manifest TSV; {calibration.path} "
+                          f"is not one")
+    try:
+        if not calibration.subsets:
+            return tuple(c.path for c in load_clips(calibration.path))
+        return tuple(c.path for s in calibration.subsets
+                     for c in load_clips(calibration.path, s))
+    except DatasetError as exc:
+        raise OptionError(f"--calibration: {exc}") from exc
 
 
 def encoder_inputs(files: Sequence[Path], n_mels: int, max_windows: int) -> list[np.ndarray]:
