@@ -55,8 +55,11 @@ class StepModel(Protocol):
     def empty_cache(self, batch: int) -> Any:
         """An empty self-attention cache for ``batch`` sequences."""
 
-    def decode_step(self, tokens: np.ndarray, cache: Any, cross: Any) -> tuple[np.ndarray, Any]:
-        """Logits (batch, vocab) of the last position and the extended cache."""
+    def decode_step(self, tokens: np.ndarray, cache: Any, cross: Any,
+                    lengths: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+        """Logits (batch, vocab) of the last position and the extended cache. ``lengths``:
+        each row's real cache length when rows differ (right-aligned, padded on the left);
+        None = every row has the whole cache."""
 
     def select(self, cache: Any, rows: np.ndarray) -> Any:
         """The cache (or cross cache) of the given batch rows, in that order."""

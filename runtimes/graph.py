@@ -61,6 +61,23 @@ class GraphRuntime(WhisperRuntime):
     def precision(self) -> str:
         return self._spec["precision"]
 
+    @property
+    def rules(self) -> SuppressRules:
+        """The suppress rules the decoding loops apply (the server's stepper too)."""
+        return self._rules
+
+    @property
+    def ragged(self) -> bool:
+        """Whether rows of one decoder step may have different cache lengths (the server's
+        iteration-level batching needs it; artifacts exported before it lack the input)."""
+        return bool(self._spec.get("cache_lengths"))
+
+    def _lengths(self, batch: int, past: int, lengths: np.ndarray | None) -> np.ndarray:
+        """The decoder's ``cache_lengths`` feed: every row has ``past`` unless told."""
+        if lengths is None:
+            return np.full(batch, past, np.int64)
+        return np.asarray(lengths, np.int64)
+
     def _cache_shape(self, batch: int) -> tuple[int, int, int, int]:
         heads = self._spec["n_heads"]
         return (batch, heads, 0, self._spec["d_model"] // heads)

@@ -4,12 +4,13 @@ dynamic batching, in one run.
     python scripts/load_test.py artifacts/tiny.en-ctranslate2-int8_float32 --clients 8
 
 Starts ``python -m runtimes.serve`` on free loopback ports, once with
-``--max-batch-size 1`` and once with the batched setting, alternating the two ``--repeats``
-times, and sends each the same requests (every clip of the subset, ``--rounds`` times, closed
-loop: each client sends its next request when the previous one is answered). Prints a
-markdown table: throughput in audio seconds per second, latency p50/p95/p99, errors, mean
-batch size, and the batched/unbatched throughput ratio. ``--url`` tests a server that is
-already running instead. Results go to ``--out`` (report.md, results.json).
+``--max-batch-size 1`` and once per ``--batching`` kind with the batched setting,
+alternating them ``--repeats`` times, and sends each the same requests (every clip of the
+subset, ``--rounds`` times, closed loop: each client sends its next request when the
+previous one is answered). Prints a markdown table: throughput in audio seconds per second,
+latency p50/p95/p99, errors, mean batch size, and the batched/unbatched throughput ratio.
+``--url`` tests a server that is already running instead. Results go to ``--out``
+(report.md, results.json).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ sys.path.insert(0, str(ROOT))
 from bench.datasets import from_manifest  # noqa: E402
 from runtimes.audio import duration_s, load_audio  # noqa: E402
 from runtimes.errors import ToolkitError  # noqa: E402
+from runtimes.serve.config import BATCHING  # noqa: E402
+
+LABELS = {"steps": "joining at every decoder step", "windows": "joining per batch"}
 
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.tsv"
 
@@ -148,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs per mode, alternating; the median run is reported with the range")
     p.add_argument("--max-batch-size", type=int, default=8, help="the batched server's setting")
     p.add_argument("--max-wait-ms", type=float, default=10.0)
+    p.add_argument("--batching", nargs="+", choices=BATCHING, default=["steps"],
+                   help="the batched server's --batching; several = one batched mode each "
+                        "(e.g. steps windows), all in the same run")
     p.add_argument("--threads", type=int, default=0, help="server intra-op threads; 0 = all")
     p.add_argument("--out", type=Path, default=Path("results/load-test"))
     return p
@@ -168,14 +175,16 @@ def _measure(args: argparse.Namespace, requests: list[Request]) -> list[LoadResu
         return [asyncio.run(run_load(args.url, requests, args.clients, "as running", args.api_key))]
     from runtimes.serve.launch import start_server
 
-    modes = [("batching off (max batch 1)", "1"),
-             (f"dynamic batching (max batch {args.max_batch_size})", str(args.max_batch_size))]
-    runs: dict[str, list[LoadResult]] = {mode: [] for mode, _ in modes}
-    for repeat in range(args.repeats):  # alternate the modes, so drift hits both alike
-        for mode, batch in modes:
+    modes = [("batching off (max batch 1)", "1", "windows")] + [
+        (f"dynamic batching, {LABELS[kind]} (max batch {args.max_batch_size})",
+         str(args.max_batch_size), kind) for kind in dict.fromkeys(args.batching)]
+    runs: dict[str, list[LoadResult]] = {mode: [] for mode, _, _ in modes}
+    for repeat in range(args.repeats):  # alternate the modes, so drift hits all alike
+        for mode, batch, kind in modes:
             print(f"[{repeat + 1}/{args.repeats}] {mode}", file=sys.stderr, flush=True)
             with start_server(args.artifact, "--max-batch-size", batch, "--max-wait-ms",
-                              str(args.max_wait_ms), "--threads", str(args.threads)) as server:
+                              str(args.max_wait_ms), "--threads", str(args.threads),
+                              "--batching", kind) as server:
                 runs[mode].append(asyncio.run(run_load(server.url, requests, args.clients, mode)))
             last = runs[mode][-1]
             print(f"  {last.throughput:.1f} audio s/s, {last.errors} errors", file=sys.stderr,

@@ -60,6 +60,8 @@ def calibration(encoder, decoder, clips, eot: int, prompt: list[int]):
         ids = np.asarray([prompt], np.int64)
         for step in range(60):
             item = {"input_ids": ids, **dict(zip(past_names, past)), **cross}
+            if any(i.get_any_name() == "cache_lengths" for i in dec.inputs):
+                item["cache_lengths"] = np.asarray([past[0].shape[2]], np.int64)
             if step % 3 == 0:
                 dec_items.append({k: v.copy() for k, v in item.items()})
             result = dec(item)

@@ -40,7 +40,7 @@ class GraphSpec:
             names += [f"past_key_{i}", f"past_value_{i}"]
         for i in range(self.n_layers):
             names += [f"cross_key_{i}", f"cross_value_{i}"]
-        return names
+        return names + ["cache_lengths"]
 
     def cross_names(self) -> list[str]:
         return [n for i in range(self.n_layers) for n in (f"cross_key_{i}", f"cross_value_{i}")]
@@ -94,7 +94,13 @@ class EncoderGraph(nn.Module):
 
 class DecoderStepGraph(nn.Module):
     """One decoding step: tokens (B, T) after P cached positions -> logits of the last
-    position (B, vocab) and the self-attention cache extended to P + T."""
+    position (B, vocab) and the self-attention cache extended to P + T.
+
+    ``cache_lengths`` (B,) says how many of the P cached positions each row really has: its
+    cache is right-aligned and the first P - length positions are padding, masked out. So
+    rows at different points of their transcripts share one step (the server adds new
+    requests to a running batch); with every length = P it is the plain step.
+    """
 
     def __init__(self, model, vocab_major: bool = False) -> None:
         super().__init__()
@@ -114,16 +120,19 @@ class DecoderStepGraph(nn.Module):
             scores = scores + mask
         return _merge(torch.matmul(torch.softmax(scores, dim=-1), v))
 
-    def forward(self, input_ids: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, input_ids: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         n = len(self.layers)
-        past, cross = caches[: 2 * n], caches[2 * n:]
+        past, cross, lengths = inputs[: 2 * n], inputs[2 * n: 4 * n], inputs[4 * n]
         b, t = input_ids.shape
         p = past[0].shape[2]
-        pos = torch.arange(t, device=input_ids.device) + p
+        steps = torch.arange(t, device=input_ids.device)
+        pos = lengths[:, None] + steps[None, :]  # (B, T) positions in each row's sequence
         x = self._lookup(input_ids.reshape(-1)).reshape(b, t, -1)
-        x = x + self.positions.index_select(0, pos)
+        x = x + self.positions.index_select(0, pos.reshape(-1)).reshape(b, t, -1)
         keys = torch.arange(p + t, device=input_ids.device)
-        mask = torch.where(keys[None, :] > pos[:, None], float("-inf"), 0.0)
+        padding = keys[None, None, :] < (p - lengths)[:, None, None]  # (B, 1, P+T)
+        future = keys[None, None, :] > (steps + p)[None, :, None]  # (1, T, P+T)
+        mask = torch.where(padding | future, float("-inf"), 0.0)[:, None]  # (B, 1, T, P+T)
         present = []
         for i, layer in enumerate(self.layers):
             h = layer.self_attn_layer_norm(x)
@@ -155,7 +164,8 @@ def dummy_inputs(spec: GraphSpec, batch: int = 2, tokens: int = 3, past: int = 2
     past_kv = [kv(past) for _ in range(2 * spec.n_layers)]
     cross_kv = [kv(spec.n_audio_ctx) for _ in range(2 * spec.n_layers)]
     features = torch.zeros(batch, spec.n_mels, spec.n_frames)
-    return features, (ids, *past_kv, *cross_kv)
+    lengths = torch.full((batch,), past, dtype=torch.long)
+    return features, (ids, *past_kv, *cross_kv, lengths)
 
 
 def write_graph_files(spec: GraphSpec, hf_dir, out_dir, precision: str, **extra) -> None:
@@ -171,8 +181,11 @@ def write_graph_files(spec: GraphSpec, hf_dir, out_dir, precision: str, **extra)
     languages = {k.strip("<|>"): v for k, v in (gen.get("lang_to_id") or {}).items()}
     shapes = {"n_mels": spec.n_mels, "n_layers": spec.n_layers, "n_heads": spec.n_heads,
               "d_model": spec.d_model, "vocab_size": spec.vocab_size}
+    # cache_lengths: the decoder step takes per-row cache lengths (see DecoderStepGraph);
+    # artifacts exported before it was added lack the input, and the runtimes say so.
     (out_dir / "graph.json").write_text(json.dumps(
-        {**shapes, "precision": precision, "languages": languages, **extra}, indent=2))
+        {**shapes, "precision": precision, "languages": languages, "cache_lengths": True,
+         **extra}, indent=2))
     shutil.copy2(hf_dir / "generation_config.json", out_dir)
 
 

@@ -44,6 +44,8 @@ def _profile(builder, network, spec, encoder: bool):
                     (MAX_BATCH, spec.n_mels, spec.n_frames)]
         elif name == "input_ids":
             dims = [(1, 1), (4, 1), (MAX_BATCH, MAX_PROMPT)]
+        elif name == "cache_lengths":
+            dims = [(1,), (4,), (MAX_BATCH,)]
         elif name.startswith("past"):
             dims = [(1, heads, 0, head_dim), (4, heads, 64, head_dim),
                     (MAX_BATCH, heads, MAX_CONTEXT, head_dim)]

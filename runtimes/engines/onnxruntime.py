@@ -86,8 +86,10 @@ class OnnxRuntime(GraphRuntime):
     def empty_cache(self, batch: int) -> list[np.ndarray]:
         return [np.zeros(self._cache_shape(batch), np.float32) for _ in self._past_names]
 
-    def decode_step(self, tokens, cache, cross):
+    def decode_step(self, tokens, cache, cross, lengths=None):
         feeds = {"input_ids": tokens, **dict(zip(self._past_names, cache)), **cross}
+        if self.ragged:
+            feeds["cache_lengths"] = self._lengths(len(tokens), cache[0].shape[2], lengths)
         logits, *present = self._decoder.run(None, feeds)
         return logits, present
 

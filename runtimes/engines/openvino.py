@@ -45,8 +45,17 @@ class OpenVINORuntime(GraphRuntime):
             config["INFERENCE_PRECISION_HINT"] = options.precision
         if options.profile:
             config["PERF_COUNT"] = True
-        self._encoder, self._decoder = (self._compile(core, name, device, config)
-                                        for name in self.graph_files)
+        hint = (options.precision
+                or core.get_property(device, "INFERENCE_PRECISION_HINT").to_string())
+        #: Cross-attention keys/values travel between the graphs as raw bf16 (uint16 arrays)
+        #: when inference runs in bf16 anyway. At f32 they are the decoder's largest input,
+        #: 18 MB per window per step for tiny.en, read again at every step.
+        self._bf16_cross = hint == "bf16"
+        models = [self._read(core, name) for name in self.graph_files]
+        if self._bf16_cross:
+            models = _bf16_cross(*models)
+        self._encoder, self._decoder = (self._compile(core, model, name, device, config)
+                                        for model, name in zip(models, self.graph_files))
         self._hint = self._encoder.get_property("INFERENCE_PRECISION_HINT").to_string()
         self.encoder_batch = 2 if device == "CPU" else 0  # measured: see decoding.py
         # One infer request per graph, reused: its outputs are read in place (share_outputs)
@@ -57,12 +66,18 @@ class OpenVINORuntime(GraphRuntime):
                       if p.get_any_name().startswith("past")]
         self._cross = [p.get_any_name() for p in self._encoder.outputs][1:]
 
-    def _compile(self, core, name: str, device: str, config: dict):
+    def _read(self, core, name: str):
         path = self.model_dir / name
         try:
-            return core.compile_model(str(path), device, config)
+            return core.read_model(str(path))
         except RuntimeError as exc:
-            raise ArtifactError(f"OpenVINO cannot load {path}: {exc}") from exc
+            raise ArtifactError(f"OpenVINO cannot read {path}: {exc}") from exc
+
+    def _compile(self, core, model, name: str, device: str, config: dict):
+        try:
+            return core.compile_model(model, device, config)
+        except RuntimeError as exc:
+            raise ArtifactError(f"OpenVINO cannot load {self.model_dir / name}: {exc}") from exc
 
     @property
     def precision(self) -> str:
@@ -73,14 +88,23 @@ class OpenVINORuntime(GraphRuntime):
 
     def cross_cache(self, features: np.ndarray) -> dict[str, np.ndarray]:
         result = self._infer(self._encoder, {"input_features": features})
+        if self._bf16_cross:  # raw bf16 bits: numpy has no bf16, but rows copy bit-exactly
+            return {name: result[name].view(np.uint16).copy() for name in self._cross}
         return {name: result[name].copy() for name in self._cross}
 
     def empty_cache(self, batch: int) -> list[np.ndarray]:
         return [np.zeros(self._cache_shape(batch), np.float32) for _ in self._past]
 
-    def decode_step(self, tokens, cache, cross):
-        result = self._infer(self._decoder,
-                             {"input_ids": tokens, **dict(zip(self._past, cache)), **cross})
+    def decode_step(self, tokens, cache, cross, lengths=None):
+        if self._bf16_cross:
+            import openvino as ov
+
+            cross = {name: ov.Tensor(np.ascontiguousarray(value), value.shape, ov.Type.bf16)
+                     for name, value in cross.items()}
+        feeds = {"input_ids": tokens, **dict(zip(self._past, cache)), **cross}
+        if self.ragged:
+            feeds["cache_lengths"] = self._lengths(len(tokens), cache[0].shape[2], lengths)
+        result = self._infer(self._decoder, feeds)
         present = [result[name.replace("past", "present")].copy() for name in self._past]
         return result["logits"].copy(), present
 
@@ -108,3 +132,23 @@ class OpenVINORuntime(GraphRuntime):
 
     def close(self) -> None:
         self._encoder = self._decoder = None
+
+
+def _bf16_cross(encoder, decoder):
+    """The encoder's cross-attention outputs and the decoder's matching inputs declared bf16.
+
+    Why: in bf16 inference the decoder computes attention in bf16 anyway, but an f32 input
+    is read (and converted) in full at every step. Halving it made a batch-8 decoder step
+    of tiny.en int8_static 1.6x faster here (16 -> 10 ms; batch 1: 5.4 -> 4.6 ms).
+    """
+    import openvino as ov
+
+    names = [p.get_any_name() for p in encoder.outputs][1:]
+    pre = ov.preprocess.PrePostProcessor(encoder)
+    for name in names:
+        pre.output(name).tensor().set_element_type(ov.Type.bf16)
+    encoder = pre.build()
+    pre = ov.preprocess.PrePostProcessor(decoder)
+    for name in names:
+        pre.input(name).tensor().set_element_type(ov.Type.bf16)
+    return encoder, pre.build()

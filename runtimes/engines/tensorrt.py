@@ -111,9 +111,12 @@ class TensorRTRuntime(GraphRuntime):
     def empty_cache(self, batch: int) -> list:
         return [self._torch.zeros(self._cache_shape(batch), device="cuda") for _ in self._past]
 
-    def decode_step(self, tokens: np.ndarray, cache: list, cross: dict):
+    def decode_step(self, tokens: np.ndarray, cache: list, cross: dict, lengths=None):
         feeds = {"input_ids": self._torch.from_numpy(tokens).cuda(),
                  **dict(zip(self._past, cache)), **cross}
+        if self.ragged:
+            lengths = self._lengths(len(tokens), cache[0].shape[2], lengths)
+            feeds["cache_lengths"] = self._torch.from_numpy(lengths).cuda()
         out = self._decoder(feeds)
         present = [out[name.replace("past", "present")] for name in self._past]
         return out["logits"].cpu().numpy(), present

@@ -67,11 +67,15 @@ class TorchScriptRuntime(GraphRuntime):
         return [torch.zeros(self._cache_shape(batch), dtype=self._dtype, device=self._device)
                 for _ in range(2 * self._spec["n_layers"])]
 
-    def decode_step(self, tokens: np.ndarray, cache: list, cross: list):
+    def decode_step(self, tokens: np.ndarray, cache: list, cross: list, lengths=None):
         import torch
 
         ids = torch.from_numpy(tokens).to(self._device)
-        logits, *present = self._run(self._decoder, ids, *cache, *cross)
+        extra = []
+        if self.ragged:
+            extra = [torch.from_numpy(self._lengths(len(tokens), cache[0].shape[2], lengths))
+                     .to(self._device)]
+        logits, *present = self._run(self._decoder, ids, *cache, *cross, *extra)
         return logits.float().cpu().numpy(), present
 
     def select(self, cache: list, rows: np.ndarray) -> list:

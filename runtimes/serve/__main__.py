@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from runtimes.errors import ToolkitError
+from runtimes.serve.config import BATCHING
 
 API_KEY_ENV = "WHISPER_API_KEY"
 
@@ -26,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="windows per model call; 1 disables dynamic batching (default 8)")
     p.add_argument("--max-wait-ms", type=float, default=10.0,
                    help="how long a window waits for others to join its batch (default 10)")
+    p.add_argument("--batching", choices=BATCHING, default="steps",
+                   help="steps (default): windows join and leave the running batch at every "
+                        "decoder step (greedy decoding of onnx/openvino/torchscript/tensorrt "
+                        "artifacts; others use windows); windows: a batch runs until its "
+                        "last transcript ends")
     p.add_argument("--max-queue", type=int, default=64,
                    help="requests admitted at once; more get 503 (default 64)")
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="default 25 (as OpenAI)")
@@ -61,15 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         config = ServeConfig(args.model_id or args.artifact.resolve().name, args.api_key,
-                             args.max_batch_size, args.max_wait_ms, args.max_queue,
-                             args.max_upload_mb, args.timeout)
+                             args.max_batch_size, args.max_wait_ms, args.batching,
+                             args.max_queue, args.max_upload_mb, args.timeout)
         if not 0 < args.port < 65536:
             raise ToolkitError(f"port {args.port} is not in 1..65535")
         options = runtimes.RuntimeOptions(args.device, args.precision, args.threads,
                                           shared_cores=True)
         decoding = runtimes.DecodingOptions(args.beam_size)
         engine = ServeEngine(runtimes.load(args.artifact, options, decoding),
-                             config.max_batch_size, config.max_wait_ms / 1000)
+                             config.max_batch_size, config.max_wait_ms / 1000,
+                             batching=config.batching)
         engine.warm_up()
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -78,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: serving on {args.host} without an API key: anyone who can reach this "
               f"port can use it (set --api-key or ${API_KEY_ENV})", file=sys.stderr)
     batching = ("off" if config.max_batch_size == 1 else
-                f"up to {config.max_batch_size} windows, {config.max_wait_ms:g} ms wait")
+                f"up to {config.max_batch_size} windows, {config.max_wait_ms:g} ms wait, "
+                f"joining {'at every decoder step' if engine.batching == 'steps' else 'per batch'}")
     print(f"serving {args.artifact} as {config.model_id!r} on http://{args.host}:{args.port}/v1 "
           f"(dynamic batching {batching})", file=sys.stderr, flush=True)
     uvicorn.run(create_app(engine, config), host=args.host, port=args.port,

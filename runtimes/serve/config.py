@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from runtimes.errors import OptionError
 
+BATCHING = ("steps", "windows")
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -16,6 +18,9 @@ class ServeConfig:
             so clients that send "whisper-1" work unchanged).
         api_key: if set, every route but /health needs ``Authorization: Bearer <key>``.
         max_batch_size: most windows per model call; 1 turns dynamic batching off.
+        batching: "steps" (windows join and leave the running batch at every decoder
+            step; greedy decoding of graph artifacts, others fall back to "windows") or
+            "windows" (a batch of windows runs until its last transcript ends).
         max_wait_ms: how long the oldest waiting window waits for others to join.
         max_queue: most transcription requests admitted at once; beyond it the server
             answers 503 at once instead of queueing without bound.
@@ -27,6 +32,7 @@ class ServeConfig:
     api_key: str | None = None
     max_batch_size: int = 8
     max_wait_ms: float = 10.0
+    batching: str = "steps"
     max_queue: int = 64
     max_upload_mb: float = 25.0
     timeout_s: float = 120.0
@@ -38,6 +44,8 @@ class ServeConfig:
             value = getattr(self, name)
             if value < low or (strict and value == low):
                 raise OptionError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
+        if self.batching not in BATCHING:
+            raise OptionError(f"batching {self.batching!r} is not one of {', '.join(BATCHING)}")
         if self.api_key is not None and not self.api_key.strip():
             raise OptionError("api_key is empty; omit it to serve without a key")
 

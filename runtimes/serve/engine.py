@@ -23,6 +23,7 @@ from runtimes.features import log_mel
 from runtimes.languages import LANGUAGES
 from runtimes.pipeline import Transcriber
 from runtimes.serve.batcher import DynamicBatcher
+from runtimes.serve.stepper import IterationBatcher
 
 _DETECT = ("detect",)
 
@@ -67,12 +68,23 @@ class ServeEngine:
         max_batch: most windows per model call (1 = batching off).
         max_wait_s: how long a window may wait for others.
         observe_batch: called with each batch's size.
+        batching: "steps" for iteration-level batching where the artifact and decoding
+            allow it (see ``runtimes.serve.stepper``), else "windows".
     """
 
     def __init__(self, transcriber: Transcriber, max_batch: int, max_wait_s: float,
-                 observe_batch: Callable[[int], None] = lambda size: None) -> None:
+                 observe_batch: Callable[[int], None] = lambda size: None,
+                 batching: str = "steps") -> None:
         self.transcriber = transcriber
-        self.batcher = DynamicBatcher(self._run, max_batch, max_wait_s, observe_batch)
+        runtime, options = transcriber.runtime, transcriber.options
+        self.batching = "steps" if (batching == "steps" and max_batch > 1
+                                    and options.beam_size == 1
+                                    and getattr(runtime, "ragged", False)) else "windows"
+        if self.batching == "steps":
+            self.batcher: DynamicBatcher = IterationBatcher(
+                runtime, options, runtime.rules, self._run, max_batch, max_wait_s, observe_batch)
+        else:
+            self.batcher = DynamicBatcher(self._run, max_batch, max_wait_s, observe_batch)
 
     @property
     def multilingual(self) -> bool:
