@@ -114,11 +114,8 @@ class DynamicBatcher:
             if not batch:
                 continue
             self.observe(len(batch))
-            _t0 = time.monotonic()
             try:
                 results = self._run(batch[0].key, [job.payload for job in batch])
-                with open("/tmp/busy.log", "a") as _f:
-                    _f.write(f"{_t0:.4f} {time.monotonic()-_t0:.4f} {len(batch)}\n")
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
                 self._idle_since = time.monotonic()
                 for job in batch:
