@@ -102,10 +102,10 @@ class IterationBatcher(DynamicBatcher):
                 if rows is not None:
                     rows = self._step(rows)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting requests
-                for job in [*jobs, *(rows.jobs if rows else [])]:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+                _fail([*jobs, *(rows.jobs if rows else [])], exc)
                 rows = None
+        if rows is not None:  # closed mid-transcript (queued jobs are failed by close())
+            _fail(rows.jobs, RuntimeError("the server is shutting down"))
 
     def _take(self, running: int) -> list[_Job]:
         """Jobs to admit before the next step: waits (as ``DynamicBatcher``) only when no
@@ -113,15 +113,7 @@ class IterationBatcher(DynamicBatcher):
         if running == 0:
             return self._next_batch_any()
         with self._cond:
-            taken = []
-            free = self.max_batch - running
-            for job in list(self._pending):
-                if _generates(job.key) and free <= 0:
-                    continue
-                free -= _generates(job.key)
-                self._pending.remove(job)
-                taken.append(job)
-        return [job for job in taken if job.future.set_running_or_notify_cancel()]
+            return self._pop(self.max_batch - running)
 
     def _next_batch_any(self) -> list[_Job]:
         """Like ``DynamicBatcher._next_batch``, but generate jobs of any prompt length
@@ -137,13 +129,19 @@ class IterationBatcher(DynamicBatcher):
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            taken = []
-            for job in list(self._pending):
-                if _generates(job.key) and sum(map(_generates, (j.key for j in taken))) \
-                        >= self.max_batch:
+            return self._pop(self.max_batch)
+
+    def _pop(self, free: int) -> list[_Job]:
+        """Every queued job, but generate jobs only up to ``free`` (caller holds the lock);
+        cancelled ones are dropped."""
+        taken = []
+        for job in list(self._pending):
+            if _generates(job.key):
+                if free <= 0:
                     continue
-                self._pending.remove(job)
-                taken.append(job)
+                free -= 1
+            self._pending.remove(job)
+            taken.append(job)
         return [job for job in taken if job.future.set_running_or_notify_cancel()]
 
     def _run_others(self, jobs: list[_Job]) -> None:
@@ -223,6 +221,12 @@ class IterationBatcher(DynamicBatcher):
             self._slots.move(hole, mover)
             order[hole] = mover
         return order
+
+
+def _fail(jobs: list[_Job], exc: BaseException) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(exc)
 
 
 def _generates(key: Hashable) -> bool:

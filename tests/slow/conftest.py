@@ -20,6 +20,13 @@ def int8_artifact(tmp_path_factory, speech_rows) -> Path:
 
 
 @pytest.fixture(scope="session")
+def onnx_fp32(tmp_path_factory, speech_rows) -> Path:
+    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-onnx-fp32"
+    export("bundled:tiny.en", ExportOptions("onnx", threads=THREADS), out, log=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="session")
 def pytorch_fp32(tinyen_hf):
     with runtimes.load(tinyen_hf, runtimes.RuntimeOptions(threads=THREADS)) as model:
         yield model

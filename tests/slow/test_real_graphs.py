@@ -38,13 +38,6 @@ def test_jfk_and_wer_against_pytorch(graph_model, pytorch_en_wer, en_wer, jfk):
     assert wer - pytorch_en_wer <= MARGINS[case]
 
 
-@pytest.fixture(scope="module")
-def onnx_fp32(tmp_path_factory, speech_rows):
-    out = tmp_path_factory.mktemp("onnx-beam") / "fp32"
-    export("bundled:tiny.en", ExportOptions("onnx", threads=THREADS), out, log=lambda _: None)
-    return out
-
-
 def test_beam_search_matches_ctranslate2(onnx_fp32, bundled_ct2_dir, speech_rows):
     """The shared beam search against CTranslate2's, both fp32 on the same weights."""
     _, audio = subset(speech_rows, "en")
@@ -64,3 +57,37 @@ def test_batched_greedy_equals_one_by_one(onnx_fp32, speech_rows):
         one = [t.tokens for t in model.transcribe(audio[:8], batch_size=1)]
         eight = [t.tokens for t in model.transcribe(audio[:8], batch_size=8)]
     assert one == eight
+
+
+def test_iteration_batching_gives_each_window_its_own_greedy_tokens(onnx_fp32, speech_rows):
+    """Windows that join a running batch at any step (cache padded on the left and masked),
+    with prompts of different lengths, decode exactly as each window alone."""
+    import time
+
+    from runtimes.features import log_mel
+    from runtimes.serve.stepper import IterationBatcher
+
+    _, audio = subset(speech_rows, "en")
+    with runtimes.load(onnx_fp32, runtimes.RuntimeOptions(threads=THREADS)) as model:
+        runtime, tokenizer = model.runtime, model.tokenizer
+        windows = [log_mel(a[:480000]) for a in audio[:12]]
+        plain = tokenizer.prompt("en", "transcribe")
+        prompts = [tokenizer.previous_text("Hello there.") + plain if i % 3 == 0 else plain
+                   for i in range(len(windows))]
+        alone = [runtime.generate(w[None], [p], model.options)[0]
+                 for w, p in zip(windows, prompts)]
+        rows: list[int] = []
+        batcher = IterationBatcher(runtime, model.options, runtime.rules, lambda k, p: [],
+                                   max_batch=4, max_wait_s=0.0, observe=rows.append)
+        batcher.start()
+        try:
+            futures = []
+            for i, (window, prompt) in enumerate(zip(windows, prompts)):
+                futures.append(batcher.submit(("generate", len(prompt)), (window, prompt)))
+                time.sleep(0.02 * (i % 3))  # arrive while others are mid-transcript
+            joint = [f.result(timeout=120) for f in futures]
+        finally:
+            batcher.close()
+    assert joint == alone
+    assert max(rows) == 4  # the batch filled up
+    assert any(later > now for now, later in zip(rows, rows[1:]))  # rows joined a running batch

@@ -162,3 +162,25 @@ def test_slow_request_gets_504_and_its_work_is_dropped(int8_artifact, speech_row
         _assert_openai_error(response, 504, "timeout")
         health = httpx.get(strict.url + "/health").json()
         assert health["in_flight"] == 0 and health["status"] == "ok"
+
+
+def test_graph_artifact_batches_at_every_step_and_serves_the_pipelines_text(onnx_fp32,
+                                                                            speech_rows):
+    """An ONNX artifact is served with iteration-level batching (the CTranslate2 server
+    above uses per-batch joining): 8 concurrent requests get the transcripts the pipeline
+    gives each clip alone, and decoder steps ran with several rows."""
+    import runtimes
+
+    paths = [SPEECH / r["path"] for r in speech_rows if r["subset"] == "en"][:8]
+    with runtimes.load(onnx_fp32, runtimes.RuntimeOptions(threads=2)) as model:
+        alone = [t.text for t in model.transcribe([str(p) for p in paths])]
+    with start_server(onnx_fp32, "--threads", "2") as running:
+        assert "joining at every decoder step" in running.log()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(lambda p: _post(running, p, key=None), paths))
+        metrics = httpx.get(running.url + "/metrics").text
+    assert [r.status_code for r in responses] == [200] * 8
+    assert [r.json()["text"] for r in responses] == alone
+    sizes = dict(line.split(" ", 1) for line in metrics.splitlines()
+                 if line.startswith("whisper_batch_size_"))
+    assert float(sizes["whisper_batch_size_sum"]) / float(sizes["whisper_batch_size_count"]) > 1
