@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -51,6 +52,7 @@ class LoadResult:
     p99_s: float
     mean_batch: float  # windows per model call, from the server's /metrics (nan if not ours)
     error_samples: tuple[str, ...]
+    server_cores: float = float("nan")  # server CPU seconds per wall second (nan: unknown)
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,21 @@ async def _client(http, url: str, queue: asyncio.Queue, latencies: list, errors:
         (latencies if ok else errors).append(time.perf_counter() - started if ok else detail)
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; nan elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return float("nan")
+
+
 async def run_load(base_url: str, requests: list[Request], clients: int, mode: str,
-                   api_key: str | None = None, timeout_s: float = 300.0) -> LoadResult:
-    """Send every request through ``clients`` concurrent connections; time the whole run."""
+                   api_key: str | None = None, timeout_s: float = 300.0,
+                   server_pid: int | None = None) -> LoadResult:
+    """Send every request through ``clients`` concurrent connections; time the whole run.
+    With ``server_pid``, also how many cores the server kept busy (on 2 cores, near 2
+    means the machine, not the batching, is the limit)."""
     import httpx
 
     queue: asyncio.Queue = asyncio.Queue()
@@ -99,15 +113,16 @@ async def run_load(base_url: str, requests: list[Request], clients: int, mode: s
     url = base_url.rstrip("/") + "/v1/audio/transcriptions"
     limits = httpx.Limits(max_connections=clients)
     async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as http:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds(server_pid)
         await asyncio.gather(*(_client(http, url, queue, latencies, errors, headers)
                                for _ in range(clients)))
         wall = time.perf_counter() - started
+        cores = (cpu_seconds(server_pid) - cpu) / wall
         mean_batch = await _mean_batch(http, base_url, headers)
     audio = sum(r.seconds for r in requests)
     p50, p95, p99 = (np.percentile(latencies, [50, 95, 99]) if latencies else (np.nan,) * 3)
     return LoadResult(mode, len(requests), len(errors), wall, audio, audio / wall,
-                      float(p50), float(p95), float(p99), mean_batch, tuple(errors[:3]))
+                      float(p50), float(p95), float(p99), mean_batch, tuple(errors[:3]), cores)
 
 
 async def _mean_batch(http, base_url: str, headers: dict) -> float:
@@ -127,12 +142,12 @@ def report(results: list[LoadResult], clients: int, artifact: str) -> str:
     lines = [f"Load test: {artifact}, {clients} concurrent clients, "
              f"{results[0].requests} requests ({results[0].audio_s:.0f} s of audio) per mode.", "",
              "| mode | requests | errors | wall s | audio s/s | vs off | p50 s | p95 s | p99 s "
-             "| mean batch |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| mean batch | server cores |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         ratio = f"{r.throughput / base.throughput:.2f}x" if base else "-"
         lines.append(f"| {r.mode} | {r.requests} | {r.errors} | {r.wall_s:.1f} | "
                      f"{r.throughput:.1f} | {ratio} | {r.p50_s:.2f} | {r.p95_s:.2f} | {r.p99_s:.2f} | "
-                     f"{r.mean_batch:.1f} |")
+                     f"{r.mean_batch:.1f} | {r.server_cores:.2f} |")
     if errors:
         lines += ["", f"First errors: {errors}"]
     return "\n".join(lines) + "\n"
@@ -185,7 +200,8 @@ def _measure(args: argparse.Namespace, requests: list[Request]) -> list[LoadResu
             with start_server(args.artifact, "--max-batch-size", batch, "--max-wait-ms",
                               str(args.max_wait_ms), "--threads", str(args.threads),
                               "--batching", kind) as server:
-                runs[mode].append(asyncio.run(run_load(server.url, requests, args.clients, mode)))
+                runs[mode].append(asyncio.run(run_load(server.url, requests, args.clients, mode,
+                                                       server_pid=server.process.pid)))
             last = runs[mode][-1]
             print(f"  {last.throughput:.1f} audio s/s, {last.errors} errors", file=sys.stderr,
                   flush=True)
@@ -201,7 +217,7 @@ def _median_run(results: list[LoadResult]) -> LoadResult:
     samples = tuple(s for r in results for s in r.error_samples)[:3]
     return LoadResult(middle.mode + spread, middle.requests, errors, middle.wall_s,
                       middle.audio_s, middle.throughput, middle.p50_s, middle.p95_s,
-                      middle.p99_s, middle.mean_batch, samples)
+                      middle.p99_s, middle.mean_batch, samples, middle.server_cores)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,8 +20,10 @@ class ServerMetrics:
                                 ["path", "status"], registry=r)
         self.errors = Counter("whisper_errors", "Error responses by OpenAI error code",
                               ["code"], registry=r)
-        self.batch_size = Histogram("whisper_batch_size", "Windows per model call",
-                                    buckets=BATCH_BUCKETS, registry=r)
+        self.batch_size = Histogram(
+            "whisper_batch_size",
+            "Windows per model call (rows per decoder step with --batching steps)",
+            buckets=BATCH_BUCKETS, registry=r)
         self.latency = Histogram("whisper_request_latency_seconds",
                                  "Transcription request latency (upload read to response)",
                                  buckets=LATENCY_BUCKETS, registry=r)

@@ -184,3 +184,27 @@ def test_graph_artifact_batches_at_every_step_and_serves_the_pipelines_text(onnx
     sizes = dict(line.split(" ", 1) for line in metrics.splitlines()
                  if line.startswith("whisper_batch_size_"))
     assert float(sizes["whisper_batch_size_sum"]) / float(sizes["whisper_batch_size_count"]) > 1
+
+
+def test_load_test_script_reports_every_mode(onnx_fp32, tmp_path):
+    """scripts/load_test.py end to end on a few clips: off, steps and windows, no errors."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "load"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "load_test.py"), str(onnx_fp32), "--clients", "2",
+         "--limit", "4", "--batching", "steps", "windows", "--threads", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["mode"].split(" (")[0] for r in rows] == [
+        "batching off", "dynamic batching, joining at every decoder step",
+        "dynamic batching, joining per batch"]
+    assert all(r["requests"] == 4 and r["errors"] == 0 and r["throughput"] > 0 for r in rows)
+    assert rows[0]["mean_batch"] == 1.0 and 0 < rows[1]["server_cores"] <= os.cpu_count() + 0.5
+    assert "| server cores |" in (out / "report.md").read_text()
