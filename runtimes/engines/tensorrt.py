@@ -44,7 +44,8 @@ class _Engine:
     def __call__(self, feeds: dict) -> dict:
         torch = self._torch
         for name in self.inputs:
-            tensor = feeds[name].contiguous()
+            # the engine's own dtype: TensorRT may have narrowed int64 ids/lengths to int32
+            tensor = feeds[name].to(self._dtype(name)).contiguous()
             feeds[name] = tensor
             self.context.set_input_shape(name, tuple(tensor.shape))
             self.context.set_tensor_address(name, tensor.data_ptr())
