@@ -87,6 +87,13 @@ class DynamicBatcher:
             self._cond.notify_all()
         return job.future
 
+    def abandon(self, futures: list[Future]) -> None:
+        """The request of these jobs gave up (timeout): queued ones are dropped. Here that
+        is all: cancelling a queued job's future already drops it, and a running batch
+        cannot be cut short."""
+        for future in futures:
+            future.cancel()
+
     def _next_batch(self) -> list[_Job]:
         with self._cond:
             while not self._pending and not self._closed:

@@ -123,7 +123,11 @@ class ServeEngine:
         if prompt:
             ids = tokenizer.previous_text(prompt) + ids
         futures = [self.batcher.submit(("generate", len(ids)), (w, ids)) for w in windows]
-        outputs = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        try:
+            outputs = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        except asyncio.CancelledError:  # the request timed out (--timeout)
+            self.batcher.abandon(futures)
+            raise
         segments = tuple(
             Segment(start / SAMPLE_RATE, end / SAMPLE_RATE, tokenizer.decode(out), tuple(out))
             for (start, end), out in zip(audio.spans, outputs)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +90,14 @@ class IterationBatcher(DynamicBatcher):
         super().__init__(run, max_batch, max_wait_s, observe)
         self.model, self.options, self.rules = model, options, rules
         self._slots: _Slots | None = None  # allocated at the first join
+        self._abandoned: set[Future] = set()  # running rows whose request gave up
+
+    def abandon(self, futures: list[Future]) -> None:
+        """Queued jobs are dropped, and running rows leave the batch at the next step, so
+        a timed-out request stops taking a row."""
+        super().abandon(futures)
+        with self._cond:
+            self._abandoned.update(f for f in futures if not f.done())
 
     def _loop(self) -> None:
         rows: _Rows | None = None
@@ -188,8 +197,14 @@ class IterationBatcher(DynamicBatcher):
         if self.options.suppress_blank and rows.first.any():
             logits[np.ix_(np.flatnonzero(rows.first), list(rules.at_begin))] = -np.inf
         tokens = logits.argmax(-1)
+        with self._cond:
+            self._abandoned = {f for f in self._abandoned if not f.done()}
+            abandoned = set(self._abandoned)
         keep = []
         for i, token in enumerate(tokens):
+            if rows.jobs[i].future in abandoned:
+                rows.jobs[i].future.set_exception(CancelledError("the request gave up"))
+                continue
             if token != rules.eot:
                 rows.out[i].append(int(token))
             if token == rules.eot or len(rows.out[i]) >= self.options.max_new_tokens:

@@ -91,3 +91,34 @@ def test_iteration_batching_gives_each_window_its_own_greedy_tokens(onnx_fp32, s
     assert joint == alone
     assert max(rows) == 4  # the batch filled up
     assert any(later > now for now, later in zip(rows, rows[1:]))  # rows joined a running batch
+
+
+def test_an_abandoned_row_leaves_the_running_batch(onnx_fp32, speech_rows):
+    """A request that gives up (timeout) frees its row at the next step; the others finish."""
+    import concurrent.futures
+    import time
+
+    from runtimes.features import log_mel
+    from runtimes.serve.stepper import IterationBatcher
+
+    _, audio = subset(speech_rows, "longform")
+    with runtimes.load(onnx_fp32, runtimes.RuntimeOptions(threads=THREADS)) as model:
+        runtime = model.runtime
+        window = log_mel(audio[0][:480000])  # 30 s of speech: ~100 tokens to decode
+        prompt = model.tokenizer.prompt("en", "transcribe")
+        alone = runtime.generate(window[None], [prompt], model.options)[0]
+        batcher = IterationBatcher(runtime, model.options, runtime.rules, lambda k, p: [],
+                                   max_batch=4, max_wait_s=0.0)
+        batcher.start()
+        try:
+            futures = [batcher.submit(("generate", len(prompt)), (window, prompt))
+                       for _ in range(2)]
+            while not futures[0].running():
+                time.sleep(0.001)
+            batcher.abandon(futures[:1])
+            with pytest.raises(concurrent.futures.CancelledError):
+                futures[0].result(timeout=60)
+            assert futures[1].result(timeout=60) == alone
+        finally:
+            batcher.close()
+    assert len(alone) > 50  # long enough that the abandoned row was cut short

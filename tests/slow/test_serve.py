@@ -155,9 +155,11 @@ def test_bad_command_line_exits_2_with_a_message(tmp_path):
     assert result.returncode == 2 and "max_batch_size must be >= 1" in result.stderr
 
 
-def test_slow_request_gets_504_and_its_work_is_dropped(int8_artifact, speech_rows):
+@pytest.mark.parametrize("artifact", ["int8_artifact", "onnx_fp32"])  # windows, steps
+def test_slow_request_gets_504_and_its_work_is_dropped(artifact, speech_rows, request):
     row = next(r for r in speech_rows if r["subset"] == "longform")
-    with start_server(int8_artifact, "--timeout", "0.2", "--threads", "2") as strict:
+    served = request.getfixturevalue(artifact)
+    with start_server(served, "--timeout", "0.2", "--threads", "2") as strict:
         response = _post(strict, SPEECH / row["path"], key=None)
         _assert_openai_error(response, 504, "timeout")
         health = httpx.get(strict.url + "/health").json()
