@@ -2,8 +2,8 @@
 as soon as their transcript ends.
 
 Why: with request-level batching (``DynamicBatcher``) a batch runs until its longest
-transcript ends, rows that finished early are dead weight, and requests that arrive
-meanwhile wait for the whole batch. On a CPU the encoder costs the same per window in a
+transcript ends, shrinking as rows finish, and requests that arrive meanwhile wait for the
+whole batch. On a CPU the encoder costs the same per window in a
 batch or alone, so all of batching's gain is in the decoder steps, and those gain only
 while the batch is full. Here a new window is encoded and its prompt decoded at the next
 step boundary, then it decodes with every running row: one decoder step for the batch.
