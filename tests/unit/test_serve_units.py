@@ -132,6 +132,7 @@ def test_compression_ratio_flags_repetition():
     ("max_upload_mb", 0, "max_upload_mb must be > 0"),
     ("timeout_s", -5, "timeout_s must be > 0"),
     ("api_key", " ", "api_key is empty"),
+    ("batching", "fast", "batching 'fast' is not one of steps, windows"),
 ])
 def test_bad_server_settings_are_named(field, value, message):
     with pytest.raises(OptionError, match=message):
