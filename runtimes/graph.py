@@ -72,10 +72,13 @@ class GraphRuntime(WhisperRuntime):
         iteration-level batching needs it; artifacts exported before it lack the input)."""
         return bool(self._spec.get("cache_lengths"))
 
-    def _lengths(self, batch: int, past: int, lengths: np.ndarray | None) -> np.ndarray:
-        """The decoder's ``cache_lengths`` feed: every row has ``past`` unless told."""
+    def _lengths(self, tokens, cache, lengths: np.ndarray | None) -> np.ndarray | None:
+        """The decoder's ``cache_lengths`` feed (None when the graph has no such input):
+        every row has the whole cache unless told."""
+        if not self.ragged:
+            return None
         if lengths is None:
-            return np.full(batch, past, np.int64)
+            return np.full(len(tokens), cache[0].shape[2], np.int64)
         return np.asarray(lengths, np.int64)
 
     def _cache_shape(self, batch: int) -> tuple[int, int, int, int]:

@@ -182,7 +182,8 @@ def write_graph_files(spec: GraphSpec, hf_dir, out_dir, precision: str, **extra)
     shapes = {"n_mels": spec.n_mels, "n_layers": spec.n_layers, "n_heads": spec.n_heads,
               "d_model": spec.d_model, "vocab_size": spec.vocab_size}
     # cache_lengths: the decoder step takes per-row cache lengths (see DecoderStepGraph);
-    # artifacts exported before it was added lack the input, and the runtimes say so.
+    # artifacts exported before it was added lack the input and are served with per-batch
+    # joining (runtimes.graph.GraphRuntime.ragged).
     (out_dir / "graph.json").write_text(json.dumps(
         {**shapes, "precision": precision, "languages": languages, "cache_lengths": True,
          **extra}, indent=2))

@@ -88,8 +88,8 @@ class OnnxRuntime(GraphRuntime):
 
     def decode_step(self, tokens, cache, cross, lengths=None):
         feeds = {"input_ids": tokens, **dict(zip(self._past_names, cache)), **cross}
-        if self.ragged:
-            feeds["cache_lengths"] = self._lengths(len(tokens), cache[0].shape[2], lengths)
+        if (lengths := self._lengths(tokens, cache, lengths)) is not None:
+            feeds["cache_lengths"] = lengths
         logits, *present = self._decoder.run(None, feeds)
         return logits, present
 

@@ -102,8 +102,8 @@ class OpenVINORuntime(GraphRuntime):
             cross = {name: ov.Tensor(np.ascontiguousarray(value), value.shape, ov.Type.bf16)
                      for name, value in cross.items()}
         feeds = {"input_ids": tokens, **dict(zip(self._past, cache)), **cross}
-        if self.ragged:
-            feeds["cache_lengths"] = self._lengths(len(tokens), cache[0].shape[2], lengths)
+        if (lengths := self._lengths(tokens, cache, lengths)) is not None:
+            feeds["cache_lengths"] = lengths
         result = self._infer(self._decoder, feeds)
         present = [result[name.replace("past", "present")].copy() for name in self._past]
         return result["logits"].copy(), present

@@ -115,8 +115,7 @@ class TensorRTRuntime(GraphRuntime):
     def decode_step(self, tokens: np.ndarray, cache: list, cross: dict, lengths=None):
         feeds = {"input_ids": self._torch.from_numpy(tokens).cuda(),
                  **dict(zip(self._past, cache)), **cross}
-        if self.ragged:
-            lengths = self._lengths(len(tokens), cache[0].shape[2], lengths)
+        if (lengths := self._lengths(tokens, cache, lengths)) is not None:
             feeds["cache_lengths"] = self._torch.from_numpy(lengths).cuda()
         out = self._decoder(feeds)
         present = [out[name.replace("past", "present")] for name in self._past]

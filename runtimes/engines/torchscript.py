@@ -71,10 +71,8 @@ class TorchScriptRuntime(GraphRuntime):
         import torch
 
         ids = torch.from_numpy(tokens).to(self._device)
-        extra = []
-        if self.ragged:
-            extra = [torch.from_numpy(self._lengths(len(tokens), cache[0].shape[2], lengths))
-                     .to(self._device)]
+        lengths = self._lengths(tokens, cache, lengths)
+        extra = [] if lengths is None else [torch.from_numpy(lengths).to(self._device)]
         logits, *present = self._run(self._decoder, ids, *cache, *cross, *extra)
         return logits.float().cpu().numpy(), present
 
