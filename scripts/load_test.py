@@ -8,7 +8,9 @@ Starts ``python -m runtimes.serve`` on free loopback ports, once with
 alternating them ``--repeats`` times, and sends each the same requests (every clip of the
 subset, ``--rounds`` times, closed loop: each client sends its next request when the
 previous one is answered). Prints a markdown table: throughput in audio seconds per second,
-latency p50/p95/p99, errors, mean batch size, and the batched/unbatched throughput ratio.
+latency p50/p95/p99, errors, mean batch size, the batched/unbatched throughput ratio, and
+the server's CPU seconds per wall second ("server cores": near the core count means the
+machine is the limit).
 ``--url`` tests a server that is already running instead. Results go to ``--out``
 (report.md, results.json).
 """
