@@ -77,9 +77,16 @@ def encoder_pass(model: StepModel, features: np.ndarray) -> Any:
                          for start in range(0, len(features), size)])
 
 
-def _suppress(logits: np.ndarray, rules: SuppressRules, first: bool, blank: bool) -> None:
+def suppress(logits: np.ndarray, rules: SuppressRules, first: bool | np.ndarray,
+             blank: bool) -> None:
+    """Mask suppressed tokens in place. ``first``: whether this is the first generated step,
+    for the whole batch or per row (the server's stepper has rows at different steps)."""
     logits[:, list(rules.always)] = -np.inf
-    if first and blank:
+    if not blank or not np.any(first):
+        return
+    if isinstance(first, np.ndarray):
+        logits[np.ix_(np.flatnonzero(first), list(rules.at_begin))] = -np.inf
+    else:
         logits[:, list(rules.at_begin)] = -np.inf
 
 
@@ -112,7 +119,7 @@ def greedy(model: StepModel, features: np.ndarray, prompts: list[list[int]],
     out: list[list[int]] = [[] for _ in prompts]
     rows = np.arange(len(prompts))  # which input each batch row decodes
     for step in range(options.max_new_tokens):
-        _suppress(logits, rules, step == 0, options.suppress_blank)
+        suppress(logits, rules, step == 0, options.suppress_blank)
         nxt = logits.argmax(-1)
         running = nxt != rules.eot
         for row, token in zip(rows[running], nxt[running]):
@@ -144,7 +151,7 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
     seqs: list[list[int]] = [[] for _ in range(n * k)]
     done: list[list[tuple[float, list[int]]]] = [[] for _ in range(n)]  # (score, ids) per input
     for step in range(options.max_new_tokens):
-        _suppress(logits, rules, step == 0, options.suppress_blank)
+        suppress(logits, rules, step == 0, options.suppress_blank)
         total = (_log_softmax(logits) + scores[:, None]).reshape(n, -1)  # (n, k * vocab)
         vocab = logits.shape[-1]
         rows, tokens, new_scores = [], [], []

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from runtimes.base import DecodingOptions
-from runtimes.decoding import StepModel, SuppressRules, encoder_pass
+from runtimes.decoding import StepModel, SuppressRules, encoder_pass, suppress
 from runtimes.serve.batcher import DynamicBatcher, RunBatch, _Job
 
 
@@ -192,11 +192,9 @@ class IterationBatcher(DynamicBatcher):
 
     def _step(self, rows: _Rows) -> _Rows | None:
         """Pick every row's next token; finished rows leave; one decoder step for the rest."""
-        logits, rules = rows.logits, self.rules
-        logits[:, list(rules.always)] = -np.inf
-        if self.options.suppress_blank and rows.first.any():
-            logits[np.ix_(np.flatnonzero(rows.first), list(rules.at_begin))] = -np.inf
-        tokens = logits.argmax(-1)
+        rules = self.rules
+        suppress(rows.logits, rules, rows.first, self.options.suppress_blank)
+        tokens = rows.logits.argmax(-1)
         with self._cond:
             self._abandoned = {f for f in self._abandoned if not f.done()}
             abandoned = set(self._abandoned)
