@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.runner import Row
+from runtimes.cpu import CpuInfo
 
 
 def fmt(value: float, digits: int = 1) -> str:
@@ -95,6 +96,7 @@ def settings(run: dict) -> str:
         f"- decoding: beam {d['beam_size']}, temperature 0, no timestamps, language "
         f"{d['language'] or 'auto/English-only'}, task {d['task']}, max {d['max_new_tokens']} new tokens\n"
         f"- machine: {env['cpu']}, {env['cores']} cores, {env['threads']} threads, "
+        f"{_isa_note(env)}"
         f"Python {env['python']}; {versions}\n"
         f"- rounds: {run['repeats']} (systems alternate, each in its own process; per-clip "
         f"median latency over rounds; 'b1 range' = lowest–highest RTFx b1 of the rounds)\n"
@@ -109,17 +111,26 @@ def settings(run: dict) -> str:
     )
 
 
+def _isa_note(env: dict) -> str:
+    """What the CPU's features mean for the figures (older results.jsonl lack them)."""
+    if env.get("cpu_features") is None:
+        return ""
+    cpu = CpuInfo(env["cpu"], tuple(env["cpu_features"]))
+    return (f"int8 kernels {'with' if cpu.int8_dot_product else 'without'} VNNI, "
+            f"{'bf16 available' if cpu.bf16 else 'no bf16 (OpenVINO computes in f32)'}; ")
+
+
 def write_csv(path: Path, rows: dict[str, list[Row]], batch_sizes: list[int],
               extra: Sequence[Column] = ()) -> None:
     """One CSV line per row, subsets in the first column."""
     cols = columns(batch_sizes, extra)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["subset"] + [h for h, _ in cols] + ["error"])
+        writer.writerow(["subset"] + [h for h, _ in cols] + ["cpu", "error"])
         for subset, subset_rows in rows.items():
             for row in subset_rows:
                 cells = [fn(row) if not row.error else "" for _, fn in cols]
-                writer.writerow([subset, *cells, row.error])
+                writer.writerow([subset, *cells, row.cpu, row.error])
 
 
 def write(out_dir: Path, rows: list[Row], run: dict, batch_sizes: list[int]) -> str:

@@ -25,6 +25,7 @@ from bench.metrics import (
 )
 from bench.systems import SystemSpec
 from runtimes.base import DecodingOptions, RuntimeOptions
+from runtimes.cpu import cpu_info
 
 PACKAGES = ("torch", "transformers", "ctranslate2", "faster-whisper", "onnxruntime", "numpy",
             "jiwer")
@@ -56,6 +57,7 @@ class Row:
     repeated_5grams: int = 0  # clips whose transcript repeats a word 5-gram more than the reference
     export_s: float = float("nan")  # filled in by the comparison script
     device: str = "cpu"
+    cpu: str = ""  # the CPU and its int8/bf16-relevant features (runtimes.cpu), where it ran
     clips: int = 0
     audio_s: float = 0.0
     baseline: bool = False
@@ -87,19 +89,10 @@ def environment(threads: int) -> dict:
             pass
     return {
         "python": platform.python_version(), "platform": platform.platform(),
-        "cpu": _cpu_name(), "cores": os.cpu_count(),
+        "cpu": cpu_info().label(), "cpu_features": list(cpu_info().features),
+        "cores": os.cpu_count(),
         "threads": threads or f"{os.cpu_count()} (runtime default)", "versions": versions,
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run_worker(job: dict, timeout_s: float | None = None) -> dict:
@@ -154,7 +147,7 @@ def to_row(spec: SystemSpec, m: dict, clips: list[Clip]) -> Row:
         idle_rss_mb=m["idle_rss_mb"], peak_rss_b1_mb=m["peak_rss_b1_mb"],
         peak_rss_mb=m["peak_rss_mb"], clips=len(clips),
         audio_s=audio_s, baseline=spec.baseline, notes=m["notes"], texts=m["texts"],
-        tokens=m["tokens"], device=m["device"],
+        tokens=m["tokens"], device=m["device"], cpu=m.get("cpu", ""),
     )
     scored = [(c, t) for c, t in zip(clips, m["texts"]) if c.reference is not None]
     if scored:

@@ -16,6 +16,7 @@ from bench.memory import current_rss_mb, peak_rss_mb
 from bench.systems import SystemSpec, open_system
 from runtimes.audio import duration_s, load_audio
 from runtimes.base import DecodingOptions, RuntimeOptions
+from runtimes.cpu import cpu_info
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Measurement:
     batching: bool
     notes: list[str] = field(default_factory=list)
     device: str = "cpu"
+    cpu: str = ""
 
 
 def _progress(items, desc: str):
@@ -82,7 +84,7 @@ def measure(job: dict) -> Measurement:
         system.runtime_name, system.precision, load_s, first_s, latencies,
         sum(duration_s(a) for a in audio), batched, [text for text, _ in outputs],
         [tokens for _, tokens in outputs], idle, peak_b1, peak_rss_mb(),
-        system.batching, notes, runtime.device,
+        system.batching, notes, runtime.device, cpu_info().label(),
     )
 
 

@@ -16,6 +16,7 @@ from exporters.errors import ParityError
 from exporters.targets.base import ParityTolerance
 from runtimes.audio import SAMPLE_RATE, load_audio
 from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.cpu import cpu_info
 from runtimes.features import batch_log_mel
 from runtimes.pipeline import Transcriber
 from runtimes.tokens import load_tokenizer
@@ -34,6 +35,7 @@ class ParityReport:
     artifact_text: str
     tolerance: dict[str, float]
     passed: bool
+    machine: str = ""  # the CPU it was measured on (int8 kernels differ by instruction set)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -99,7 +101,7 @@ def check_parity(
     passed = rel <= tolerance.encoder_rel_error and agreement >= tolerance.token_agreement
     report = ParityReport(
         str(audio_path) if audio_path else "synthetic", rel, agreement,
-        ref.text, out.text, asdict(tolerance), passed,
+        ref.text, out.text, asdict(tolerance), passed, cpu_info().label(),
     )
     if not passed:
         raise ParityError(

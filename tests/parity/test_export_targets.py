@@ -70,12 +70,12 @@ def test_export_every_cpu_precision(target, precision, tiny_random, reference, c
         got = [t.tokens for t in model.transcribe(clips, batch_size=2)]
     want = [t.tokens for t in reference.transcribe(clips, batch_size=2)]
     if precision in FLOAT32:
-        # Random weights make 224 chaotic tokens; a near-tie far down may flip (measured:
-        # one clip diverged at token 131), so the first 100 must match exactly.
-        assert [g[:100] for g in got] == [w[:100] for w in want]
-    # Quantised: random init_std=1.0 weights make int8 tokens diverge from the first step,
-    # so only the encoder tolerance is checked here; the real tier (tests/slow) checks int8
-    # WER on real speech against PyTorch fp32.
+        # All 224 tokens of every clip: the test model has no timestamp tokens to emit and a
+        # trained-like encoder (tests/conftest.py), so fp32 runtimes agree to the last token.
+        assert got == want
+    # Quantised: the random decoder's init_std=1.0 weights make int8 tokens diverge within a
+    # few steps, so only the encoder tolerance is checked here; the real tier (tests/slow)
+    # checks int8 WER on real speech against PyTorch fp32.
 
 
 def test_failed_export_leaves_nothing_behind(tiny_random, tmp_path):
