@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from bench import datasets, report, runner
-from bench.systems import SystemSpec
+from bench.systems import SystemSpec, faster_whisper_rows
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.errors import ToolkitError
 
@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faster-whisper", default="int8", metavar="COMPUTE_TYPE",
                    help="compute type of the faster-whisper reference row, 'none' to skip "
                    "(default: int8)")
+    p.add_argument("--faster-whisper-batched", default="none", metavar="COMPUTE_TYPE",
+                   help="compute type of a row for faster-whisper's BatchedInferencePipeline "
+                   "(VAD-packed windows; its long-form mode), 'none' to skip (default: none)")
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST,
                    help="speech manifest TSV, or a folder of audio files (speed only)")
     p.add_argument("--subset", default=None, help="manifest subset, e.g. en, longform, multi")
@@ -42,14 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="report directory (default: results/bench-<time>)")
     return p
-
-
-def _faster_whisper_dir(source, artifacts: list[SystemSpec]) -> Path | None:
-    """faster-whisper needs a CTranslate2 directory: the source's own, else an artifact's."""
-    if source.kind in ("bundled", "ctranslate2"):
-        return source.origin
-    ct2 = [a for a in artifacts if a.name.startswith("ctranslate2")]
-    return Path(ct2[0].path) if ct2 else None
 
 
 def systems(args: argparse.Namespace) -> tuple[list[SystemSpec], list[str]]:
@@ -69,16 +64,12 @@ def systems(args: argparse.Namespace) -> tuple[list[SystemSpec], list[str]]:
     rows = [SystemSpec(f"pytorch {p}", "toolkit", str(source.hf_dir), p, baseline=(i == 0))
             for i, p in enumerate(precisions)]
     rows += artifacts
-    if args.faster_whisper != "none" and args.max_new_tokens != 224:
-        notes.append("faster-whisper row decodes up to its own 224 new tokens")
-    if args.faster_whisper != "none":
-        fw_dir = _faster_whisper_dir(source, artifacts)
-        if fw_dir is None:
-            notes.append("faster-whisper row skipped: no CTranslate2 directory to load")
-        else:
-            rows.append(SystemSpec(f"faster-whisper {args.faster_whisper}", "faster-whisper",
-                                   str(fw_dir), args.faster_whisper))
-    return rows, notes
+    references, skipped = faster_whisper_rows(
+        source, {a.name: Path(a.path) for a in artifacts}, args.faster_whisper,
+        args.faster_whisper_batched)
+    if references and args.max_new_tokens != 224:
+        notes.append("faster-whisper rows decode up to their own 224 new tokens")
+    return rows + references, notes + skipped
 
 
 def validate(args: argparse.Namespace) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import datasets, report, runner
 from bench.runner import Row
-from bench.systems import SystemSpec
+from bench.systems import SystemSpec, faster_whisper_rows
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.errors import ToolkitError
 
@@ -171,12 +171,9 @@ def _overlaps(calib, manifest: Path, subsets: list[str]) -> bool:
 def _specs(args, source, paths: dict[str, Path]) -> list[SystemSpec]:
     specs = [SystemSpec("pytorch float32", "toolkit", str(source.hf_dir), "float32", True)]
     specs += [SystemSpec(name, "toolkit", str(path)) for name, path in paths.items()]
-    fw_dir = source.origin if source.kind in ("bundled", "ctranslate2") else next(
-        (p for n, p in paths.items() if n.startswith("ctranslate2")), None)
-    if args.faster_whisper != "none" and fw_dir is not None:
-        specs.append(SystemSpec(f"faster-whisper {args.faster_whisper}", "faster-whisper",
-                                str(fw_dir), args.faster_whisper))
-    return specs
+    references, _ = faster_whisper_rows(source, paths, args.faster_whisper,
+                                        args.faster_whisper_batched)
+    return specs + references
 
 
 def write(comparison: Comparison, out_dir: Path, run_info: dict,

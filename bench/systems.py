@@ -24,7 +24,9 @@ class SystemSpec:
 
     Attributes:
         name: label in the report.
-        kind: "toolkit" (any artifact or model dir via runtimes.load) or "faster-whisper".
+        kind: "toolkit" (any artifact or model dir via runtimes.load), "faster-whisper"
+            (``WhisperModel.transcribe``) or "faster-whisper-batched" (its
+            ``BatchedInferencePipeline``, VAD-packed windows decoded in batches).
         path: artifact / model directory.
         precision: compute precision override (None = the artifact's own).
         baseline: whether ΔWER is measured against this row.
@@ -103,13 +105,64 @@ class FasterWhisperSystem:
             # max_new_tokens (prompt + N) would cap it at (prompt + 224) / 2.
             max_new_tokens=None,
         )
-        segments = list(segments)  # a lazy generator: decoding happens here
+        return self._output(list(segments))  # a lazy generator: decoding happens here
+
+    def _output(self, segments: list) -> Output:
         text = " ".join(s.text.strip() for s in segments).strip()
         eot = self._model.hf_tokenizer.token_to_id("<|endoftext|>")
         return text, [t for s in segments for t in s.tokens if t < eot]
 
 
+class FasterWhisperBatchedSystem(FasterWhisperSystem):
+    """faster-whisper's ``BatchedInferencePipeline``: each recording's speech, found by VAD,
+    packed into <= 30 s windows that are decoded ``batch_size`` at a time (what its users run
+    on long recordings). One recording per call, as its API takes."""
+
+    runtime_name = "faster-whisper batched"
+    batching = True
+
+    def __init__(self, spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions):
+        from faster_whisper import BatchedInferencePipeline
+
+        super().__init__(spec, runtime, decoding)
+        self._pipeline = BatchedInferencePipeline(self._model)
+
+    def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
+        with single_threaded_blas():
+            return [self._batched(samples, batch_size) for samples in audio]
+
+    def _batched(self, samples: np.ndarray, batch_size: int) -> Output:
+        d = self._decoding
+        segments, _ = self._pipeline.transcribe(
+            samples, beam_size=d.beam_size, temperature=0.0, language=d.language, task=d.task,
+            without_timestamps=True, suppress_blank=d.suppress_blank, suppress_tokens=[-1],
+            batch_size=batch_size, log_progress=False,
+        )
+        return self._output(list(segments))
+
+
+def faster_whisper_rows(source, artifacts: dict[str, Path], compute_type: str,
+                        batched_compute_type: str) -> tuple[list[SystemSpec], list[str]]:
+    """The faster-whisper reference rows ("none" leaves one out), and a note when they
+    cannot run. faster-whisper needs a CTranslate2 directory: the source's own (bundled or
+    CTranslate2 sources), else the first CTranslate2 artifact among ``artifacts``
+    (row name -> path)."""
+    wanted = [(f"faster-whisper {compute_type}", "faster-whisper", compute_type),
+              (f"faster-whisper batched {batched_compute_type}", "faster-whisper-batched",
+               batched_compute_type)]
+    wanted = [w for w in wanted if w[2] != "none"]
+    if not wanted:
+        return [], []
+    directory = source.origin if source.kind in ("bundled", "ctranslate2") else next(
+        (p for name, p in artifacts.items() if name.startswith("ctranslate2")), None)
+    if directory is None:
+        return [], ["faster-whisper rows skipped: no CTranslate2 directory to load"]
+    return [SystemSpec(name, kind, str(directory), ct) for name, kind, ct in wanted], []
+
+
+KINDS = {"toolkit": ToolkitSystem, "faster-whisper": FasterWhisperSystem,
+         "faster-whisper-batched": FasterWhisperBatchedSystem}
+
+
 def open_system(spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions) -> System:
-    if spec.kind == "faster-whisper":
-        return FasterWhisperSystem(spec, runtime, decoding)
-    return ToolkitSystem(spec, runtime, decoding)
+    return KINDS[spec.kind](spec, runtime, decoding)

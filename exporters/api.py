@@ -111,6 +111,7 @@ def export(
     precision = target.precision(options.precision, options.device)
     target.check(options, precision)
     calibration = _calibration(target, precision, options)
+    tuning = _int8_kernels(target, precision, options)
     output = Path(output or default_output(model, target.name, precision))
     if output.exists() and not force:
         raise OutputExistsError(f"output directory {output} exists; pass --force to replace it")
@@ -131,7 +132,7 @@ def export(
             format=target.format, precision=precision, device=options.device,
             family="whisper", model=_model_info(source.hf_dir), source=source.to_dict(),
             options={"target": target.name, "requested_precision": options.precision,
-                     **calibration},
+                     **calibration, **tuning},
             files=describe_files(tmp), versions=_package_versions(target),
             parity=parity.to_dict(), created=datetime.now(timezone.utc).isoformat(),
         )
@@ -159,6 +160,17 @@ def _calibration(target: Target, precision: str, options: ExportOptions) -> dict
                           f"{target.name} {precision} does not")
     files = options.calibration.files()
     return {"calibration": options.calibration.to_dict(len(files))}
+
+
+def _int8_kernels(target: Target, precision: str, options: ExportOptions) -> dict:
+    """The CPU kind the int8 weights are tuned for, for the manifest; an explicit choice
+    for a precision it does not apply to is refused before any work."""
+    if target.tunes_int8(precision):
+        return {"int8_kernels": options.resolved_int8_kernels()}
+    if options.int8_kernels != "auto":
+        raise OptionError(f"--int8-kernels applies to onnx int8 and int4; {target.name} "
+                          f"{precision} does not depend on it")
+    return {}
 
 
 def _parity(source, target: Target, model_dir: Path, precision: str,

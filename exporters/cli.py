@@ -8,6 +8,7 @@ from pathlib import Path
 
 from exporters import calibration, registry
 from exporters.sources import BUNDLED, BUNDLED_PREFIX, DEFAULT_MODEL
+from exporters.targets.base import INT8_KERNELS
 from runtimes.errors import ToolkitError
 
 EXIT_ERROR = 2
@@ -37,6 +38,11 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--bundle", action="store_true",
                    help="add serve/: pinned requirements, Dockerfile and serve command")
+    p.add_argument("--int8-kernels", default="auto", choices=INT8_KERNELS,
+                   help="CPU kind an onnx int8/int4 artifact is tuned for: vnni (CPUs with "
+                   "AVX-512 VNNI or AVX-VNNI: full 8-bit weights), avx2 (CPUs without VNNI: "
+                   "7-bit weights, which cannot saturate there and stay correct everywhere), "
+                   "auto = this machine's CPU (default)")
     p.add_argument("--threads", type=int, default=0, help="threads for validation (0 = all)")
     p.add_argument("--parity-audio", type=Path,
                    help="clip for the parity check (default: the JFK clip if found, else synthetic)")
@@ -72,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     from exporters.targets.base import ExportOptions
 
     options = ExportOptions(args.to, args.precision, args.device, args.threads,
-                            calibration.from_args(args))
+                            calibration.from_args(args), args.int8_kernels)
     if args.parity_audio is not None and not args.parity_audio.is_file():
         raise ToolkitError(f"--parity-audio {args.parity_audio} is not a file")
     result = export(args.model, options, args.output, args.force, args.parity_audio, args.bundle)

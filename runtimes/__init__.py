@@ -31,9 +31,28 @@ def load_runtime(model_dir: str | Path, options: RuntimeOptions | None = None) -
 
     model_dir = Path(model_dir)
     fmt = detect_format(model_dir)
+    options = options or RuntimeOptions()
     if (model_dir / MANIFEST).is_file():
-        verify(model_dir, read_manifest(model_dir), checksums=False)
-    return runtime_class(fmt)(model_dir, options or RuntimeOptions())
+        manifest = read_manifest(model_dir)
+        verify(model_dir, manifest, checksums=False)
+        if options.device == "cpu":
+            _warn_int8_kernels(model_dir, manifest.options.get("int8_kernels"))
+    return runtime_class(fmt)(model_dir, options)
+
+
+def _warn_int8_kernels(model_dir: Path, tuned_for: str | None) -> None:
+    """An int8 artifact tuned for VNNI saturates on a CPU without it (see exporters.targets.
+    onnx._quantize_int8): it still runs, less accurately, so warn rather than refuse."""
+    import warnings
+
+    from runtimes.cpu import cpu_info
+
+    if tuned_for == "vnni" and not cpu_info().int8_dot_product:
+        warnings.warn(
+            f"{model_dir} has int8 weights tuned for CPUs with VNNI, but this CPU "
+            f"({cpu_info().label()}) has none: its int8 products saturate (tiny.en encoder "
+            f"error 0.22 instead of 0.08). Re-export with --int8-kernels avx2 for this CPU.",
+            stacklevel=3)
 
 
 def load(

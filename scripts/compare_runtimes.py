@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="threads per runtime (0 = all cores)")
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--faster-whisper", default="int8", help="reference row compute type, or none")
+    p.add_argument("--faster-whisper-batched", default="int8",
+                   help="compute type of the row for faster-whisper's BatchedInferencePipeline "
+                   "(its long-form mode, VAD-packed windows), or none (default: int8)")
     p.add_argument("--max-wer-delta", type=float,
                    help="name the fastest artifact within this many WER points of PyTorch fp32")
     p.add_argument("--profile", metavar="SYSTEM",

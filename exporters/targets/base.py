@@ -18,6 +18,10 @@ from runtimes.errors import OptionError
 #: Precision shorthands the CLI offers (--fp16, --int8, --int4); a target maps each to its
 #: own concrete precision name, which may depend on the device.
 SHORTHANDS = ("fp32", "fp16", "int8", "int4")
+#: CPUs an int8 artifact can be tuned for (``ExportOptions.int8_kernels``): "vnni" (AVX-512
+#: VNNI or AVX-VNNI dot products), "avx2" (no VNNI: u8 x s8 pairs are summed in saturating
+#: 16-bit registers), or "auto" = the CPU of the machine that exports.
+INT8_KERNELS = ("auto", "vnni", "avx2")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class ExportOptions:
         threads: threads for the validation run; 0 = all cores.
         calibration: speech to calibrate activation quantisation with, for the precisions
             that quantise activations (``Target.calibrated``); refused for the others.
+        int8_kernels: the CPU kind a dynamically quantised int8 artifact is tuned for, one
+            of INT8_KERNELS (targets where it changes the weights: ``Target.tunes_int8``).
     """
 
     target: str
@@ -39,10 +45,22 @@ class ExportOptions:
     device: str = "cpu"
     threads: int = 0
     calibration: CalibrationSet | None = None
+    int8_kernels: str = "auto"
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise OptionError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
+        if self.int8_kernels not in INT8_KERNELS:
+            raise OptionError(f"int8 kernels {self.int8_kernels!r} is not one of: "
+                              f"{', '.join(INT8_KERNELS)}")
+
+    def resolved_int8_kernels(self) -> str:
+        """"vnni" or "avx2": the option, or for "auto" what this machine's CPU has."""
+        if self.int8_kernels != "auto":
+            return self.int8_kernels
+        from runtimes.cpu import cpu_info
+
+        return "vnni" if cpu_info().int8_dot_product else "avx2"
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,11 @@ class Target(ABC):
     def calibrated(self, precision: str) -> bool:
         """Whether ``precision`` quantises activations, so the export needs calibration
         audio (``ExportOptions.calibration``)."""
+        return False
+
+    def tunes_int8(self, precision: str) -> bool:
+        """Whether ``precision``'s weights depend on ``ExportOptions.int8_kernels`` (the
+        manifest then records the resolved choice)."""
         return False
 
     def parity_precision(self, precision: str) -> str | None:

@@ -32,11 +32,20 @@ def _needs_external_data(path: Path) -> bool:
     return total > _2GB * 0.9
 
 
-def _quantize_int8(path: Path, nodes: list[str] | None = None) -> None:
+def _quantize_int8(path: Path, kernels: str, nodes: list[str] | None = None) -> None:
+    """Dynamic int8 (u8 activations x s8 per-channel weights).
+
+    For ``kernels`` "avx2" the weights use 7 bits (ONNX Runtime's ``reduce_range``): without
+    VNNI, MLAS multiplies u8 x s8 pairs with vpmaddubsw, whose 16-bit sum saturates at full
+    range. Measured on real tiny.en's encoder under AVX2 emulation (qemu -cpu EPYC-Milan):
+    relative error 0.22 full-range vs 0.08 reduced; with VNNI, reduced range costs 0.6 WER
+    points on `en` (5.10 -> 5.73), so it is not used there.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = path.with_suffix(".int8.onnx")
     quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                     reduce_range=kernels == "avx2",
                      op_types_to_quantize=["MatMul", "Gather"], nodes_to_quantize=nodes,
                      use_external_data_format=_needs_external_data(path))
     tmp.replace(path)
@@ -50,7 +59,7 @@ def _embedding_nodes(path: Path) -> list[str]:
     return [n.name for n in graph.node if EMBEDDING in n.input]
 
 
-def _quantize_int4(path: Path) -> None:
+def _quantize_int4(path: Path, kernels: str) -> None:
     """4-bit weight-only MatMulNBits (block 32, symmetric) for every MatMul but the one that
     shares its weight with the embedding lookup: those two get one shared int8 matrix, so
     the vocabulary weights are stored once (MatMulNBits cannot share a weight with Gather)."""
@@ -63,10 +72,10 @@ def _quantize_int4(path: Path) -> None:
     quantizer.process()
     onnx.save_model(quantizer.model.model, str(path))
     if shared:
-        _quantize_int8(path, shared)
+        _quantize_int8(path, kernels, shared)
 
 
-def _to_fp16(path: Path) -> None:
+def _to_fp16(path: Path, kernels: str) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -113,14 +122,18 @@ class OnnxTarget(Target):
         model = load_model(source.hf_dir)
         spec = export_onnx(model, out_dir, OPSET)
         if precision in _CONVERT:
+            kernels = options.resolved_int8_kernels()
             for graph in ("encoder.onnx", "decoder.onnx"):
-                _CONVERT[precision](out_dir / graph)
+                _CONVERT[precision](out_dir / graph, kernels)
         # Transformer fusions are applied by ONNX Runtime when a session loads
         # (ORT_ENABLE_ALL, 0.2 s for tiny.en), not stored offline: an offline-optimised graph
         # is tied to one machine's providers.
         write_graph_files(spec, source.hf_dir, out_dir, precision, opset=OPSET,
                           graph_optimization="ORT_ENABLE_ALL at load")
         return sorted(p for p in out_dir.iterdir() if p.is_file())
+
+    def tunes_int8(self, precision: str) -> bool:
+        return precision in ("int8", "int4")  # int4 keeps the vocabulary matrix int8
 
     def tolerance(self, precision: str) -> ParityTolerance:
         # Measured encoder errors: int8 0.07 / int4 0.18 on real tiny.en, up to 0.25 / 0.55 on

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from runtimes.audio import SAMPLE_RATE, duration_s, is_silence, load_audio_bytes
-from runtimes.chunking import split_spans
+from runtimes.chunking import Window, split_spans, window_audio
 from runtimes.errors import OptionError
 from runtimes.features import log_mel
 from runtimes.languages import LANGUAGES
@@ -48,11 +48,11 @@ class ServedResult:
 
 @dataclass(frozen=True)
 class PreparedAudio:
-    """A decoded upload cut into <= 30 s windows ((start, end) sample indices), with the
-    log-mel of each window."""
+    """A decoded upload cut into <= 30 s windows (each the (start, end) sample indices of the
+    speech it joins), with the log-mel of each window."""
 
     samples: np.ndarray
-    spans: tuple[tuple[int, int], ...]
+    windows: tuple[Window, ...]
     features: tuple[np.ndarray, ...]
 
     @property
@@ -105,10 +105,10 @@ class ServeEngine:
     def prepare(self, data: bytes, name: str) -> PreparedAudio:
         """Decode, window and log-mel an upload (CPU work; call it off the event loop)."""
         samples = load_audio_bytes(data, name)
-        spans = () if is_silence(samples) else tuple(split_spans(samples))
+        windows = () if is_silence(samples) else tuple(split_spans(samples))
         n_mels = self.transcriber.runtime.n_mels
-        return PreparedAudio(samples, spans,
-                             tuple(log_mel(samples[a:b], n_mels) for a, b in spans))
+        return PreparedAudio(samples, windows,
+                             tuple(log_mel(window_audio(samples, w), n_mels) for w in windows))
 
     async def transcribe(self, audio: PreparedAudio, language: str | None,
                          prompt: str | None, task: str = "transcribe") -> ServedResult:
@@ -129,8 +129,9 @@ class ServeEngine:
             self.batcher.abandon(futures)
             raise
         segments = tuple(
-            Segment(start / SAMPLE_RATE, end / SAMPLE_RATE, tokenizer.decode(out), tuple(out))
-            for (start, end), out in zip(audio.spans, outputs)
+            Segment(w[0][0] / SAMPLE_RATE, w[-1][1] / SAMPLE_RATE, tokenizer.decode(out),
+                    tuple(out))
+            for w, out in zip(audio.windows, outputs)
         )
         text = tokenizer.decode([t for out in outputs for t in out])
         return ServedResult(text, language, audio.duration_s, segments)

@@ -34,7 +34,8 @@ def comparison(tiny_random, tmp_path_factory, speech_rows) -> Path:
 def test_report_has_every_cpu_variant_and_the_skipped_ones(comparison):
     report = (comparison / "report.md").read_text()
     for name in ("pytorch float32", "ctranslate2 int8_float32", "onnx int4", "openvino int8",
-                 "openvino int8_static", "torchscript fp32", "faster-whisper int8"):
+                 "openvino int8_static", "torchscript fp32", "faster-whisper int8",
+                 "faster-whisper batched int8"):
         assert f"| {name} |" in report
     assert "## Not measured on this machine" in report and "| tensorrt fp16 |" in report
     assert "Fastest artifact within 1000 WER points" in report
