@@ -136,13 +136,14 @@ class OnnxTarget(Target):
         return precision in ("int8", "int4")  # int4 keeps the vocabulary matrix int8
 
     def tolerance(self, precision: str) -> ParityTolerance:
-        # Measured encoder errors: int8 0.07 / int4 0.18 on real tiny.en, up to 0.25 / 0.55 on
-        # the random test model (init_std=1.0 weights quantise badly). Unrelated outputs of
-        # equal norm differ by ~1.4, so these bounds still catch a broken export.
+        # Measured encoder errors on JFK, with VNNI / AVX2 only (qemu -cpu EPYC-Milan): real
+        # tiny.en int8 0.072 / 0.079 (0.22 if its weights are not tuned for AVX2, see
+        # _quantize_int8), int4 0.18; the random test model int8 0.015 / 0.021 (0.18
+        # untuned), int4 0.17 / 0.17. Unrelated outputs of equal norm differ by ~1.4.
         if precision == "int8":
-            return ParityTolerance(encoder_rel_error=0.35, token_agreement=0.0)
+            return ParityTolerance(encoder_rel_error=0.3, token_agreement=0.0)
         if precision == "int4":
-            return ParityTolerance(encoder_rel_error=0.7, token_agreement=0.0)
+            return ParityTolerance(encoder_rel_error=0.4, token_agreement=0.0)
         if precision == "fp16":
             return ParityTolerance(encoder_rel_error=0.03, token_agreement=0.5)
         return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)

@@ -110,14 +110,16 @@ class OpenVINOTarget(Target):
         return "f32"  # check the conversion itself, not bf16 arithmetic
 
     def tolerance(self, precision: str) -> ParityTolerance:
-        # The parity run uses f32 inference. Weight-only int8 is gentle (0.01 on tiny.en);
-        # int4 is not (see the onnx target for the random test model's figures).
-        # int8_static quantises activations too: 0.05 on tiny.en calibrated on 18 clips, but
-        # 0.5 on the random test model, whose init_std=1.0 activations span a huge range.
+        # The parity run uses f32 inference. Measured on JFK: weight-only int8 0.022 on real
+        # tiny.en, 0.012 / 0.009 on the random test model with VNNI / AVX2 only (qemu -cpu
+        # EPYC-Milan); int4 0.18 and int8_static 0.015 on the random model with VNNI, and
+        # int8_static 0.05 on tiny.en calibrated on 18 clips. int4 and int8_static could not
+        # be measured under the emulator (it aborts inside OpenVINO's threads), so their
+        # bound stays where it was before the test model became realistic.
         if precision.startswith("int4") or precision == "int8_static":
             return ParityTolerance(encoder_rel_error=0.7, token_agreement=0.0)
         if precision.startswith("int8"):
-            return ParityTolerance(encoder_rel_error=0.35, token_agreement=0.0)
+            return ParityTolerance(encoder_rel_error=0.15, token_agreement=0.0)
         return ParityTolerance(encoder_rel_error=1e-3, token_agreement=0.9)
 
     def runtime_packages(self, device: str) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from exporters.artifact import read_manifest, verify
 from exporters.calibration import CalibrationSet
 from exporters.targets.base import ExportOptions
 from runtimes.audio import load_audio
+from runtimes.cpu import cpu_info
 from runtimes.features import batch_log_mel
 
 CASES = [(t, p) for t in registry.names() for p in registry.get(t).offered("cpu")]
@@ -57,6 +58,10 @@ def test_export_every_cpu_precision(target, precision, tiny_random, reference, c
             "path": str(MANIFEST), "subsets": ["formats"], "max_windows": 3, "files": 4}
     assert result.path == out and manifest.format == registry.get(target).format
     assert manifest.precision == precision and manifest.parity["passed"]
+    assert manifest.parity["machine"] == cpu_info().label()
+    if registry.get(target).tunes_int8(precision):  # tuned for this machine's CPU kind
+        assert manifest.options["int8_kernels"] == ("vnni" if cpu_info().int8_dot_product
+                                                    else "avx2")
     verify(out, manifest)
     assert {"tokenizer.json", "preprocessor_config.json"} <= {f.path for f in manifest.files}
     tolerance = registry.get(target).tolerance(precision)
