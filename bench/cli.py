@@ -34,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="speech manifest TSV, or a folder of audio files (speed only)")
     p.add_argument("--subset", default=None, help="manifest subset, e.g. en, longform, multi")
     p.add_argument("--limit", type=int, default=None, help="first N clips only")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8],
+                   help="batch sizes to time besides 1 (default: 8; on a GPU try 1 8 32)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where every system runs (cuda adds VRAM columns; default: cpu)")
     p.add_argument("--repeats", type=int, default=1,
                    help="rounds over all systems, alternating; the report merges them with "
                    "medians (default: 1)")
@@ -88,13 +91,13 @@ def run(args: argparse.Namespace) -> str:
     validate(args)
     decoding = DecodingOptions(beam_size=args.beam_size, language=args.language,
                                max_new_tokens=args.max_new_tokens)
-    runtime = RuntimeOptions(threads=args.threads)
+    runtime = RuntimeOptions(device=args.device, threads=args.threads)
     clips = datasets.load_clips(args.manifest, args.subset, args.limit)
     specs, notes = systems(args)
     batch_sizes = sorted(set([1, *args.batch_sizes]))
     rows = runner.run(specs, clips, runtime, decoding, batch_sizes, args.repeats)
     run_info = {
-        "decoding": {**decoding.__dict__}, "environment": runner.environment(args.threads),
+        "decoding": {**decoding.__dict__}, "environment": runner.environment(args.threads, args.device),
         "dataset": {"source": str(args.manifest), "subset": args.subset, "clips": len(clips),
                     "audio_s": rows[0].audio_s if rows and not rows[0].error else 0.0},
         "normalizers": runner.normalizers_used(clips), "notes": notes, "repeats": args.repeats,

@@ -34,9 +34,10 @@ def _delta(value: float) -> str:
 Column = tuple[str, Callable[[Row], str]]
 
 
-def columns(batch_sizes: list[int], extra: Sequence[Column] = ()) -> list[Column]:
+def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
+            vram: bool = False) -> list[Column]:
     """(header, row -> cell) for the table and the CSV, in order; ``extra`` columns (the
-    comparison's export time and device) follow the precision."""
+    comparison's export time and device) follow the precision; ``vram`` adds GPU memory."""
     cols = [
         ("system", lambda r: r.name),
         ("runtime", lambda r: r.runtime),
@@ -57,6 +58,11 @@ def columns(batch_sizes: list[int], extra: Sequence[Column] = ()) -> list[Column
     cols += [
         ("RSS b1 MB", lambda r: fmt(r.peak_rss_b1_mb, 0)),
         ("RSS max MB", lambda r: fmt(r.peak_rss_mb, 0)),
+    ]
+    if vram:
+        cols += [("VRAM b1 MB", lambda r: fmt(r.vram_b1_mb, 0)),
+                 ("VRAM max MB", lambda r: fmt(r.vram_mb, 0))]
+    cols += [
         ("WER %", lambda r: _pct(r.wer)),
         ("CER %", lambda r: _pct(r.cer)),
         ("ΔWER pts", lambda r: _delta(r.delta_wer)),
@@ -72,8 +78,12 @@ def _best(row: Row) -> str:
     return f"{fmt(rtfx)} (b{size})"
 
 
+def _has_vram(rows: list[Row]) -> bool:
+    return any(not math.isnan(r.vram_mb) for r in rows)
+
+
 def markdown_table(rows: list[Row], batch_sizes: list[int], extra: Sequence[Column] = ()) -> str:
-    cols = columns(batch_sizes, extra)
+    cols = columns(batch_sizes, extra, _has_vram(rows))
     lines = ["| " + " | ".join(h for h, _ in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     for row in rows:
@@ -98,6 +108,7 @@ def settings(run: dict) -> str:
         f"- machine: {env['cpu']}, {env['cores']} cores, {env['threads']} threads, "
         f"{_isa_note(env)}"
         f"Python {env['python']}; {versions}\n"
+        f"{_gpu_line(env)}"
         f"- rounds: {run['repeats']} (systems alternate, each in its own process; per-clip "
         f"median latency over rounds; 'b1 range' = lowest–highest RTFx b1 of the rounds)\n"
         f"- timer: log-mel + generate + detokenise per call (audio decoded beforehand); "
@@ -109,6 +120,15 @@ def settings(run: dict) -> str:
         f"threads would otherwise take the runtime's cores)\n"
         f"- command: `{run['command']}`{notes}"
     )
+
+
+def _gpu_line(env: dict) -> str:
+    if "gpu" not in env:
+        return ""
+    return (f"- GPU: {env['gpu']}; VRAM = this process's GPU memory from NVML where the driver "
+            f"reports it, else the device's growth since the system loaded, else torch's peak "
+            f"reserved memory (each row's vram_how in results.jsonl says which); the timer "
+            f"waits for the GPU (torch.cuda.synchronize)\n")
 
 
 def _isa_note(env: dict) -> str:
@@ -123,14 +143,14 @@ def _isa_note(env: dict) -> str:
 def write_csv(path: Path, rows: dict[str, list[Row]], batch_sizes: list[int],
               extra: Sequence[Column] = ()) -> None:
     """One CSV line per row, subsets in the first column."""
-    cols = columns(batch_sizes, extra)
+    cols = columns(batch_sizes, extra, any(_has_vram(r) for r in rows.values()))
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["subset"] + [h for h, _ in cols] + ["cpu", "error"])
+        writer.writerow(["subset"] + [h for h, _ in cols] + ["cpu", "backend", "error"])
         for subset, subset_rows in rows.items():
             for row in subset_rows:
                 cells = [fn(row) if not row.error else "" for _, fn in cols]
-                writer.writerow([subset, *cells, row.cpu, row.error])
+                writer.writerow([subset, *cells, row.cpu, row.backend, row.error])
 
 
 def write(out_dir: Path, rows: list[Row], run: dict, batch_sizes: list[int]) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import Clip
+from bench.memory import gpu_description
 from bench.metrics import (
     error_rates,
     normalizer_name,
@@ -27,8 +28,8 @@ from bench.systems import SystemSpec
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.cpu import cpu_info
 
-PACKAGES = ("torch", "transformers", "ctranslate2", "faster-whisper", "onnxruntime", "numpy",
-            "jiwer")
+PACKAGES = ("torch", "transformers", "ctranslate2", "faster-whisper", "onnxruntime",
+            "onnxruntime-gpu", "openvino", "tensorrt", "numpy", "jiwer")
 
 
 @dataclass
@@ -58,6 +59,10 @@ class Row:
     export_s: float = float("nan")  # filled in by the comparison script
     device: str = "cpu"
     cpu: str = ""  # the CPU and its int8/bf16-relevant features (runtimes.cpu), where it ran
+    backend: str = ""  # where the model ran (ONNX: the execution providers that ran)
+    vram_b1_mb: float = float("nan")  # GPU memory after load and the batch-1 pass
+    vram_mb: float = float("nan")  # ... and after the batched passes
+    vram_how: str = ""  # how VRAM was read (bench.memory.VramMeter)
     clips: int = 0
     audio_s: float = 0.0
     baseline: bool = False
@@ -79,8 +84,8 @@ def dir_size_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 1e6
 
 
-def environment(threads: int) -> dict:
-    """Versions, CPU and thread settings recorded with every run."""
+def environment(threads: int, device: str = "cpu") -> dict:
+    """Versions, CPU, GPU (on cuda) and thread settings recorded with every run."""
     versions = {}
     for package in PACKAGES:
         try:
@@ -92,6 +97,7 @@ def environment(threads: int) -> dict:
         "cpu": cpu_info().label(), "cpu_features": list(cpu_info().features),
         "cores": os.cpu_count(),
         "threads": threads or f"{os.cpu_count()} (runtime default)", "versions": versions,
+        **({"gpu": gpu_description() or "none visible"} if device == "cuda" else {}),
     }
 
 
@@ -129,8 +135,16 @@ def merge_rounds(rounds: list[dict]) -> dict:
                       for b in first["batched_s"]},
         "peak_rss_b1_mb": max(r["peak_rss_b1_mb"] for r in rounds),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in rounds),
+        "vram_b1_mb": _highest(r.get("vram_b1_mb", float("nan")) for r in rounds),
+        "vram_mb": _highest(r.get("vram_mb", float("nan")) for r in rounds),
         "rtfx_b1_rounds": [r["audio_s"] / sum(r["latencies_s"]) for r in rounds],
     }
+
+
+def _highest(values) -> float:
+    """The largest value that is not NaN (NaN if none is)."""
+    numbers = [v for v in values if not math.isnan(v)]
+    return max(numbers) if numbers else float("nan")
 
 
 def to_row(spec: SystemSpec, m: dict, clips: list[Clip]) -> Row:
@@ -148,6 +162,8 @@ def to_row(spec: SystemSpec, m: dict, clips: list[Clip]) -> Row:
         peak_rss_mb=m["peak_rss_mb"], clips=len(clips),
         audio_s=audio_s, baseline=spec.baseline, notes=m["notes"], texts=m["texts"],
         tokens=m["tokens"], device=m["device"], cpu=m.get("cpu", ""),
+        backend=m.get("backend", ""), vram_b1_mb=m.get("vram_b1_mb", float("nan")),
+        vram_mb=m.get("vram_mb", float("nan")), vram_how=m.get("vram_how", ""),
     )
     scored = [(c, t) for c, t in zip(clips, m["texts"]) if c.reference is not None]
     if scored:

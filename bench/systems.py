@@ -50,6 +50,7 @@ class System(Protocol):
     runtime_name: str
     precision: str
     batching: bool
+    backend: str  # where it ran, e.g. "CUDAExecutionProvider, CPUExecutionProvider"
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]: ...
 
@@ -66,6 +67,7 @@ class ToolkitSystem:
         self._model = runtimes.load(Path(spec.path), options, decoding)
         self.runtime_name = self._model.runtime.format
         self.precision = self._model.runtime.precision
+        self.backend = self._model.runtime.backend
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
         return [(t.text, list(t.tokens))
@@ -83,6 +85,7 @@ class FasterWhisperSystem:
         from faster_whisper import WhisperModel
 
         self.precision = spec.precision or "default"
+        self.backend = f"ctranslate2 {runtime.device}"
         self._decoding = decoding
         self._model = WhisperModel(spec.path, device=runtime.device, compute_type=self.precision,
                                    cpu_threads=runtime.threads, num_workers=1)

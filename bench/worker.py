@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.memory import current_rss_mb, peak_rss_mb
+from bench.memory import VramMeter, current_rss_mb, peak_rss_mb
 from bench.systems import SystemSpec, open_system
 from runtimes.audio import duration_s, load_audio
 from runtimes.base import DecodingOptions, RuntimeOptions
@@ -43,6 +43,10 @@ class Measurement:
     notes: list[str] = field(default_factory=list)
     device: str = "cpu"
     cpu: str = ""
+    vram_b1_mb: float = float("nan")
+    vram_mb: float = float("nan")
+    vram_how: str = ""
+    backend: str = ""
 
 
 def _progress(items, desc: str):
@@ -58,18 +62,23 @@ def measure(job: dict) -> Measurement:
     decoding = DecodingOptions(**job["decoding"])
     audio = [load_audio(p) for p in job["audio"]]
     idle = current_rss_mb()
+    vram = VramMeter() if runtime.device == "cuda" else None
     start = time.perf_counter()
     system = open_system(spec, runtime, decoding)
     load_s = time.perf_counter() - start
+    sync = _synchronizer(runtime.device)
     start = time.perf_counter()
     system.transcribe(audio[:1], 1)
+    sync()
     first_s = time.perf_counter() - start
     latencies, outputs = [], []
     for samples in _progress(audio, f"{spec.name} batch 1"):
         start = time.perf_counter()
         outputs.extend(system.transcribe([samples], 1))
+        sync()
         latencies.append(time.perf_counter() - start)
     peak_b1 = peak_rss_mb()
+    vram_b1 = vram.read_mb() if vram else float("nan")
     batched: dict[int, float] = {}
     notes = []
     for size in (b for b in job["batch_sizes"] if b > 1):
@@ -79,13 +88,25 @@ def measure(job: dict) -> Measurement:
         start = time.perf_counter()
         for i in _progress(range(0, len(audio), size), f"{spec.name} batch {size}"):
             system.transcribe(audio[i : i + size], size)
+        sync()
         batched[size] = time.perf_counter() - start
     return Measurement(
         system.runtime_name, system.precision, load_s, first_s, latencies,
         sum(duration_s(a) for a in audio), batched, [text for text, _ in outputs],
         [tokens for _, tokens in outputs], idle, peak_b1, peak_rss_mb(),
-        system.batching, notes, runtime.device, cpu_info().label(),
+        system.batching, notes, runtime.device, cpu_info().label(), vram_b1,
+        vram.read_mb() if vram else float("nan"), vram.how if vram else "", system.backend,
     )
+
+
+def _synchronizer(device: str):
+    """Waits for queued GPU work, so a timer never stops before the GPU does (every runtime
+    here copies its results to the host, which waits too; this makes it explicit)."""
+    if device != "cuda":
+        return lambda: None
+    import torch
+
+    return torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
 
 
 def main(argv: list[str]) -> int:

@@ -56,8 +56,10 @@ def load_audio_bytes(data: bytes, name: str = "upload") -> np.ndarray:
 
 
 def _decode(source, label: str) -> np.ndarray:
-    import av
-
+    try:
+        import av
+    except ImportError:  # a slim GPU image: WAV files still work (see _wav)
+        return _wav(source, label)
     try:
         samples = _pcm16_mono(source)
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
@@ -94,6 +96,41 @@ def _valid_frames(frames):
             return
         except av.error.InvalidDataError:
             continue
+
+
+def _wav(source, label: str) -> np.ndarray:
+    """PCM WAV without PyAV: the standard library's reader, channels averaged, other rates
+    resampled with scipy's polyphase filter. The samples then differ slightly from FFmpeg's
+    resampler (16 kHz files are identical), so figures made this way say so."""
+    import wave
+
+    try:
+        with wave.open(source, "rb") as w:
+            rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
+            data = w.readframes(w.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise AudioError(f"not a decodable audio file: {label} (PyAV is not installed, so "
+                         f"only PCM WAV can be read: {exc})") from exc
+    if width != 2:
+        raise AudioError(f"{label}: {8 * width}-bit WAV needs PyAV (`pip install av`)")
+    samples = np.frombuffer(data, "<i2").reshape(-1, channels).mean(axis=1) / 32768.0
+    if samples.size == 0:
+        raise AudioError(f"audio file has no samples (zero-length): {label}")
+    if rate != SAMPLE_RATE:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(rate, SAMPLE_RATE)
+        samples = resample_poly(samples, SAMPLE_RATE // g, rate // g)
+    return np.clip(samples, -1.0, 1.0).astype(np.float32)
+
+
+def pyav_available() -> bool:
+    """Whether audio of any format can be decoded (else PCM WAV only)."""
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
 
 
 def is_silence(samples: np.ndarray) -> bool:

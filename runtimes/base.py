@@ -134,6 +134,12 @@ class WhisperRuntime(ABC):
     def detect_language(self, features: np.ndarray) -> list[str]:
         """Most likely language code ("en", "de", ...) of each item in the batch."""
 
+    @property
+    def backend(self) -> str:
+        """Where the model runs, as results record it (ONNX lists the execution providers
+        that actually run)."""
+        return f"{self.format} {self.options.device}"
+
     def operator_profile(self) -> list[tuple[str, float, int]]:
         """(operator type, total ms, calls) collected since load with ``profile=True``."""
         raise OptionError(f"operator profiling is not available for {self.format} artifacts")

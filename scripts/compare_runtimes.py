@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         run_info = {
             "model": args.model, "decoding": {"beam_size": args.beam_size, "language": args.language,
                                               "task": "transcribe", "max_new_tokens": 224},
-            "environment": runner.environment(args.threads),
+            "environment": runner.environment(args.threads, args.device),
             "dataset": {"source": str(args.manifest), "subset": ", ".join(args.subsets),
                         "clips": sum(rows[0].clips for rows in comparison.rows.values()),
                         "audio_s": sum(rows[0].audio_s for rows in comparison.rows.values())},

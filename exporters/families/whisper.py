@@ -132,7 +132,9 @@ class DecoderStepGraph(nn.Module):
         keys = torch.arange(p + t, device=input_ids.device)
         padding = keys[None, None, :] < (p - lengths)[:, None, None]  # (B, 1, P+T)
         future = keys[None, None, :] > (steps + p)[None, :, None]  # (1, T, P+T)
-        mask = torch.where(padding | future, float("-inf"), 0.0)[:, None]  # (B, 1, T, P+T)
+        # In the compute dtype: a float32 mask promoted fp16 scores to float32, and the
+        # product with fp16 values then failed ("expected scalar type Float but found Half").
+        mask = torch.where(padding | future, float("-inf"), 0.0).to(x.dtype)[:, None]
         present = []
         for i, layer in enumerate(self.layers):
             h = layer.self_attn_layer_norm(x)

@@ -46,14 +46,17 @@ class TorchScriptTarget(Target):
             write_graph_files,
         )
 
-        model = load_model(source.hf_dir)
+        # A trace records tensors made inside forward (positions, masks) with the device and
+        # dtype they had, so it is made on the device and in the dtype it will run with: a
+        # CPU trace run on CUDA failed with "index is on cpu" (H200, first GPU run).
+        device = torch.device(options.device)
+        dtype = torch.float16 if precision == "fp16" else torch.float32
+        model = load_model(source.hf_dir).to(device, dtype)
         spec = spec_of(model)
         features, step_inputs = dummy_inputs(spec)
-        if precision == "fp16":
-            model = model.half().cuda()
-            features = features.half().cuda()
-            step_inputs = tuple(x.cuda() if x.dtype == torch.long else x.half().cuda()
-                                for x in step_inputs)
+        features = features.to(device, dtype)
+        step_inputs = tuple(x.to(device) if x.dtype == torch.long else x.to(device, dtype)
+                            for x in step_inputs)
         with warnings.catch_warnings(), torch.no_grad():
             # Tracer notes about shape arithmetic, and torch 2.13's deprecation of TorchScript
             # in favour of torch.export: the format is what this target promises.
@@ -63,7 +66,7 @@ class TorchScriptTarget(Target):
             torch.jit.save(encoder, str(out_dir / "encoder.pt"))
             torch.jit.save(decoder, str(out_dir / "decoder.pt"))
         write_graph_files(spec, source.hf_dir, out_dir, precision,
-                          torch=torch.__version__.split("+")[0])
+                          torch=torch.__version__.split("+")[0], traced_on=options.device)
         return sorted(p for p in out_dir.iterdir() if p.is_file())
 
     def tolerance(self, precision: str) -> ParityTolerance:

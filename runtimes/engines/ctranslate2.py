@@ -35,7 +35,24 @@ def supported_compute_types(device: str) -> set[str]:
             "device 'cuda' was requested but CTranslate2 sees no CUDA GPU on this machine; "
             "use --device cpu"
         )
+    if device == "cuda":
+        _check_cublas(ctranslate2.__version__)
     return set(ctranslate2.get_supported_compute_types(device))
+
+
+def _check_cublas(version: str) -> None:
+    """ctranslate2 4.x wheels run on CUDA 12 and load its cuBLAS at the first model; a CUDA 13
+    machine (torch 2.11+cu130, onnxruntime-gpu 1.31) lacks it, and loading failed deep inside.
+    Say so before any work."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcublas.so.12")
+    except OSError as exc:
+        raise DeviceError(
+            f"ctranslate2 {version} on cuda needs CUDA 12's cuBLAS (libcublas.so.12), not "
+            f"found here ({exc}); pip install nvidia-cublas-cu12 and put its lib folder on "
+            f"LD_LIBRARY_PATH") from exc
 
 
 def check_compute_type(compute_type: str, device: str) -> None:

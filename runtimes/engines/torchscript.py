@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import RuntimeOptions
-from runtimes.errors import ArtifactError, DeviceError
+from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.graph import GraphRuntime
 from runtimes.registry import register
 
@@ -27,6 +27,11 @@ class TorchScriptRuntime(GraphRuntime):
         self._check_precision(options.precision)
         if options.device == "cuda" and not torch.cuda.is_available():
             raise DeviceError("device 'cuda' was requested but PyTorch sees no CUDA GPU")
+        traced_on = self._spec.get("traced_on", "cpu")  # older artifacts were traced on CPU
+        if traced_on != options.device:
+            raise OptionError(
+                f"{model_dir} was traced for device {traced_on!r} and a trace keeps the device "
+                f"it was made on; export it again with --device {options.device}")
         if options.threads:
             torch.set_num_threads(options.threads)
         self._device = torch.device(options.device)

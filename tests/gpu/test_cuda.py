@@ -1,6 +1,8 @@
-"""CUDA paths: run where an NVIDIA GPU is visible, skipped with the reason elsewhere."""
+"""CUDA paths: each test runs where an NVIDIA GPU and its own packages are, and is skipped
+with the missing piece named elsewhere."""
 
 import importlib.util
+import os
 
 import pytest
 
@@ -9,72 +11,158 @@ from exporters.api import export
 from exporters.targets.base import ExportOptions
 
 
-def _cuda_devices() -> int:
-    import ctranslate2
+def _cuda_reason() -> str | None:
+    import torch
 
-    return ctranslate2.get_cuda_device_count()
+    return None if torch.cuda.is_available() else "no CUDA GPU visible to torch on this machine"
 
 
-pytestmark = pytest.mark.skipif(
-    _cuda_devices() == 0, reason="no CUDA GPU visible to CTranslate2 on this machine"
-)
+pytestmark = pytest.mark.skipif(_cuda_reason() is not None, reason=_cuda_reason() or "")
 
+#: The model every test exports; a GPU machine without the bundled packages passes a
+#: CTranslate2 directory of tiny.en here.
+MODEL = os.environ.get("WHISPER_EXPORTERS_TEST_MODEL", "bundled:tiny.en")
 JFK = ("and so my fellow americans ask not what your country can do for you "
        "ask what you can do for your country")
 
 
-@pytest.mark.parametrize("flag, precision", [("int8", "int8_float16"), ("fp16", "float16")])
-def test_ctranslate2_cuda_export_and_transcribe(flag, precision, tmp_path, jfk):
-    from bench.metrics import normalizer
-
-    out = tmp_path / precision
-    export("bundled:tiny.en", ExportOptions("ctranslate2", flag, device="cuda"), out,
-           log=lambda _: None)
-    options = runtimes.RuntimeOptions(device="cuda")
-    with runtimes.load(out, options) as model:
-        assert model.runtime.precision == precision
-        assert normalizer("en")(model.transcribe([jfk])[0].text) == JFK
+def _needs(module: str, extra: str = "gpu") -> None:
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed (extra: {extra})")
 
 
-def test_pytorch_fp16_on_cuda(tinyen_hf, jfk):
-    from bench.metrics import normalizer
-
-    options = runtimes.RuntimeOptions(device="cuda", precision="float16")
-    with runtimes.load(tinyen_hf, options) as model:
-        assert normalizer("en")(model.transcribe([jfk])[0].text) == JFK
-
-
-def _ort_has(provider: str) -> bool:
+def _ort_provider(name: str) -> None:
+    _needs("onnxruntime")
     import onnxruntime
 
-    return provider in onnxruntime.get_available_providers()
-
-
-@pytest.mark.parametrize("provider, flag", [("cuda", "fp16"), ("cuda", "int8"),
-                                            ("tensorrt", "fp16")])
-def test_onnx_on_gpu_providers(provider, flag, tmp_path, jfk):
-    from bench.metrics import normalizer
-
-    name = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}[provider]
-    if not _ort_has(name):
+    if name not in onnxruntime.get_available_providers():
         pytest.skip(f"onnxruntime here has no {name} (install onnxruntime-gpu)")
-    out = tmp_path / f"onnx-{flag}"
-    export("bundled:tiny.en", ExportOptions("onnx", flag, device="cuda"), out,
-           log=lambda _: None)
-    options = runtimes.RuntimeOptions(device="cuda", provider=provider,
-                                      cache_dir=str(tmp_path / "trt"))
-    with runtimes.load(out, options) as model:
-        assert normalizer("en")(model.transcribe([jfk])[0].text) == JFK
 
 
-@pytest.mark.parametrize("target, flag", [("tensorrt", "fp16"), ("torchscript", "fp16")])
-def test_gpu_only_graph_targets(target, flag, tmp_path, jfk):
+def _words(text: str) -> str:
     from bench.metrics import normalizer
 
-    if target == "tensorrt" and importlib.util.find_spec("tensorrt") is None:
-        pytest.skip("tensorrt is not installed (extra: gpu)")
-    out = tmp_path / target
-    export("bundled:tiny.en", ExportOptions(target, flag, device="cuda"), out,
-           log=lambda _: None)
-    with runtimes.load(out, runtimes.RuntimeOptions(device="cuda")) as model:
-        assert normalizer("en")(model.transcribe([jfk])[0].text) == JFK
+    return normalizer("en")(text)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Artifacts exported once per module, keyed by (target, flag)."""
+    made = {}
+
+    def get(target: str, flag: str):
+        if (target, flag) not in made:
+            out = tmp_path_factory.mktemp(f"{target}-{flag}")
+            export(MODEL, ExportOptions(target, flag, device="cuda"), out,
+                   force=True, log=lambda _: None)
+            made[target, flag] = out
+        return made[target, flag]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def clips(en_clips):
+    from runtimes.audio import load_audio, pyav_available
+    from tests.conftest import SPEECH
+
+    rows = [r for r in en_clips if pyav_available() or r["path"].endswith(".wav")][:8]
+    return [load_audio(SPEECH / r["path"]) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def jfk_wav(speech_rows):
+    from tests.conftest import SPEECH
+
+    return SPEECH / "jfk" / "jfk.wav"
+
+
+@pytest.mark.parametrize("flag, precision", [("int8", "int8_float16"), ("fp16", "float16")])
+def test_ctranslate2_cuda_export_and_transcribe(flag, precision, exported, jfk_wav):
+    _needs("ctranslate2")
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        pytest.skip("this ctranslate2 sees no CUDA GPU (its wheel needs CUDA 12's libcublas)")
+    with runtimes.load(exported("ctranslate2", flag), runtimes.RuntimeOptions("cuda")) as model:
+        assert model.runtime.precision == precision
+        assert _words(model.transcribe([jfk_wav])[0].text) == JFK
+
+
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_pytorch_half_precisions_on_cuda(precision, jfk_wav):
+    from exporters.sources import resolve
+
+    options = runtimes.RuntimeOptions(device="cuda", precision=precision)
+    with runtimes.load(resolve(MODEL).hf_dir, options) as model:
+        assert _words(model.transcribe([jfk_wav])[0].text) == JFK
+
+
+@pytest.mark.parametrize("flag", ["fp32", "fp16"])
+def test_torchscript_traced_on_cuda(flag, exported, jfk_wav):
+    """Both failed on the first GPU run: a CPU position index baked into the fp32 trace,
+    and a float32 mask against fp16 scores."""
+    with runtimes.load(exported("torchscript", flag), runtimes.RuntimeOptions("cuda")) as model:
+        assert _words(model.transcribe([jfk_wav])[0].text) == JFK
+
+
+def test_a_cpu_trace_is_refused_on_cuda_with_the_reason(tmp_path, jfk_wav):
+    from runtimes.errors import OptionError
+
+    out = tmp_path / "ts-cpu"
+    export(MODEL, ExportOptions("torchscript", "fp32"), out, log=lambda _: None)
+    with pytest.raises(OptionError, match="traced for device 'cpu'.*--device cuda"):
+        runtimes.load(out, runtimes.RuntimeOptions("cuda"))
+
+
+@pytest.mark.parametrize("flag", ["fp32", "fp16", "int8"])
+def test_onnx_on_the_cuda_ep_keeps_caches_on_the_gpu(flag, exported, jfk_wav):
+    _ort_provider("CUDAExecutionProvider")
+    with runtimes.load(exported("onnx", flag), runtimes.RuntimeOptions("cuda")) as model:
+        assert model.runtime.providers[0] == "CUDAExecutionProvider"
+        assert "IO binding" in model.runtime.backend
+        assert _words(model.transcribe([jfk_wav])[0].text) == JFK
+
+
+def test_onnx_cuda_gives_the_cpu_transcripts(exported, clips):
+    """IO binding against the plain CPU path, fp32: the same words on real clips."""
+    _ort_provider("CUDAExecutionProvider")
+    path = exported("onnx", "fp32")
+    with runtimes.load(path, runtimes.RuntimeOptions("cuda")) as gpu, \
+            runtimes.load(path, runtimes.RuntimeOptions("cpu")) as cpu:
+        on_gpu = [_words(t.text) for t in gpu.transcribe(clips, batch_size=4)]
+        on_cpu = [_words(t.text) for t in cpu.transcribe(clips, batch_size=4)]
+    assert on_gpu == on_cpu
+
+
+@pytest.mark.parametrize("flag", ["fp32", "fp16"])
+def test_onnx_cuda_is_batch_invariant(flag, exported, clips):
+    """A clip's tokens alone and batched with others (float precisions; dynamic int8 is
+    batch-variant by construction: its activation scale spans the batch)."""
+    _ort_provider("CUDAExecutionProvider")
+    with runtimes.load(exported("onnx", flag), runtimes.RuntimeOptions("cuda")) as model:
+        alone = [model.transcribe([c])[0].tokens for c in clips]
+        batched = [t.tokens for t in model.transcribe(clips, batch_size=len(clips))]
+    assert batched == alone
+
+
+def test_a_provider_that_cannot_start_is_an_error_not_a_fallback(exported, jfk_wav):
+    _ort_provider("CUDAExecutionProvider")
+    from runtimes.errors import DeviceError
+
+    options = runtimes.RuntimeOptions("cuda", provider="tensorrt")
+    path = exported("onnx", "fp16")
+    if importlib.util.find_spec("tensorrt") is not None:
+        with runtimes.load(path, options) as model:
+            assert model.runtime.providers[0] == "TensorrtExecutionProvider"
+            assert _words(model.transcribe([jfk_wav])[0].text) == JFK
+        return
+    with pytest.raises(DeviceError, match="could not start TensorrtExecutionProvider.*TensorRT 10"):
+        runtimes.load(path, options)
+
+
+@pytest.mark.parametrize("flag", ["fp16"])
+def test_tensorrt_engines(flag, exported, jfk_wav):
+    _needs("tensorrt")
+    with runtimes.load(exported("tensorrt", flag), runtimes.RuntimeOptions("cuda")) as model:
+        assert _words(model.transcribe([jfk_wav])[0].text) == JFK

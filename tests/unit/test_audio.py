@@ -6,6 +6,7 @@ import pytest
 
 from runtimes.audio import is_silence, load_audio
 from runtimes.errors import AudioError
+from tests.conftest import SPEECH
 
 
 def _write_wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1) -> Path:
@@ -80,3 +81,26 @@ def test_samples_equal_faster_whisper_decode_audio(speech_rows, tmp_path):
     for path in paths:
         ours, theirs = load_audio(path), decode_audio(str(path))
         assert ours.dtype == np.float32 and np.array_equal(ours, theirs), path.name
+
+
+def test_wav_without_pyav_matches_ffmpeg(speech_rows):
+    """The standard-library WAV path (slim GPU images have no PyAV): the same samples at
+    16 kHz, the same signal within resampler differences at 22.05 kHz."""
+    from runtimes.audio import _wav
+
+    en = [r for r in speech_rows if r["subset"] == "en" and r["path"].endswith(".wav")]
+    for rate, tolerance in (("16000", 1e-6), ("22050", 0.05)):
+        path = SPEECH / next(r["path"] for r in en if r["sample_rate"] == rate)
+        ours, ffmpeg = _wav(str(path), path.name), load_audio(path)
+        n = min(len(ours), len(ffmpeg))
+        assert abs(len(ours) - len(ffmpeg)) <= 2
+        assert np.linalg.norm(ours[:n] - ffmpeg[:n]) / np.linalg.norm(ffmpeg[:n]) < tolerance
+
+
+def test_wav_without_pyav_refuses_other_formats_clearly(tmp_path):
+    from runtimes.audio import _wav
+
+    bad = tmp_path / "clip.flac"
+    bad.write_bytes(b"fLaC" + b"\0" * 100)
+    with pytest.raises(AudioError, match="PyAV is not installed, so only PCM WAV"):
+        _wav(str(bad), bad.name)

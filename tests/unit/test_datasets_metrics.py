@@ -46,3 +46,24 @@ def test_corpus_wer_counts_errors_over_all_reference_words():
 def test_english_normaliser_uses_the_spelling_map():
     rates = error_rates(["The colour, Mr. Smith!"], ["the color mister smith"], ["en"])
     assert rates.wer == 0.0
+
+
+def test_error_rates_without_jiwer_match_jiwer(monkeypatch):
+    import builtins
+
+    from bench.metrics import error_rates
+
+    refs = ["the cat sat on the mat", "hello world", "a b c d"]
+    hyps = ["the cat sit on mat", "hello there world", ""]
+    with_jiwer = error_rates(refs, hyps, ["en"] * 3)
+    real_import = builtins.__import__
+
+    def no_jiwer(name, *args, **kwargs):
+        if name == "jiwer":
+            raise ImportError("jiwer hidden by the test")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_jiwer)
+    without = error_rates(refs, hyps, ["en"] * 3)
+    assert without.wer == pytest.approx(with_jiwer.wer) and without.wer > 0
+    assert without.cer == pytest.approx(with_jiwer.cer) and without.words == with_jiwer.words
