@@ -8,8 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench import datasets, report, runner
+from bench import report, runner
 from bench.systems import SystemSpec, faster_whisper_rows
+from runtimes import datasets
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.errors import ToolkitError
 
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def systems(args: argparse.Namespace) -> tuple[list[SystemSpec], list[str]]:
     """The rows to run, in report order, and notes on rows that had to be left out."""
     from exporters import sources
-    from exporters.artifact import read_manifest
+    from runtimes.artifact import read_manifest
 
     notes = []
     artifacts = []

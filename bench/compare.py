@@ -14,9 +14,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench import datasets, report, runner
+from bench import report, runner
 from bench.runner import Row
 from bench.systems import SystemSpec, faster_whisper_rows
+from runtimes import datasets
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.errors import ToolkitError
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets import Clip
 from bench.memory import gpu_description
 from bench.metrics import (
     error_rates,
@@ -27,6 +26,7 @@ from bench.metrics import (
 from bench.systems import SystemSpec
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.cpu import cpu_info
+from runtimes.datasets import Clip
 
 PACKAGES = ("torch", "transformers", "ctranslate2", "faster-whisper", "onnxruntime",
             "onnxruntime-gpu", "openvino", "tensorrt", "numpy", "jiwer")

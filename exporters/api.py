@@ -23,11 +23,11 @@ from pathlib import Path
 
 import exporters
 from exporters import registry, sources
-from exporters.artifact import Manifest, describe_files, write_manifest
 from exporters.bundle import write_bundle
 from exporters.errors import OutputExistsError
 from exporters.targets.base import ExportOptions, Target
 from exporters.validate import check_parity, default_parity_audio, load_reference
+from runtimes.artifact import FAMILY, Manifest, describe_files, is_multilingual, write_manifest
 from runtimes.base import RuntimeOptions
 from runtimes.errors import OptionError
 from runtimes.registry import runtime_class
@@ -66,7 +66,7 @@ def _package_versions(target: Target) -> dict[str, str]:
 def _model_info(hf_dir: Path) -> dict:
     config = json.loads((hf_dir / "config.json").read_text())
     info = {key: config[key] for key in _MODEL_KEYS if key in config}
-    info["multilingual"] = config.get("vocab_size", 0) >= 51865
+    info["multilingual"] = is_multilingual(config.get("vocab_size", 0))
     return info
 
 
@@ -130,7 +130,7 @@ def export(
             write_bundle(tmp, target, options.device)
         manifest = Manifest(
             format=target.format, precision=precision, device=options.device,
-            family="whisper", model=_model_info(source.hf_dir), source=source.to_dict(),
+            family=FAMILY, model=_model_info(source.hf_dir), source=source.to_dict(),
             options={"target": target.name, "requested_precision": options.precision,
                      **calibration, **tuning},
             files=describe_files(tmp), versions=_package_versions(target),

@@ -4,8 +4,9 @@ Adds ``serve/`` to the artifact before its manifest is written (so ``verify`` co
 
 - ``requirements.txt``: the runtime's and the server's packages, pinned to the versions this
   artifact was exported and validated with;
-- ``app/``: the toolkit's ``runtimes`` and ``exporters`` packages (pure Python), so the
-  service runs the very code that validated the artifact;
+- ``app/``: the toolkit's ``runtimes`` package (pure Python; it holds the artifact contract,
+  so nothing of ``exporters`` or ``bench`` is needed), the very code that validated the
+  artifact;
 - ``serve.sh``: the serve command, run from anywhere;
 - ``Dockerfile``: an image that serves the artifact on port 8000;
 - ``README.md``: how to build, run and call it.
@@ -29,7 +30,7 @@ BUNDLE_DIR = "serve"
 SERVE_PACKAGES = ("numpy", "tokenizers", "faster-whisper", "av", "threadpoolctl", "fastapi",
                   "uvicorn", "python-multipart", "prometheus-client")
 #: GPU packages are not installed on CPU machines: their pins come from ENVIRONMENT.md.
-KNOWN_PINS = {"onnxruntime-gpu": "1.31.1", "tensorrt": "11.4.0.106"}
+KNOWN_PINS = {"onnxruntime-gpu": "1.31.1", "tensorrt-cu13": "10.16.1.11"}
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 CUDA_BASE_IMAGE = "nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04"
 
@@ -112,7 +113,7 @@ Call it with any OpenAI client:
     client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="secret")
     client.audio.transcriptions.create(model="whisper-1", file=open("speech.wav", "rb"))
 
-`serve/app` is the toolkit code ({exporters.__version__}) that exported and validated this
+`serve/app` is the toolkit's `runtimes` package ({exporters.__version__}) that validated this
 artifact; `artifact.json` records the package versions and the parity check. Device: {device}.
 """
 
@@ -122,9 +123,8 @@ def write_bundle(artifact_dir: Path, target: Target, device: str) -> None:
     out = Path(artifact_dir) / BUNDLE_DIR
     app = out / "app"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for package in (exporters, runtimes):
-        source = Path(package.__file__).parent
-        shutil.copytree(source, app / source.name, ignore=ignore)
+    source = Path(runtimes.__file__).parent
+    shutil.copytree(source, app / source.name, ignore=ignore)
     (out / "requirements.txt").write_text(requirements(target, device))
     (out / "Dockerfile").write_text(dockerfile(target, device))
     (out / "README.md").write_text(readme(target, device))

@@ -57,7 +57,7 @@ class CalibrationSet:
 @lru_cache(maxsize=8)
 def _files(calibration: CalibrationSet) -> tuple[Path, ...]:
     """``CalibrationSet.files`` (a failure raises and is not cached)."""
-    from bench.datasets import DatasetError, load_clips
+    from runtimes.datasets import DatasetError, load_clips
 
     if calibration.max_windows < 1:
         raise OptionError(f"--calibration-size must be >= 1, got {calibration.max_windows}")

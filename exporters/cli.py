@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from exporters.artifact import read_manifest, verify
+    from runtimes.artifact import read_manifest, verify
 
     if args.command == "targets":
         print("\n".join(registry.names()))

@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from exporters.ct2_format import CT2Model, read_model_bin
+from runtimes.artifact import is_multilingual
 from runtimes.errors import ArtifactError
-
-ENGLISH_ONLY_VOCAB = 51864
 
 
 def _weight(model: CT2Model, name: str) -> np.ndarray:
@@ -148,7 +147,7 @@ def generation_config(ct2_config: dict, vocab: list[str], vocab_size: int) -> di
     and without ``lang_to_id`` / ``task_to_id`` it cannot force a language.
     """
     ids = _special_ids(vocab)
-    multilingual = vocab_size > ENGLISH_ONLY_VOCAB
+    multilingual = is_multilingual(vocab_size)
     eot, sot = ids["endoftext"], ids["startoftranscript"]
     config = dict(
         decoder_start_token_id=sot, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,

@@ -26,7 +26,8 @@ def load_runtime(model_dir: str | Path, options: RuntimeOptions | None = None) -
     The runtime is picked from ``artifact.json`` when present. The files listed there are
     checked for presence and size first, so a truncated artifact fails with a clear error.
     """
-    from exporters.artifact import MANIFEST, read_manifest, verify
+    from runtimes.artifact import FAMILY, MANIFEST, read_manifest, verify
+    from runtimes.errors import ArtifactError
     from runtimes.registry import detect_format, runtime_class
 
     model_dir = Path(model_dir)
@@ -34,6 +35,9 @@ def load_runtime(model_dir: str | Path, options: RuntimeOptions | None = None) -
     options = options or RuntimeOptions()
     if (model_dir / MANIFEST).is_file():
         manifest = read_manifest(model_dir)
+        if manifest.family != FAMILY:
+            raise ArtifactError(f"{model_dir} holds a {manifest.family!r} model; this toolkit "
+                                f"runs {FAMILY!r} artifacts")
         verify(model_dir, manifest, checksums=False)
         if options.device == "cpu":
             _warn_int8_kernels(model_dir, manifest.options.get("int8_kernels"))

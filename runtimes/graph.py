@@ -1,20 +1,18 @@
 """What every graph runtime (ONNX Runtime, OpenVINO, TorchScript, TensorRT) shares: the
-artifact's ``graph.json`` and suppress rules, and the decoding loops of
-``runtimes.decoding``. An engine adds loading, ``cross_cache``, ``decode_step``,
-``empty_cache``, ``select`` and ``encode``."""
+artifact's graph spec (``runtimes.artifact.GraphSpec``) and suppress rules, and the
+decoding loops of ``runtimes.decoding``. An engine adds loading, ``cross_cache``,
+``decode_step``, ``empty_cache``, ``select`` and ``encode``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from runtimes.artifact import GRAPH_SPEC, GraphSpec
 from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.decoding import SuppressRules, concat_rows, detect_language, generate
-from runtimes.errors import ArtifactError, OptionError
-
-GRAPH_SPEC = "graph.json"
+from runtimes.errors import OptionError
 
 
 class GraphRuntime(WhisperRuntime):
@@ -27,10 +25,7 @@ class GraphRuntime(WhisperRuntime):
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         super().__init__(model_dir, options)
-        path = self.model_dir / GRAPH_SPEC
-        if not path.is_file():
-            raise ArtifactError(f"{model_dir} has no {GRAPH_SPEC}")
-        self._spec = json.loads(path.read_text())
+        self._spec = GraphSpec.read(self.model_dir)
         self._rules = SuppressRules.load(self.model_dir)
         if options.provider is not None and self.format != "onnx":
             raise OptionError(f"provider {options.provider!r} applies to ONNX artifacts only")
@@ -38,7 +33,7 @@ class GraphRuntime(WhisperRuntime):
     def _check_precision(self, requested: str | None, *also: str) -> None:
         """A graph artifact computes in the precision it was exported with (or a runtime
         hint listed in ``also``)."""
-        accepted = (self._spec["precision"], *also)
+        accepted = (self._spec.precision, *also)
         if requested not in (None, *accepted):
             raise OptionError(
                 f"precision {requested!r} is not available for this {self.format} artifact "
@@ -51,15 +46,15 @@ class GraphRuntime(WhisperRuntime):
 
     @property
     def multilingual(self) -> bool:
-        return self._spec["vocab_size"] >= 51865
+        return self._spec.multilingual
 
     @property
     def n_mels(self) -> int:
-        return int(self._spec["n_mels"])
+        return self._spec.n_mels
 
     @property
     def precision(self) -> str:
-        return self._spec["precision"]
+        return self._spec.precision
 
     @property
     def rules(self) -> SuppressRules:
@@ -70,7 +65,7 @@ class GraphRuntime(WhisperRuntime):
     def ragged(self) -> bool:
         """Whether rows of one decoder step may have different cache lengths (the server's
         iteration-level batching needs it; artifacts exported before it lack the input)."""
-        return bool(self._spec.get("cache_lengths"))
+        return self._spec.cache_lengths
 
     def _lengths(self, tokens, cache, lengths: np.ndarray | None) -> np.ndarray | None:
         """The decoder's ``cache_lengths`` feed (None when the graph has no such input):
@@ -82,8 +77,7 @@ class GraphRuntime(WhisperRuntime):
         return np.asarray(lengths, np.int64)
 
     def _cache_shape(self, batch: int) -> tuple[int, int, int, int]:
-        heads = self._spec["n_heads"]
-        return (batch, heads, 0, self._spec["d_model"] // heads)
+        return (batch, self._spec.n_heads, 0, self._spec.head_dim)
 
     def concat(self, parts: list) -> object:
         """Cross caches of consecutive chunks joined (numpy; torch engines override)."""
@@ -94,4 +88,4 @@ class GraphRuntime(WhisperRuntime):
         return generate(self, features, prompts, options, self._rules)
 
     def detect_language(self, features: np.ndarray) -> list[str]:
-        return detect_language(self, features, self._spec.get("languages"), self.model_dir)
+        return detect_language(self, features, self._spec.languages, self.model_dir)

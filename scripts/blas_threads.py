@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.datasets import from_manifest  # noqa: E402
 from runtimes import features  # noqa: E402
 from runtimes.audio import load_audio  # noqa: E402
+from runtimes.datasets import from_manifest  # noqa: E402
 
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.tsv"
 DEFAULT_EXPORTS = (("openvino", "int8"), ("ctranslate2", "int8"))

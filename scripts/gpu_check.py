@@ -125,8 +125,8 @@ def _line(exc: BaseException) -> str:
 
 def clips(manifest: Path, subset: str, limit: int | None) -> tuple[list, list[str]]:
     """The subset's clips (WAV only without PyAV) with JFK last, and notes on the choice."""
-    from bench.datasets import Clip, load_clips
     from runtimes.audio import pyav_available
+    from runtimes.datasets import Clip, load_clips
 
     chosen, notes = load_clips(manifest, subset, limit), []
     if not pyav_available():

@@ -28,9 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.datasets import from_manifest  # noqa: E402
 from bench.metrics import error_rates  # noqa: E402
 from runtimes.audio import load_audio  # noqa: E402
+from runtimes.datasets import from_manifest  # noqa: E402
 from runtimes.features import batch_log_mel  # noqa: E402
 
 MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.tsv"

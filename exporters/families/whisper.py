@@ -1,7 +1,7 @@
 """Whisper as two exportable graphs: an encoder that also projects the cross-attention
 keys/values, and one decoder step with a self-attention KV cache.
 
-Graph targets (ONNX, and later TorchScript/OpenVINO/TensorRT) export these instead of
+Every graph target (ONNX, OpenVINO, TorchScript, TensorRT) exports these instead of
 transformers' modules: plain tensors in and out, one decoder for the first and later steps
 (past length may be 0), every weight stored once. The token embedding is kept transposed,
 (d_model, vocab), and used both by the lookup (a column gather) and by the output
@@ -12,41 +12,10 @@ otherwise fold a transposed second copy of the matrix into the IR.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class GraphSpec:
-    """Shapes the runtime needs to drive the graphs (stored in artifact.json)."""
-
-    n_mels: int
-    n_layers: int
-    n_heads: int
-    d_model: int
-    vocab_size: int
-    n_frames: int = 3000  # log-mel frames per 30 s window
-    n_audio_ctx: int = 1500  # encoder positions
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    def input_names(self) -> list[str]:
-        names = ["input_ids"]
-        for i in range(self.n_layers):
-            names += [f"past_key_{i}", f"past_value_{i}"]
-        for i in range(self.n_layers):
-            names += [f"cross_key_{i}", f"cross_value_{i}"]
-        return names + ["cache_lengths"]
-
-    def cross_names(self) -> list[str]:
-        return [n for i in range(self.n_layers) for n in (f"cross_key_{i}", f"cross_value_{i}")]
-
-    def present_names(self) -> list[str]:
-        return [n for i in range(self.n_layers) for n in (f"present_key_{i}", f"present_value_{i}")]
+from runtimes.artifact import GraphSpec
 
 
 def load_model(hf_dir):
@@ -170,10 +139,11 @@ def dummy_inputs(spec: GraphSpec, batch: int = 2, tokens: int = 3, past: int = 2
     return features, (ids, *past_kv, *cross_kv, lengths)
 
 
-def write_graph_files(spec: GraphSpec, hf_dir, out_dir, precision: str, **extra) -> None:
-    """What every graph artifact carries besides its graphs: ``graph.json`` (shapes,
-    precision, language ids) and the source's ``generation_config.json`` (suppress lists,
-    end token) for the shared decoding loop."""
+def write_graph_files(spec: GraphSpec, hf_dir, out_dir, precision: str, **target_fields) -> None:
+    """What every graph artifact carries besides its graphs: ``graph.json`` (the spec with
+    its precision, language ids and ``target_fields`` such as ``opset`` or ``traced_on``)
+    and the source's ``generation_config.json`` (suppress lists, end token) for the shared
+    decoding loop."""
     import json
     import shutil
     from pathlib import Path
@@ -181,14 +151,9 @@ def write_graph_files(spec: GraphSpec, hf_dir, out_dir, precision: str, **extra)
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     gen = json.loads((hf_dir / "generation_config.json").read_text())
     languages = {k.strip("<|>"): v for k, v in (gen.get("lang_to_id") or {}).items()}
-    shapes = {"n_mels": spec.n_mels, "n_layers": spec.n_layers, "n_heads": spec.n_heads,
-              "d_model": spec.d_model, "vocab_size": spec.vocab_size}
-    # cache_lengths: the decoder step takes per-row cache lengths (see DecoderStepGraph);
-    # artifacts exported before it was added lack the input and are served with per-batch
-    # joining (runtimes.graph.GraphRuntime.ragged).
-    (out_dir / "graph.json").write_text(json.dumps(
-        {**shapes, "precision": precision, "languages": languages, "cache_lengths": True,
-         **extra}, indent=2))
+    # cache_lengths: the decoder step takes per-row cache lengths (see DecoderStepGraph).
+    spec.with_(precision=precision, languages=languages, cache_lengths=True,
+               **target_fields).write(out_dir)
     shutil.copy2(hf_dir / "generation_config.json", out_dir)
 
 

@@ -15,22 +15,13 @@ from pathlib import Path
 from exporters.registry import register
 from exporters.sources import Source
 from exporters.targets.base import ExportOptions, ParityTolerance, Target
+from runtimes.engines.tensorrt import gpu_identity
 from runtimes.errors import DeviceError, OptionError
 
 PRECISIONS = ("fp32", "fp16")
-MAX_BATCH = 16  # beams x inputs per decoder call
+MAX_BATCH = 32  # beams x inputs per decoder call (the bench's largest GPU batch)
 MAX_PROMPT = 8
 MAX_CONTEXT = 448  # Whisper's decoder positions
-
-
-def gpu_identity() -> dict[str, str]:
-    """Name, compute capability and TensorRT version of this machine's GPU 0."""
-    import tensorrt as trt
-    import torch
-
-    major, minor = torch.cuda.get_device_capability(0)
-    return {"gpu": torch.cuda.get_device_name(0), "compute_capability": f"{major}.{minor}",
-            "tensorrt": trt.__version__}
 
 
 def _profile(builder, network, spec, encoder: bool):
@@ -118,7 +109,7 @@ class TensorRTTarget(Target):
             for graph in ("encoder", "decoder"):
                 build_engine(Path(tmp) / f"{graph}.onnx", out_dir / f"{graph}.plan", spec,
                              precision == "fp16", cache)
-        write_graph_files(spec, source.hf_dir, out_dir, precision, **gpu_identity(),
+        write_graph_files(spec, source.hf_dir, out_dir, precision, trt_identity=gpu_identity(),
                           max_batch=MAX_BATCH, max_prompt=MAX_PROMPT)
         return sorted(p for p in out_dir.iterdir() if p.is_file())
 
@@ -128,7 +119,7 @@ class TensorRTTarget(Target):
         return ParityTolerance(encoder_rel_error=1e-2, token_agreement=0.9)  # TF32 kernels
 
     def runtime_packages(self, device: str) -> tuple[str, ...]:
-        return ("tensorrt", "torch")  # torch holds the engine's CUDA buffers
+        return ("tensorrt-cu13", "torch")  # torch holds the engine's CUDA buffers
 
     def versions(self) -> dict[str, str]:
         import tensorrt

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtimes.artifact import GraphSpec
 from runtimes.base import RuntimeOptions
 from runtimes.decoding import select_rows
 from runtimes.errors import ArtifactError, DeviceError
@@ -134,10 +135,10 @@ class _CudaIO:
         session.run_with_iobinding(binding)
         return outputs
 
-    def encode(self, features: np.ndarray, names: list[str], spec: dict) -> dict:
-        b, heads, ctx = features.shape[0], spec["n_heads"], spec.get("n_audio_ctx", 1500)
-        shapes = {"encoder_output": (b, ctx, spec["d_model"])}
-        shapes.update({n: (b, heads, ctx, spec["d_model"] // heads) for n in names})
+    def encode(self, features: np.ndarray, names: list[str], spec: GraphSpec) -> dict:
+        b, ctx = features.shape[0], spec.n_audio_ctx
+        shapes = {"encoder_output": (b, ctx, spec.d_model)}
+        shapes.update({n: (b, spec.n_heads, ctx, spec.head_dim) for n in names})
         outputs = {n: self._tensor(n, s) for n, s in shapes.items()}
         return self.run(self.encoder, {"input_features": features}, outputs)
 
@@ -212,7 +213,7 @@ class OnnxRuntime(GraphRuntime):
         if (lengths := self._lengths(tokens, cache, lengths)) is not None:
             feeds["cache_lengths"] = lengths
         if self._io is not None:
-            return self._io.step(feeds, self._present_names, self._spec["vocab_size"])
+            return self._io.step(feeds, self._present_names, self._spec.vocab_size)
         logits, *present = self._decoder.run(None, feeds)
         return logits.astype(np.float32, copy=False), present
 

@@ -81,7 +81,7 @@ class OpenVINORuntime(GraphRuntime):
 
     @property
     def precision(self) -> str:
-        return f"{self._spec['precision']}/{self._hint}"  # weights / inference, e.g. int8/bf16
+        return f"{self._spec.precision}/{self._hint}"  # weights / inference, e.g. int8/bf16
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         return self._infer(self._encoder, {"input_features": features})["encoder_output"].copy()

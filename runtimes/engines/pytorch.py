@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from runtimes.artifact import is_multilingual
 from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.registry import register
@@ -84,7 +85,7 @@ class PyTorchRuntime(WhisperRuntime):
 
     @property
     def multilingual(self) -> bool:
-        return self._model.config.vocab_size >= 51865
+        return is_multilingual(self._model.config.vocab_size)
 
     @property
     def n_mels(self) -> int:

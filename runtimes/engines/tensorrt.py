@@ -17,6 +17,17 @@ from runtimes.graph import GraphRuntime
 from runtimes.registry import register
 
 
+def gpu_identity() -> dict[str, str]:
+    """Name, compute capability and TensorRT version of this machine's GPU 0: an engine runs
+    only where all three match the ones it was built with."""
+    import tensorrt as trt
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(0)
+    return {"gpu": torch.cuda.get_device_name(0), "compute_capability": f"{major}.{minor}",
+            "tensorrt": trt.__version__}
+
+
 class _Engine:
     """One deserialised engine and its execution context."""
 
@@ -63,15 +74,15 @@ class _Engine:
 
 @register
 class TensorRTRuntime(GraphRuntime):
-    """Whisper as two TensorRT engines (built from exporters.families.whisper's graphs)."""
+    """Whisper as two TensorRT engines (built from the toolkit's two ONNX graphs)."""
 
     format = "tensorrt"
     graph_files = ("encoder.plan", "decoder.plan")
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
-        super().__init__(model_dir, options)
-        if options.device != "cuda":
+        if options.device != "cuda":  # before reading anything: nothing else matters then
             raise DeviceError("TensorRT artifacts run on device 'cuda' only")
+        super().__init__(model_dir, options)
         try:
             import tensorrt as trt
             import torch
@@ -89,10 +100,8 @@ class TensorRTRuntime(GraphRuntime):
         self._past = [n for n in self._decoder.inputs if n.startswith("past")]
 
     def _check_identity(self) -> None:
-        from exporters.targets.tensorrt import gpu_identity
-
         here = gpu_identity()
-        built = {key: self._spec.get(key) for key in here}
+        built = self._spec.trt_identity
         if built != here:
             raise ArtifactError(
                 f"{self.model_dir} was built for {built}, this machine is {here}; TensorRT "
@@ -132,9 +141,9 @@ class TensorRTRuntime(GraphRuntime):
 
     def generate(self, features: np.ndarray, prompts: list[list[int]],
                  options: DecodingOptions) -> list[list[int]]:
-        if features.shape[0] * options.beam_size > self._spec["max_batch"]:
+        if features.shape[0] * options.beam_size > (self._spec.max_batch or 0):
             raise OptionError(f"batch x beams = {features.shape[0] * options.beam_size} exceeds "
-                              f"this engine's profile maximum {self._spec['max_batch']}")
+                              f"this engine's profile maximum {self._spec.max_batch}")
         return super().generate(features, prompts, options)
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ class TorchScriptRuntime(GraphRuntime):
         self._check_precision(options.precision)
         if options.device == "cuda" and not torch.cuda.is_available():
             raise DeviceError("device 'cuda' was requested but PyTorch sees no CUDA GPU")
-        traced_on = self._spec.get("traced_on", "cpu")  # older artifacts were traced on CPU
+        traced_on = self._spec.traced_on  # "cpu" for older artifacts, which were traced there
         if traced_on != options.device:
             raise OptionError(
                 f"{model_dir} was traced for device {traced_on!r} and a trace keeps the device "
@@ -70,7 +70,7 @@ class TorchScriptRuntime(GraphRuntime):
         import torch
 
         return [torch.zeros(self._cache_shape(batch), dtype=self._dtype, device=self._device)
-                for _ in range(2 * self._spec["n_layers"])]
+                for _ in range(2 * self._spec.n_layers)]
 
     def decode_step(self, tokens: np.ndarray, cache: list, cross: list, lengths=None):
         import torch

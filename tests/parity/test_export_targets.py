@@ -9,9 +9,9 @@ import pytest
 import runtimes
 from exporters import registry
 from exporters.api import export
-from exporters.artifact import read_manifest, verify
 from exporters.calibration import CalibrationSet
 from exporters.targets.base import ExportOptions
+from runtimes.artifact import read_manifest, verify
 from runtimes.audio import load_audio
 from runtimes.cpu import cpu_info
 from runtimes.features import batch_log_mel

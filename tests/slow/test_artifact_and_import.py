@@ -8,9 +8,9 @@ import numpy as np
 import runtimes
 from bench.metrics import normalizer
 from bench.runner import dir_size_mb
-from exporters.artifact import read_manifest
 from exporters.ct2_format import read_model_bin
 from exporters.sources import resolve
+from runtimes.artifact import read_manifest
 from tests.slow.conftest import subset
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.artifact import (
+from runtimes.artifact import (
     Manifest,
     describe_files,
     read_manifest,
@@ -52,3 +52,44 @@ def test_read_manifest_errors(tmp_path):
     (tmp_path / "artifact.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="not a valid manifest"):
         read_manifest(tmp_path)
+
+
+def test_graph_spec_round_trips_and_reads_old_files(tmp_path):
+    import json
+
+    from runtimes.artifact import GRAPH_SPEC_VERSION, GraphSpec
+
+    spec = GraphSpec(80, 4, 6, 384, 51864, "int8", {}, True, traced_on="cuda", opset=17)
+    spec.write(tmp_path)
+    assert GraphSpec.read(tmp_path) == spec and spec.version == GRAPH_SPEC_VERSION
+    # written before the spec had a version: every key it had, plus one we never knew
+    old = {"n_mels": 80, "n_layers": 4, "n_heads": 6, "d_model": 384, "vocab_size": 51865,
+           "precision": "fp32", "languages": {"en": 50259}, "opset": 17, "novel": [1]}
+    (tmp_path / "graph.json").write_text(json.dumps(old))
+    read = GraphSpec.read(tmp_path)
+    assert read.version == 0 and not read.cache_lengths and read.traced_on == "cpu"
+    assert read.multilingual and read.languages == {"en": 50259} and read.extra == {"novel": [1]}
+    assert json.loads(read.to_json())["novel"] == [1]  # kept on a rewrite
+
+
+def test_graph_spec_from_a_newer_writer_or_broken_is_refused(tmp_path):
+    from runtimes.artifact import GraphSpec
+
+    GraphSpec(80, 4, 6, 384, 51864, version=99).write(tmp_path)
+    with pytest.raises(ArtifactError, match="version 99; this toolkit reads up to"):
+        GraphSpec.read(tmp_path)
+    (tmp_path / "graph.json").write_text('{"precision": "fp32"}')
+    with pytest.raises(ArtifactError, match="not a valid graph spec"):
+        GraphSpec.read(tmp_path)
+    with pytest.raises(ArtifactError, match="has no graph.json"):
+        GraphSpec.read(tmp_path / "nowhere")
+
+
+def test_manifest_of_another_family_is_refused(tmp_path):
+    import runtimes
+    from runtimes.artifact import Manifest, write_manifest
+
+    write_manifest(tmp_path, Manifest("onnx", "fp32", "cpu", "wav2vec2", {}, {}, {}, (), {},
+                                      {}, "now"))
+    with pytest.raises(ArtifactError, match="holds a 'wav2vec2' model"):
+        runtimes.load_runtime(tmp_path)

@@ -1,6 +1,8 @@
-"""Speech sets to benchmark on: a manifest TSV with references, or a folder of audio files.
+"""Sets of audio files: a manifest TSV with references, or a folder of audio files.
 
-The manifest format is the one of ``../shared/data/speech/manifest.tsv``: tab-separated,
+The benchmark measures on them, an export calibrates on them, and a batch job transcribes
+them, so they live with the runtimes, the lowest layer. The manifest format is the one of
+the project's speech data (``shared/data/speech/manifest.tsv`` beside a checkout):
 with at least the columns ``id``, ``path`` (relative to the manifest) and ``reference``;
 ``language``, ``subset`` and ``duration_s`` are used when present.
 """
