@@ -9,12 +9,29 @@ import time
 from pathlib import Path
 
 from bench import report, runner
+from bench.options import BenchOptions, run_info
 from bench.systems import SystemSpec, faster_whisper_rows
 from runtimes import datasets
-from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.errors import ToolkitError
 
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "shared/data/speech/manifest.tsv"
+#: The speech data beside a checkout of this repository; an installed package has none, so
+#: the command lines use it only when it is there, and say so.
+CHECKOUT_MANIFEST = Path(__file__).resolve().parents[2] / "shared/data/speech/manifest.tsv"
+
+
+def manifest_or_checkout(given: Path | None) -> Path:
+    """``given``, else the checkout's speech manifest (the report's settings name the one
+    used).
+
+    Raises:
+        ToolkitError: nothing given and no checkout data beside this code.
+    """
+    if given is not None:
+        return given
+    if not CHECKOUT_MANIFEST.is_file():
+        raise ToolkitError("no --manifest given and no speech data beside this checkout "
+                           f"({CHECKOUT_MANIFEST}): pass --manifest TSV or an audio folder")
+    return CHECKOUT_MANIFEST
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faster-whisper-batched", default="none", metavar="COMPUTE_TYPE",
                    help="compute type of a row for faster-whisper's BatchedInferencePipeline "
                    "(VAD-packed windows; its long-form mode), 'none' to skip (default: none)")
-    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST,
-                   help="speech manifest TSV, or a folder of audio files (speed only)")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="speech manifest TSV, or a folder of audio files (speed only); "
+                   "default: the checkout's ../shared/data/speech/manifest.tsv")
     p.add_argument("--subset", default=None, help="manifest subset, e.g. en, longform, multi")
     p.add_argument("--limit", type=int, default=None, help="first N clips only")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8],
@@ -51,69 +69,60 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def systems(args: argparse.Namespace) -> tuple[list[SystemSpec], list[str]]:
+def systems(options: BenchOptions) -> tuple[list[SystemSpec], list[str]]:
     """The rows to run, in report order, and notes on rows that had to be left out."""
     from exporters import sources
     from runtimes.artifact import read_manifest
 
-    notes = []
     artifacts = []
-    labels = [f"{m.format} {m.precision}" for m in map(read_manifest, args.artifacts)]
-    for path, label in zip(args.artifacts, labels):
+    labels = [f"{m.format} {m.precision}" for m in map(read_manifest, options.artifacts)]
+    for path, label in zip(options.artifacts, labels):
         if labels.count(label) > 1:  # rows are keyed by name: two of a kind need their paths
             label = f"{label} ({path})"
         artifacts.append(SystemSpec(label, "toolkit", str(path)))
-    source = sources.resolve(args.model)
-    precisions = [p for p in args.pytorch if p != "none"]
+    source = sources.resolve(options.model)
+    precisions = [p for p in options.pytorch if p != "none"]
     rows = [SystemSpec(f"pytorch {p}", "toolkit", str(source.hf_dir), p, baseline=(i == 0))
             for i, p in enumerate(precisions)]
-    rows += artifacts
-    references, skipped = faster_whisper_rows(
-        source, {a.name: Path(a.path) for a in artifacts}, args.faster_whisper,
-        args.faster_whisper_batched)
-    if references and args.max_new_tokens != 224:
+    references, notes = faster_whisper_rows(
+        source, {a.name: Path(a.path) for a in artifacts}, options.faster_whisper,
+        options.faster_whisper_batched)
+    if references and options.max_new_tokens != 224:
         notes.append("faster-whisper rows decode up to their own 224 new tokens")
-    return rows + references, notes + skipped
+    return rows + artifacts + references, notes
 
 
-def validate(args: argparse.Namespace) -> None:
-    """Checks shared with scripts/compare_runtimes.py (same option names)."""
-    if any(b < 1 for b in args.batch_sizes):
-        raise ToolkitError(f"--batch-sizes must be >= 1, got {args.batch_sizes}")
-    if args.limit is not None and args.limit < 1:
-        raise ToolkitError(f"--limit must be >= 1, got {args.limit}")
-    if args.repeats < 1:
-        raise ToolkitError(f"--repeats must be >= 1, got {args.repeats}")
-    if args.threads < 0:
-        raise ToolkitError(f"--threads must be >= 0, got {args.threads}")
-
-
-def run(args: argparse.Namespace) -> str:
-    validate(args)
-    decoding = DecodingOptions(beam_size=args.beam_size, language=args.language,
-                               max_new_tokens=args.max_new_tokens)
-    runtime = RuntimeOptions(device=args.device, threads=args.threads)
-    clips = datasets.load_clips(args.manifest, args.subset, args.limit)
-    specs, notes = systems(args)
-    batch_sizes = sorted(set([1, *args.batch_sizes]))
-    rows = runner.run(specs, clips, runtime, decoding, batch_sizes, args.repeats)
-    run_info = {
-        "decoding": {**decoding.__dict__}, "environment": runner.environment(args.threads, args.device),
-        "dataset": {"source": str(args.manifest), "subset": args.subset, "clips": len(clips),
-                    "audio_s": rows[0].audio_s if rows and not rows[0].error else 0.0},
-        "normalizers": runner.normalizers_used(clips), "notes": notes, "repeats": args.repeats,
-        "command": "python -m bench " + shlex.join(sys.argv[1:]),
-    }
-    out = args.out or Path("results") / time.strftime("bench-%Y%m%d-%H%M%S")
-    text = report.write(out, rows, run_info, batch_sizes)
+def run(options: BenchOptions, command: str) -> str:
+    """Measure, write the report into ``options.out`` and return it as Markdown."""
+    clips = datasets.load_clips(options.manifest, options.subset, options.limit)
+    specs, notes = systems(options)
+    rows = runner.run(specs, clips, options.runtime(), options.decoding(), options.sizes,
+                      options.repeats)
+    dataset = {"source": str(options.manifest), "subset": options.subset, "clips": len(clips),
+               "audio_s": rows[0].audio_s if rows and not rows[0].error else 0.0}
+    info = run_info(options, dataset, runner.normalizers_used(clips), notes, command)
+    out = options.out or Path("results") / time.strftime("bench-%Y%m%d-%H%M%S")
+    text = report.write(out, rows, info, options.sizes)
     print(f"wrote {out}/report.md, report.csv, results.jsonl", file=sys.stderr)
     return text
+
+
+def options_from(args: argparse.Namespace) -> BenchOptions:
+    """The typed options the command line names (OptionError for a bad value)."""
+    return BenchOptions(
+        manifest=manifest_or_checkout(args.manifest), limit=args.limit,
+        batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, threads=args.threads,
+        beam_size=args.beam_size, language=args.language, max_new_tokens=args.max_new_tokens,
+        device=args.device, faster_whisper=args.faster_whisper,
+        faster_whisper_batched=args.faster_whisper_batched, artifacts=tuple(args.artifacts),
+        model=args.model, pytorch=tuple(args.pytorch), subset=args.subset, out=args.out)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        print(run(args))
+        command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+        print(run(options_from(args), command))
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

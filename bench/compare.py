@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import report, runner
+from bench.options import CompareOptions
 from bench.runner import Row
 from bench.systems import SystemSpec, faster_whisper_rows
 from runtimes import datasets
-from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.errors import ToolkitError
 
 
@@ -84,7 +84,7 @@ def plan(device: str, targets: list[str] | None = None,
 
 
 def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
-               threads: int, calibration=None
+               threads: int, calibration=None, parity_audio: Path | None = None,
                ) -> tuple[dict[str, Path], dict[str, float], list[Variant]]:
     """Export each runnable variant into ``out_dir``; a failed export becomes a skipped row."""
     from exporters import registry
@@ -100,7 +100,8 @@ def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
         options = ExportOptions(variant.target, variant.precision, device, threads,
                                 calibration if calibrated else None)
         try:
-            result = export(model, options, path, force=True, log=lambda _: None)
+            result = export(model, options, path, force=True, parity_audio=parity_audio,
+                            log=lambda _: None)
         except ToolkitError as exc:
             failed.append(Variant(variant.target, variant.precision, f"export failed: {exc}"))
             continue
@@ -124,44 +125,47 @@ def recommend(rows: list[Row], artifacts: set[str], max_wer_delta: float) -> str
             f"{best.size_mb:.1f} MB.")
 
 
-def run(args, out_dir: Path) -> Comparison:
+def run(options: CompareOptions, out_dir: Path) -> Comparison:
     """Plan, export, benchmark every subset, recommend; write nothing yet."""
-    from exporters import calibration, sources
+    from exporters import sources
 
-    calib = calibration.from_args(args)
-    variants = plan(args.device, args.targets, calib is not None)
+    calib = options.calibration
+    if calib is not None:
+        calib.files()  # a bad --calibration fails before any export
+    variants = plan(options.device, list(options.targets) or None, calib is not None)
     runnable = ["pytorch float32", *(v.name for v in variants if v.skip_reason is None)]
-    if args.profile is not None and args.profile not in runnable:
-        raise ToolkitError(f"--profile {args.profile!r} is not a row of this comparison; "
+    if options.profile is not None and options.profile not in runnable:
+        raise ToolkitError(f"--profile {options.profile!r} is not a row of this comparison; "
                            f"one of: {', '.join(runnable)}")
-    source = sources.resolve(args.model)  # a bad --model fails before any export
-    clip_sets = {s: datasets.load_clips(args.manifest, s, args.limit) for s in args.subsets}
-    paths, export_s, failed = export_all(args.model, variants, out_dir / "artifacts",
-                                         args.device, args.threads, calib)
+    source = sources.resolve(options.model)  # a bad --model fails before any export
+    clip_sets = {s: datasets.load_clips(options.manifest, s, options.limit)
+                 for s in options.subsets}
+    paths, export_s, failed = export_all(options.model, variants, out_dir / "artifacts",
+                                         options.device, options.threads, calib,
+                                         options.parity_audio)
     skipped = [v for v in variants if v.skip_reason] + failed
-    specs = _specs(args, source, paths)
-    decoding = DecodingOptions(beam_size=args.beam_size, language=args.language)
-    runtime = RuntimeOptions(device=args.device, threads=args.threads)
+    specs = _specs(options, source, paths)
     rows = {}
     for subset, clips in clip_sets.items():
         print(f"[bench] subset {subset}: {len(clips)} clips, {len(specs)} systems",
               file=sys.stderr, flush=True)
-        rows[subset] = runner.run(specs, clips, runtime, decoding, args.batch_sizes, args.repeats)
+        rows[subset] = runner.run(specs, clips, options.runtime(), options.decoding(),
+                                  options.sizes, options.repeats)
         for row in rows[subset]:
             row.export_s = export_s.get(row.name, float("nan"))
     comparison = Comparison(rows, skipped, export_s)
-    if calib is not None and _overlaps(calib, args.manifest, args.subsets):
+    if calib is not None and _overlaps(calib, options.manifest, options.subsets):
         comparison.notes.append("the calibration audio overlaps the evaluation subsets, so "
                                 "calibrated rows' WER may be optimistic")
     comparison.paths = {spec.name: Path(spec.path) for spec in specs}
     comparison.first_clips = next(iter(clip_sets.values()))
-    if args.max_wer_delta is not None:
-        first = rows[args.subsets[0]]
-        comparison.recommendation = recommend(first, set(paths), args.max_wer_delta)
+    if options.max_wer_delta is not None:
+        first = rows[options.subsets[0]]
+        comparison.recommendation = recommend(first, set(paths), options.max_wer_delta)
     return comparison
 
 
-def _overlaps(calib, manifest: Path, subsets: list[str]) -> bool:
+def _overlaps(calib, manifest: Path, subsets: tuple[str, ...]) -> bool:
     """Whether calibration clips may also be evaluation clips (same manifest, a shared or
     unrestricted subset)."""
     if calib.path.resolve() != Path(manifest).resolve():
@@ -169,11 +173,11 @@ def _overlaps(calib, manifest: Path, subsets: list[str]) -> bool:
     return not calib.subsets or bool(set(calib.subsets) & set(subsets))
 
 
-def _specs(args, source, paths: dict[str, Path]) -> list[SystemSpec]:
+def _specs(options: CompareOptions, source, paths: dict[str, Path]) -> list[SystemSpec]:
     specs = [SystemSpec("pytorch float32", "toolkit", str(source.hf_dir), "float32", True)]
     specs += [SystemSpec(name, "toolkit", str(path)) for name, path in paths.items()]
-    references, _ = faster_whisper_rows(source, paths, args.faster_whisper,
-                                        args.faster_whisper_batched)
+    references, _ = faster_whisper_rows(source, paths, options.faster_whisper,
+                                        options.faster_whisper_batched)
     return specs + references
 
 
@@ -213,16 +217,17 @@ def write(comparison: Comparison, out_dir: Path, run_info: dict,
 
 
 
-def profile_section(args, out_dir: Path, comparison: Comparison, clips: int = 8) -> str:
+def profile_section(options: CompareOptions, out_dir: Path, comparison: Comparison,
+                    clips: int = 8) -> str:
     """Top operators of the ``--profile`` row on the first clips of the first subset;
     also written to profile.md."""
     from bench.profile import profile_markdown
     from runtimes.audio import load_audio
 
     audio = [load_audio(c.path) for c in comparison.first_clips[:clips]]
-    print(f"[profile] {args.profile} on {len(audio)} clips", file=sys.stderr, flush=True)
-    text = profile_markdown(args.profile, comparison.paths[args.profile], audio, args.threads,
-                            args.device)
+    print(f"[profile] {options.profile} on {len(audio)} clips", file=sys.stderr, flush=True)
+    text = profile_markdown(options.profile, comparison.paths[options.profile], audio,
+                            options.threads, options.device)
     (out_dir / "profile.md").write_text(text)
     with open(out_dir / "report.md", "a") as f:
         f.write("\n" + text)

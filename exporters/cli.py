@@ -45,8 +45,23 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
                    "auto = this machine's CPU (default)")
     p.add_argument("--threads", type=int, default=0, help="threads for validation (0 = all)")
     p.add_argument("--parity-audio", type=Path,
-                   help="clip for the parity check (default: the JFK clip if found, else synthetic)")
+                   help="clip for the parity check (default: $WHISPER_EXPORTERS_PARITY_AUDIO, "
+                   "else the JFK clip of the checkout's speech data, else a synthetic signal)")
     calibration.add_arguments(p)
+
+
+#: The JFK clip of the speech data beside a checkout; an installed package has none.
+CHECKOUT_CLIP = Path(__file__).resolve().parents[2] / "shared/data/speech/jfk/jfk.flac"
+
+
+def parity_clip(given: Path | None) -> Path | None:
+    """--parity-audio, else the environment's clip, else the checkout's JFK, else None: the
+    export then checks parity on a synthetic signal. The manifest records the clip used."""
+    from exporters.validate import default_parity_audio
+
+    if given is not None or default_parity_audio() is not None:
+        return given or default_parity_audio()
+    return CHECKOUT_CLIP if CHECKOUT_CLIP.is_file() else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +96,8 @@ def _run(args: argparse.Namespace) -> int:
                             calibration.from_args(args), args.int8_kernels)
     if args.parity_audio is not None and not args.parity_audio.is_file():
         raise ToolkitError(f"--parity-audio {args.parity_audio} is not a file")
-    result = export(args.model, options, args.output, args.force, args.parity_audio, args.bundle)
+    result = export(args.model, options, args.output, args.force, parity_clip(args.parity_audio),
+                    args.bundle)
     m = result.manifest
     print(f"exported {args.model} -> {result.path} ({m.format} {m.precision}, "
           f"{m.total_bytes / 1e6:.1f} MB, parity: encoder rel. error "

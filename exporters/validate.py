@@ -21,8 +21,6 @@ from runtimes.features import batch_log_mel
 from runtimes.pipeline import Transcriber
 from runtimes.tokens import load_tokenizer
 
-_REPO_CLIP = Path(__file__).resolve().parents[2] / "shared/data/speech/jfk/jfk.flac"
-
 
 @dataclass(frozen=True)
 class ParityReport:
@@ -42,11 +40,11 @@ class ParityReport:
 
 
 def default_parity_audio() -> Path | None:
-    """``$WHISPER_EXPORTERS_PARITY_AUDIO``, else the JFK clip beside a checkout of this repo,
-    else None (a synthetic signal is used)."""
+    """``$WHISPER_EXPORTERS_PARITY_AUDIO``, else None (a synthetic signal is used). The
+    command line passes the checkout's JFK clip when there is one (exporters.cli)."""
     if env := os.environ.get("WHISPER_EXPORTERS_PARITY_AUDIO"):
         return Path(env)
-    return _REPO_CLIP if _REPO_CLIP.is_file() else None
+    return None
 
 
 def _synthetic_audio(seconds: float = 5.0) -> np.ndarray:

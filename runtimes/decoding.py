@@ -1,5 +1,5 @@
-"""The decoding loops shared by graph runtimes (ONNX Runtime now; OpenVINO, TorchScript and
-TensorRT next): greedy and beam search over an encoder pass + ``decode_step`` with a KV cache.
+"""The decoding loops shared by the graph runtimes (ONNX Runtime, OpenVINO, TorchScript and
+TensorRT): greedy and beam search over an encoder pass + ``decode_step`` with a KV cache.
 
 It applies the same rules as transformers' and CTranslate2's Whisper generate: the forced
 prompt, the model's suppress list at every step, blank and end-of-text suppressed at the

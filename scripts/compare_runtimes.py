@@ -21,9 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import compare, runner  # noqa: E402
-from bench.cli import DEFAULT_MANIFEST, validate  # noqa: E402
+from bench import compare  # noqa: E402
+from bench.cli import manifest_or_checkout  # noqa: E402
+from bench.options import CompareOptions, run_info  # noqa: E402
 from exporters import calibration  # noqa: E402
+from exporters.cli import parity_clip  # noqa: E402
 from runtimes.errors import ToolkitError  # noqa: E402
 
 
@@ -33,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="bundled:tiny.en", help="source checkpoint (any --model)")
     p.add_argument("--targets", nargs="+", help="only these targets (default: all)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="speech manifest TSV (default: the checkout's ../shared/data/speech)")
     p.add_argument("--subsets", nargs="+", default=["en", "longform"],
                    help="manifest subsets, each its own table (default: en longform)")
     p.add_argument("--limit", type=int, help="first N clips of each subset")
@@ -56,38 +59,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check(args: argparse.Namespace) -> None:
-    validate(args)  # --limit, --repeats, --batch-sizes, --threads, as python -m bench
-    if args.max_wer_delta is not None and args.max_wer_delta < 0:
-        raise ToolkitError(f"--max-wer-delta must be >= 0 (WER points), got {args.max_wer_delta}")
-    args.batch_sizes = sorted({1, *args.batch_sizes})
-    calib = calibration.from_args(args)
-    if calib is not None:
-        calib.files()  # a bad --calibration fails before any export
+def options_from(args: argparse.Namespace) -> CompareOptions:
+    """The typed options the command line names (OptionError for a bad value)."""
+    return CompareOptions(
+        manifest=manifest_or_checkout(args.manifest), limit=args.limit,
+        batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, threads=args.threads,
+        beam_size=args.beam_size, language=args.language, device=args.device,
+        faster_whisper=args.faster_whisper, faster_whisper_batched=args.faster_whisper_batched,
+        model=args.model, targets=tuple(args.targets or ()), subsets=tuple(args.subsets),
+        max_wer_delta=args.max_wer_delta, profile=args.profile,
+        calibration=calibration.from_args(args), parity_audio=parity_clip(None))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     out = args.out or Path("results") / time.strftime("compare-%Y%m%d-%H%M%S")
+    command = "python scripts/compare_runtimes.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv)
     try:
-        _check(args)
-        comparison = compare.run(args, out)
-        run_info = {
-            "model": args.model, "decoding": {"beam_size": args.beam_size, "language": args.language,
-                                              "task": "transcribe", "max_new_tokens": 224},
-            "environment": runner.environment(args.threads, args.device),
-            "dataset": {"source": str(args.manifest), "subset": ", ".join(args.subsets),
-                        "clips": sum(rows[0].clips for rows in comparison.rows.values()),
-                        "audio_s": sum(rows[0].audio_s for rows in comparison.rows.values())},
-            "normalizers": ["whisper-english+spelling (en)", "whisper-basic (other languages)"],
-            "notes": comparison.notes, "repeats": args.repeats,
-            "command": "python scripts/compare_runtimes.py " + shlex.join(sys.argv[1:] if argv is None
-                                                                          else argv),
-        }
-        text = compare.write(comparison, out, run_info, args.batch_sizes)
-        if args.profile:
-            text += compare.profile_section(args, out, comparison)
+        options = options_from(args)
+        comparison = compare.run(options, out)
+        dataset = {"source": str(options.manifest), "subset": ", ".join(options.subsets),
+                   "clips": sum(rows[0].clips for rows in comparison.rows.values()),
+                   "audio_s": sum(rows[0].audio_s for rows in comparison.rows.values())}
+        info = run_info(options, dataset, ["whisper-english+spelling (en)",
+                                           "whisper-basic (other languages)"],
+                        comparison.notes, command, model=options.model)
+        text = compare.write(comparison, out, info, options.sizes)
+        if options.profile:
+            text += compare.profile_section(options, out, comparison)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

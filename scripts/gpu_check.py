@@ -54,12 +54,12 @@ class Check:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bench.cli import DEFAULT_MANIFEST
+    from bench.cli import CHECKOUT_MANIFEST
 
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="bundled:tiny.en", help="source checkpoint (any --model)")
-    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST,
+    p.add_argument("--manifest", type=Path, default=CHECKOUT_MANIFEST,
                    help="speech manifest TSV (default: ../shared/data/speech/manifest.tsv)")
     p.add_argument("--subset", default="en")
     p.add_argument("--limit", type=int, help="first N clips only")

@@ -21,6 +21,14 @@ SPEECH = Path(os.environ.get("WHISPER_EXPORTERS_SPEECH", ROOT.parent / "shared/d
 MANIFEST = SPEECH / "manifest.tsv"
 
 
+def pytest_configure(config):
+    """Exports check parity on the JFK clip, as the command line does from a checkout (the
+    library itself defaults to a synthetic signal: an installed package has no clips)."""
+    jfk = SPEECH / "jfk" / "jfk.flac"
+    if jfk.is_file():
+        os.environ.setdefault("WHISPER_EXPORTERS_PARITY_AUDIO", str(jfk))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         tier = Path(str(item.fspath)).parent.name

@@ -1,0 +1,134 @@
+"""What a benchmark run is asked to do, as typed options: ``python -m bench`` builds a
+:class:`BenchOptions`, ``scripts/compare_runtimes.py`` a :class:`CompareOptions`, and the
+library functions take these, never argparse namespaces. Bad values fail here, before any
+work, naming the option and what it accepts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from exporters.calibration import CalibrationSet
+from runtimes.base import DEVICES, DecodingOptions, RuntimeOptions
+from runtimes.errors import OptionError
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """What every benchmark run shares.
+
+    Attributes:
+        manifest: speech manifest TSV, or a folder of audio files (speed only). No default
+            here: an installed package has no speech data; the command lines default to the
+            checkout's and say so.
+        limit: first N clips of each subset.
+        batch_sizes: batch sizes to time; 1 is always timed.
+        repeats: alternating rounds, merged by medians.
+        threads: threads per runtime (0 = all cores).
+        beam_size, language: decoding settings (DecodingOptions).
+        max_new_tokens: generated tokens per 30 s window.
+        device: where every system runs.
+        faster_whisper, faster_whisper_batched: compute types of the faster-whisper
+            reference rows ("none" leaves a row out).
+    """
+
+    manifest: Path
+    limit: int | None = None
+    batch_sizes: tuple[int, ...] = (1, 8)
+    repeats: int = 1
+    threads: int = 0
+    beam_size: int = 1
+    language: str | None = None
+    max_new_tokens: int = 224
+    device: str = "cpu"
+    faster_whisper: str = "int8"
+    faster_whisper_batched: str = "none"
+
+    def __post_init__(self) -> None:
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise OptionError(f"--batch-sizes must be >= 1, got {list(self.batch_sizes)}")
+        if self.limit is not None and self.limit < 1:
+            raise OptionError(f"--limit must be >= 1, got {self.limit}")
+        if self.repeats < 1:
+            raise OptionError(f"--repeats must be >= 1, got {self.repeats}")
+        if self.threads < 0:
+            raise OptionError(f"--threads must be >= 0, got {self.threads}")
+        if self.device not in DEVICES:
+            raise OptionError(f"--device {self.device!r} is not one of: {', '.join(DEVICES)}")
+        self.decoding()  # beam size and token count checked by DecodingOptions
+
+    @property
+    def sizes(self) -> list[int]:
+        """Batch sizes to time, 1 included, sorted."""
+        return sorted({1, *self.batch_sizes})
+
+    def decoding(self) -> DecodingOptions:
+        return DecodingOptions(beam_size=self.beam_size, language=self.language,
+                               max_new_tokens=self.max_new_tokens)
+
+    def runtime(self) -> RuntimeOptions:
+        return RuntimeOptions(device=self.device, threads=self.threads)
+
+
+@dataclass(frozen=True)
+class BenchOptions(MeasureOptions):
+    """``python -m bench``: given artifacts against the PyTorch baseline.
+
+    Attributes:
+        artifacts: artifact directories, one row each.
+        model: source of the PyTorch baseline.
+        pytorch: PyTorch row precisions; the first is the ΔWER baseline.
+        subset: manifest subset.
+        out: report directory (None: results/bench-<time>).
+    """
+
+    artifacts: tuple[Path, ...] = ()
+    model: str = "bundled:tiny.en"
+    pytorch: tuple[str, ...] = ("float32",)
+    subset: str | None = None
+    out: Path | None = None
+
+
+@dataclass(frozen=True)
+class CompareOptions(MeasureOptions):
+    """``scripts/compare_runtimes.py``: every target x precision exported and measured.
+
+    Attributes:
+        model: source checkpoint every artifact is exported from.
+        targets: only these export targets (empty: all).
+        subsets: manifest subsets, each its own table.
+        max_wer_delta: name the fastest artifact within this many WER points.
+        profile: the row whose top operators are reported.
+        calibration: audio for the precisions that quantise activations.
+        parity_audio: the clip every export's parity check runs on (None: synthetic).
+    """
+
+    model: str = "bundled:tiny.en"
+    targets: tuple[str, ...] = ()
+    subsets: tuple[str, ...] = ("en", "longform")
+    max_wer_delta: float | None = None
+    profile: str | None = None
+    calibration: CalibrationSet | None = None
+    parity_audio: Path | None = None
+    faster_whisper_batched: str = "int8"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_wer_delta is not None and self.max_wer_delta < 0:
+            raise OptionError(f"--max-wer-delta must be >= 0 (WER points), got {self.max_wer_delta}")
+        if not self.subsets:
+            raise OptionError("--subsets needs at least one subset")
+
+
+def run_info(options: MeasureOptions, dataset: dict, normalizers: list[str], notes: list[str],
+             command: str, **more) -> dict:
+    """The settings recorded with every result and printed under every table (one
+    definition for the bench and the comparison)."""
+    from bench.runner import environment
+
+    return {
+        "decoding": asdict(options.decoding()),
+        "environment": environment(options.threads, options.device),
+        "dataset": dataset, "normalizers": normalizers, "notes": notes,
+        "repeats": options.repeats, "command": command, **more,
+    }
