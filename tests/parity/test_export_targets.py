@@ -55,7 +55,7 @@ def test_export_every_cpu_precision(target, precision, tiny_random, reference, c
     manifest = read_manifest(out)
     if calibrated:  # the manifest says what the activation ranges were measured on
         assert manifest.options["calibration"] == {
-            "path": str(MANIFEST), "subsets": ["formats"], "max_windows": 3, "files": 4}
+            "path": str(MANIFEST.resolve()), "subsets": ["formats"], "max_windows": 3, "files": 4}
     assert result.path == out and manifest.format == registry.get(target).format
     assert manifest.precision == precision and manifest.parity["passed"]
     assert manifest.parity["machine"] == cpu_info().label()
