@@ -107,15 +107,22 @@ def run(options: BenchOptions, command: str) -> str:
     return text
 
 
+def measure_fields(args: argparse.Namespace) -> dict:
+    """The ``MeasureOptions`` fields both command lines (this one and
+    scripts/compare_runtimes.py) take, under the same option names."""
+    return dict(
+        manifest=manifest_or_checkout(args.manifest), limit=args.limit,
+        batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, threads=args.threads,
+        beam_size=args.beam_size, language=args.language, device=args.device,
+        faster_whisper=args.faster_whisper, faster_whisper_batched=args.faster_whisper_batched)
+
+
 def options_from(args: argparse.Namespace) -> BenchOptions:
     """The typed options the command line names (OptionError for a bad value)."""
     return BenchOptions(
-        manifest=manifest_or_checkout(args.manifest), limit=args.limit,
-        batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, threads=args.threads,
-        beam_size=args.beam_size, language=args.language, max_new_tokens=args.max_new_tokens,
-        device=args.device, faster_whisper=args.faster_whisper,
-        faster_whisper_batched=args.faster_whisper_batched, artifacts=tuple(args.artifacts),
-        model=args.model, pytorch=tuple(args.pytorch), subset=args.subset, out=args.out)
+        **measure_fields(args), max_new_tokens=args.max_new_tokens,
+        artifacts=tuple(args.artifacts), model=args.model, pytorch=tuple(args.pytorch),
+        subset=args.subset, out=args.out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Sets of audio files: a manifest TSV with references, or a folder of audio files.
 
-The benchmark measures on them, an export calibrates on them, and a batch job transcribes
-them, so they live with the runtimes, the lowest layer. The manifest format is the one of
+The benchmark measures on them and an export calibrates on them, so they live with the
+runtimes, the lowest layer both import. The manifest format is the one of
 the project's speech data (``shared/data/speech/manifest.tsv`` beside a checkout):
 with at least the columns ``id``, ``path`` (relative to the manifest) and ``reference``;
 ``language``, ``subset`` and ``duration_s`` are used when present.

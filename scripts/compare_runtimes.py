@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import compare  # noqa: E402
-from bench.cli import manifest_or_checkout  # noqa: E402
+from bench.cli import measure_fields  # noqa: E402
 from bench.options import CompareOptions, run_info  # noqa: E402
 from exporters import calibration  # noqa: E402
 from exporters.cli import parity_clip  # noqa: E402
@@ -62,10 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from(args: argparse.Namespace) -> CompareOptions:
     """The typed options the command line names (OptionError for a bad value)."""
     return CompareOptions(
-        manifest=manifest_or_checkout(args.manifest), limit=args.limit,
-        batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, threads=args.threads,
-        beam_size=args.beam_size, language=args.language, device=args.device,
-        faster_whisper=args.faster_whisper, faster_whisper_batched=args.faster_whisper_batched,
+        **measure_fields(args),
         model=args.model, targets=tuple(args.targets or ()), subsets=tuple(args.subsets),
         max_wer_delta=args.max_wer_delta, profile=args.profile,
         calibration=calibration.from_args(args), parity_audio=parity_clip(None))
