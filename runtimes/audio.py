@@ -10,6 +10,7 @@ request, and decoding a typical clip took 25 ms with it against 8 ms without.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -20,48 +21,81 @@ SAMPLE_RATE = 16000
 # Peak level under which a recording counts as silence (-60 dBFS). Whisper hallucinates
 # on silence ("Thank you."), so silence is answered with an empty transcript instead.
 SILENCE_PEAK = 10 ** (-60 / 20)
+#: Fewest bytes of upload per second of decoded audio that real speech files have: Opus, the
+#: leanest codec FFmpeg decodes, needs 6 kbit/s = 750 bytes/s. A 1 Hz WAV of 21.6 KB claims
+#: 3 hours (2 bytes/s) and decoded to 2.4 GB in a server; at 64 bytes/s it stops at 337 s.
+MIN_BYTES_PER_SECOND = 64
 
 
-def load_audio(path: str | Path) -> np.ndarray:
+class AudioTooLongError(AudioError):
+    """The audio decodes to more than the caller allows; decoding stopped there."""
+
+
+def load_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray:
     """Decode an audio file to 16 kHz mono float32 in [-1, 1].
 
     Args:
         path: any file FFmpeg can decode.
+        max_seconds: stop decoding past this length (see ``max_decoded_seconds``).
 
     Returns:
         A 1-D float32 array.
 
     Raises:
         AudioError: the file is missing, empty (0 bytes), not audio, or has no samples.
+        AudioTooLongError: it decodes to more than the limit.
     """
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise AudioError(f"audio file is empty (0 bytes): {path}")
-    return _decode(str(path), str(path))
+    return _decode(str(path), str(path), _limit(size, max_seconds))
 
 
-def load_audio_bytes(data: bytes, name: str = "upload") -> np.ndarray:
+def load_audio_bytes(data: bytes, name: str = "upload",
+                     max_seconds: float | None = None) -> np.ndarray:
     """Decode an in-memory audio file (an HTTP upload) like ``load_audio`` decodes a path.
 
     Raises:
         AudioError: ``data`` is empty, not audio, or has no samples; ``name`` labels it.
+        AudioTooLongError: it decodes to more than the limit.
     """
     if not data:
         raise AudioError(f"audio file is empty (0 bytes): {name}")
     import io
 
-    return _decode(io.BytesIO(data), name)
+    return _decode(io.BytesIO(data), name, _limit(len(data), max_seconds))
 
 
-def _decode(source, label: str) -> np.ndarray:
+def max_decoded_seconds(n_bytes: int, max_seconds: float | None) -> float | None:
+    """The most audio a file of ``n_bytes`` may decode to: ``max_seconds`` where given, and
+    never more than one second per MIN_BYTES_PER_SECOND bytes (a decompression bomb's
+    claimed hours stop there). None: no limit (local files the caller trusts)."""
+    if max_seconds is None:
+        return None
+    return min(max_seconds, n_bytes / MIN_BYTES_PER_SECOND)
+
+
+def _limit(n_bytes: int, max_seconds: float | None) -> tuple[int, str] | None:
+    """(most samples, why) for ``_decode``; None without a limit."""
+    seconds = max_decoded_seconds(n_bytes, max_seconds)
+    if seconds is None:
+        return None
+    why = (f"the limit is {max_seconds:g} s" if seconds == max_seconds else
+           f"a {n_bytes}-byte file may hold at most {seconds:.0f} s (1 s per "
+           f"{MIN_BYTES_PER_SECOND} bytes; real speech codecs need 750 or more)")
+    return int(seconds * SAMPLE_RATE), why
+
+
+def _decode(source, label: str, limit: tuple[int, str] | None = None) -> np.ndarray:
     try:
         import av
     except ImportError:  # a slim GPU image: WAV files still work (see _wav)
-        return _wav(source, label)
+        return _check_length(_wav(source, label), label, limit)
     try:
-        samples = _pcm16_mono(source)
+        samples = _pcm16_mono(source, label, limit)
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
         # IndexError: the container has no audio stream (e.g. an image or a text file).
         raise AudioError(f"not a decodable audio file: {label} ({exc})") from exc
@@ -70,18 +104,33 @@ def _decode(source, label: str) -> np.ndarray:
     return samples.astype(np.float32) / 32768.0
 
 
-def _pcm16_mono(source) -> np.ndarray:
-    """The first audio stream as 16 kHz mono int16, frames FFmpeg cannot decode skipped."""
+def _pcm16_mono(source, label: str = "", limit: tuple[int, str] | None = None) -> np.ndarray:
+    """The first audio stream as 16 kHz mono int16, frames FFmpeg cannot decode skipped;
+    decoding stops as soon as ``limit`` samples are passed (AudioTooLongError)."""
     import av
 
     with av.open(source, mode="r", metadata_errors="ignore") as container:
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        chunks = []
-        for frame in _valid_frames(container.decode(stream)):
-            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]  # flush
+        chunks, total = [], 0
+        # Frame by frame (a list would decode everything first); None flushes the resampler.
+        for frame in itertools.chain(_valid_frames(container.decode(stream)), [None]):
+            new = [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+            chunks += new
+            total += sum(c.size for c in new)
+            _check_total(total, label, limit)
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+def _check_total(total: int, label: str, limit: tuple[int, str] | None) -> None:
+    if limit is not None and total > limit[0]:
+        raise AudioTooLongError(f"audio longer than allowed: {label} decodes to more than "
+                                f"{limit[0] / SAMPLE_RATE:.0f} s ({limit[1]})")
+
+
+def _check_length(samples: np.ndarray, label: str, limit: tuple[int, str] | None) -> np.ndarray:
+    _check_total(samples.size, label, limit)
+    return samples
 
 
 def _valid_frames(frames):

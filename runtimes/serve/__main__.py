@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests admitted at once; more get 503 (default 64)")
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="default 25 (as OpenAI)")
     p.add_argument("--timeout", type=float, default=120.0, help="per-request seconds (default 120)")
+    p.add_argument("--max-audio-s", type=float, default=3 * 3600.0,
+                   help="most seconds an upload may decode to (default 10800 = 3 h); never "
+                   "more than 1 s per 64 bytes of upload, so a tiny file claiming hours is "
+                   "refused with 413 after decoding only that much")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--precision", help="compute precision (default: the artifact's own)")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = all cores")
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = ServeConfig(args.model_id or args.artifact.resolve().name, args.api_key,
                              args.max_batch_size, args.max_wait_ms, args.batching,
-                             args.max_queue, args.max_upload_mb, args.timeout)
+                             args.max_queue, args.max_upload_mb, args.timeout, args.max_audio_s)
         if not 0 < args.port < 65536:
             raise ToolkitError(f"port {args.port} is not in 1..65535")
         options = runtimes.RuntimeOptions(args.device, args.precision, args.threads,

@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from runtimes.audio import AudioTooLongError
 from runtimes.errors import AudioError, ToolkitError
 from runtimes.serve.config import ServeConfig
 from runtimes.serve.engine import ServeEngine
@@ -138,7 +139,7 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
             async def work():  # decoding the upload counts against the timeout too
                 data = await args["file"].read()
                 name = args["file"].filename or "upload"
-                audio = await run_in_threadpool(engine.prepare, data, name)
+                audio = await run_in_threadpool(engine.prepare, data, name, config.max_audio_s)
                 return audio, await engine.transcribe(audio, args["language"], args["prompt"],
                                                       task)
 
@@ -230,6 +231,8 @@ def _install_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
     @app.exception_handler(ToolkitError)
     async def toolkit_error(request: Request, exc: ToolkitError) -> JSONResponse:
         # AudioError (not audio, empty, no samples) and OptionError are the client's to fix.
+        if isinstance(exc, AudioTooLongError):
+            return answer(ApiError(413, str(exc), "audio_too_long", "file"))
         if isinstance(exc, AudioError):
             return answer(ApiError(400, str(exc), "invalid_audio", "file"))
         return answer(ApiError(400, str(exc), "invalid_value"))

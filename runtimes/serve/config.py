@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from runtimes.errors import OptionError
@@ -26,6 +27,8 @@ class ServeConfig:
             answers 503 at once instead of queueing without bound.
         max_upload_mb: larger uploads get 413 (OpenAI's own limit is 25 MB).
         timeout_s: a request not answered by then gets 504 and its queued work is dropped.
+        max_audio_s: most seconds an upload may decode to (and never more than one second
+            per ``runtimes.audio.MIN_BYTES_PER_SECOND`` bytes); decoding stops there: 413.
     """
 
     model_id: str
@@ -36,14 +39,16 @@ class ServeConfig:
     max_queue: int = 64
     max_upload_mb: float = 25.0
     timeout_s: float = 120.0
+    max_audio_s: float = 3 * 3600.0
 
     def __post_init__(self) -> None:
         bounds = (("max_batch_size", 1, False), ("max_wait_ms", 0, False), ("max_queue", 1, False),
-                  ("max_upload_mb", 0, True), ("timeout_s", 0, True))
+                  ("max_upload_mb", 0, True), ("timeout_s", 0, True), ("max_audio_s", 0, True))
         for name, low, strict in bounds:
             value = getattr(self, name)
-            if value < low or (strict and value == low):
-                raise OptionError(f"{name} must be {'>' if strict else '>='} {low}, got {value!r}")
+            if not math.isfinite(value) or value < low or (strict and value == low):
+                raise OptionError(f"{name} must be a finite number {'>' if strict else '>='} "
+                                  f"{low}, got {value!r}")
         if self.batching not in BATCHING:
             raise OptionError(f"batching {self.batching!r} is not one of {', '.join(BATCHING)}")
         if self.api_key is not None and not self.api_key.strip():

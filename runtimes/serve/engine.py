@@ -102,9 +102,14 @@ class ServeEngine:
         if not self.multilingual and language != "en":
             raise OptionError(f"language {language!r}: this model is English-only (use en)")
 
-    def prepare(self, data: bytes, name: str) -> PreparedAudio:
-        """Decode, window and log-mel an upload (CPU work; call it off the event loop)."""
-        samples = load_audio_bytes(data, name)
+    def prepare(self, data: bytes, name: str, max_seconds: float | None = None) -> PreparedAudio:
+        """Decode, window and log-mel an upload (CPU work; call it off the event loop).
+
+        Raises:
+            AudioTooLongError: it decodes past ``max_seconds`` (see runtimes.audio); decoding
+                stops there, so a small file claiming hours costs little.
+        """
+        samples = load_audio_bytes(data, name, max_seconds)
         windows = () if is_silence(samples) else tuple(split_spans(samples))
         n_mels = self.transcriber.runtime.n_mels
         return PreparedAudio(samples, windows,

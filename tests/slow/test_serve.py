@@ -228,3 +228,12 @@ def test_load_test_script_reports_every_mode(onnx_fp32, tmp_path):
     assert all(r["requests"] == 4 and r["errors"] == 0 and r["throughput"] > 0 for r in rows)
     assert rows[0]["mean_batch"] == 1.0 and 0 < rows[1]["server_cores"] <= os.cpu_count() + 0.5
     assert "| server cores |" in (out / "report.md").read_text()
+
+
+def test_a_file_claiming_hours_is_413_after_decoding_little(server):
+    from tests.unit.test_audio import _bomb
+
+    response = _post(server, data=_bomb())  # 21.6 KB claiming 3 h (1 Hz WAV)
+    _assert_openai_error(response, 413, "audio_too_long")
+    assert "at most 338 s" in response.json()["error"]["message"]
+    assert httpx.get(server.url + "/health").json()["status"] == "ok"

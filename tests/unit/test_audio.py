@@ -104,3 +104,43 @@ def test_wav_without_pyav_refuses_other_formats_clearly(tmp_path):
     bad.write_bytes(b"fLaC" + b"\0" * 100)
     with pytest.raises(AudioError, match="PyAV is not installed, so only PCM WAV"):
         _wav(str(bad), bad.name)
+
+
+def _bomb(rate: int = 1, seconds: int = 3 * 3600) -> bytes:
+    """A WAV of ``seconds`` at ``rate`` Hz: 21.6 KB that FFmpeg resamples to 3 h of audio
+    (the hardening issue's reproduction)."""
+    import io
+
+    x = np.random.default_rng(0).normal(0, 8000, seconds * rate).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(x.tobytes())
+    return buffer.getvalue()
+
+
+def test_a_tiny_file_claiming_hours_stops_decoding_at_its_byte_budget():
+    import tracemalloc
+
+    from runtimes.audio import AudioTooLongError, load_audio_bytes
+
+    data = _bomb()
+    tracemalloc.start()
+    with pytest.raises(AudioTooLongError, match=r"b.wav decodes to more than 338 s \(a 21644-byte"):
+        load_audio_bytes(data, "b.wav", max_seconds=3 * 3600)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 100e6  # it decoded 338 s, not 3 h (2.4 GB in the server before)
+
+
+def test_the_duration_limit_and_no_limit_for_trusted_callers(tmp_path):
+    from runtimes.audio import AudioTooLongError, load_audio, load_audio_bytes, max_decoded_seconds
+
+    clip = _write_wav(tmp_path / "c.wav", np.zeros(16000 * 3, np.float32) + 0.1, 16000)
+    with pytest.raises(AudioTooLongError, match="more than 2 s \\(the limit is 2 s\\)"):
+        load_audio(clip, max_seconds=2)
+    assert load_audio(clip).size == 48000  # a local file the caller trusts: no limit
+    assert load_audio_bytes(clip.read_bytes(), max_seconds=3.5).size == 48000
+    assert max_decoded_seconds(64_000, 10_800) == 1000 and max_decoded_seconds(10, None) is None

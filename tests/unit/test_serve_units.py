@@ -126,14 +126,21 @@ def test_compression_ratio_flags_repetition():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("max_batch_size", 0, "max_batch_size must be >= 1, got 0"),
-    ("max_wait_ms", -1, "max_wait_ms must be >= 0"),
-    ("max_queue", 0, "max_queue must be >= 1"),
-    ("max_upload_mb", 0, "max_upload_mb must be > 0"),
-    ("timeout_s", -5, "timeout_s must be > 0"),
+    ("max_batch_size", 0, "max_batch_size must be a finite number >= 1, got 0"),
+    ("max_wait_ms", -1, "max_wait_ms must be a finite number >= 0"),
+    ("max_queue", 0, "max_queue must be a finite number >= 1"),
+    ("max_upload_mb", 0, "max_upload_mb must be a finite number > 0"),
+    ("timeout_s", -5, "timeout_s must be a finite number > 0"),
     ("api_key", " ", "api_key is empty"),
     ("batching", "fast", "batching 'fast' is not one of steps, windows"),
 ])
 def test_bad_server_settings_are_named(field, value, message):
     with pytest.raises(OptionError, match=message):
+        ServeConfig("m", **{field: value})
+
+
+@pytest.mark.parametrize("field", ["timeout_s", "max_upload_mb", "max_audio_s", "max_wait_ms"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_server_numbers_must_be_finite_and_in_range(field, value):
+    with pytest.raises(OptionError, match=f"{field} must be a finite number"):
         ServeConfig("m", **{field: value})
