@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--language", default=None, help="force a language (multilingual models)")
     p.add_argument("--max-new-tokens", type=int, default=224, help="per 30 s window (max 224)")
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="load TorchScript artifacts: they are programs, so only ones you made "
+                   "or trust (see RuntimeOptions.trust_code)")
     p.add_argument("--out", type=Path, default=None,
                    help="report directory (default: results/bench-<time>)")
     return p
@@ -122,7 +125,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
     return BenchOptions(
         **measure_fields(args), max_new_tokens=args.max_new_tokens,
         artifacts=tuple(args.artifacts), model=args.model, pytorch=tuple(args.pytorch),
-        subset=args.subset, out=args.out)
+        subset=args.subset, out=args.out, trust_code=args.trust_torchscript)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ class MeasureOptions:
         device: where every system runs.
         faster_whisper, faster_whisper_batched: compute types of the faster-whisper
             reference rows ("none" leaves a row out).
+        trust_code: load TorchScript artifacts (programs: see RuntimeOptions.trust_code).
     """
 
     manifest: Path
@@ -43,6 +44,7 @@ class MeasureOptions:
     device: str = "cpu"
     faster_whisper: str = "int8"
     faster_whisper_batched: str = "none"
+    trust_code: bool = False
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -67,7 +69,8 @@ class MeasureOptions:
                                max_new_tokens=self.max_new_tokens)
 
     def runtime(self) -> RuntimeOptions:
-        return RuntimeOptions(device=self.device, threads=self.threads)
+        return RuntimeOptions(device=self.device, threads=self.threads,
+                              trust_code=self.trust_code)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ class CompareOptions(MeasureOptions):
         profile: the row whose top operators are reported.
         calibration: audio for the precisions that quantise activations.
         parity_audio: the clip every export's parity check runs on (None: synthetic).
+        trust_code: True: the artifacts measured are the ones this comparison exports.
     """
 
     model: str = "bundled:tiny.en"
@@ -111,6 +115,7 @@ class CompareOptions(MeasureOptions):
     calibration: CalibrationSet | None = None
     parity_audio: Path | None = None
     faster_whisper_batched: str = "int8"
+    trust_code: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -8,7 +8,7 @@ decoding settings matched to ours.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -63,7 +63,7 @@ class ToolkitSystem:
     def __init__(self, spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions):
         import runtimes
 
-        options = RuntimeOptions(runtime.device, spec.precision, runtime.threads)
+        options = replace(runtime, precision=spec.precision)
         self._model = runtimes.load(Path(spec.path), options, decoding)
         self.runtime_name = self._model.runtime.format
         self.precision = self._model.runtime.precision

@@ -175,8 +175,9 @@ def _int8_kernels(target: Target, precision: str, options: ExportOptions) -> dic
 
 def _parity(source, target: Target, model_dir: Path, precision: str,
             options: ExportOptions, parity_audio: Path | None):
+    # trust_code: the artifact is the one this process has just written.
     runtime_options = RuntimeOptions(options.device, target.parity_precision(precision),
-                                     options.threads)
+                                     options.threads, trust_code=True)
     with load_reference(source.hf_dir, options.threads) as reference, \
             runtime_class(target.format)(model_dir, runtime_options) as candidate:
         return check_parity(reference, candidate, model_dir, target.tolerance(precision),

@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--language", help="e.g. en, de (multilingual models; default: detect)")
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="load a TorchScript artifact: it is a program, so only one you made or "
+                   "trust")
     return p
 
 
@@ -32,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         options = runtimes.RuntimeOptions(args.device, args.precision, args.threads,
-                                          args.provider, args.cache_dir)
+                                          args.provider, args.cache_dir,
+                                          trust_code=args.trust_torchscript)
         decoding = runtimes.DecodingOptions(args.beam_size, args.language, args.task)
         with runtimes.load(args.artifact, options, decoding) as model:
             results = model.transcribe(args.audio, batch_size=args.batch_size)

@@ -54,6 +54,10 @@ class RuntimeOptions:
         shared_cores: the process does other work beside the model (the server decodes
             uploads while the model runs), so the runtime's idle threads should sleep
             rather than spin (ONNX Runtime; measured in the README's load test).
+        trust_code: the caller trusts the artifact with code execution. TorchScript
+            artifacts are programs (``torch.jit.load`` runs what a scripted module does, a
+            crafted one read and wrote files), so they load only with this set; the other
+            formats hold data only and ignore it.
     """
 
     device: str = "cpu"
@@ -63,6 +67,7 @@ class RuntimeOptions:
     cache_dir: str | None = None
     profile: bool = False
     shared_cores: bool = False
+    trust_code: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

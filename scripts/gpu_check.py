@@ -163,7 +163,8 @@ def measure(check: Check, model_dir: Path, clip_set: list, batch_sizes: list[int
 
     precision = check.precision if check.target is None else None
     spec = SystemSpec(check.name, "toolkit", str(model_dir), precision)
-    runtime = RuntimeOptions(device=device, provider=check.provider, cache_dir=str(trt_cache))
+    runtime = RuntimeOptions(device=device, provider=check.provider, cache_dir=str(trt_cache),
+                             trust_code=True)  # the artifacts this script has just exported
     job = {"runtime": asdict(runtime), "decoding": asdict(DecodingOptions()),
            "audio": [str(c.path) for c in clip_set], "batch_sizes": batch_sizes,
            "system": spec.to_dict()}

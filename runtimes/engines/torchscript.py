@@ -21,6 +21,11 @@ class TorchScriptRuntime(GraphRuntime):
     graph_files = ("encoder.pt", "decoder.pt")
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
+        if not options.trust_code:
+            raise OptionError(
+                f"{model_dir} is a TorchScript artifact, and TorchScript files are programs: "
+                f"loading runs the code they contain. Load only artifacts you made or trust, "
+                f"with RuntimeOptions(trust_code=True) (--trust-torchscript on the command line)")
         super().__init__(model_dir, options)
         import torch
 

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "more than 1 s per 64 bytes of upload, so a tiny file claiming hours is "
                    "refused with 413 after decoding only that much")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="serve a TorchScript artifact: it is a program, so only one you made "
+                   "or trust")
     p.add_argument("--precision", help="compute precision (default: the artifact's own)")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = all cores")
     p.add_argument("--beam-size", type=int, default=1)
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.port < 65536:
             raise ToolkitError(f"port {args.port} is not in 1..65535")
         options = runtimes.RuntimeOptions(args.device, args.precision, args.threads,
-                                          shared_cores=True)
+                                          shared_cores=True, trust_code=args.trust_torchscript)
         decoding = runtimes.DecodingOptions(args.beam_size)
         engine = ServeEngine(runtimes.load(args.artifact, options, decoding),
                              config.max_batch_size, config.max_wait_ms / 1000,

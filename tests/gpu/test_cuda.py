@@ -102,7 +102,8 @@ def test_pytorch_half_precisions_on_cuda(precision, jfk_wav):
 def test_torchscript_traced_on_cuda(flag, exported, jfk_wav):
     """Both failed on the first GPU run: a CPU position index baked into the fp32 trace,
     and a float32 mask against fp16 scores."""
-    with runtimes.load(exported("torchscript", flag), runtimes.RuntimeOptions("cuda")) as model:
+    options = runtimes.RuntimeOptions("cuda", trust_code=True)
+    with runtimes.load(exported("torchscript", flag), options) as model:
         assert _words(model.transcribe([jfk_wav])[0].text) == JFK
 
 
@@ -112,7 +113,7 @@ def test_a_cpu_trace_is_refused_on_cuda_with_the_reason(tmp_path, jfk_wav):
     out = tmp_path / "ts-cpu"
     export(MODEL, ExportOptions("torchscript", "fp32"), out, log=lambda _: None)
     with pytest.raises(OptionError, match="traced for device 'cpu'.*--device cuda"):
-        runtimes.load(out, runtimes.RuntimeOptions("cuda"))
+        runtimes.load(out, runtimes.RuntimeOptions("cuda", trust_code=True))
 
 
 @pytest.mark.parametrize("flag", ["fp32", "fp16", "int8"])

@@ -75,3 +75,41 @@ def test_a_tensorrt_artifact_on_cpu_fails_fast(tmp_path):
     (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": 50256}))
     with pytest.raises(DeviceError, match="TensorRT artifacts run on device 'cuda' only"):
         runtimes.load_runtime(tmp_path)
+
+
+def test_a_torchscript_artifact_is_code_and_loads_only_when_trusted(tmp_path):
+    """A scripted module runs whatever its forward does when loaded and called, so the
+    runtime refuses before torch.jit.load sees the file."""
+    import runtimes
+    from runtimes.errors import OptionError
+
+    (tmp_path / "encoder.pt").write_bytes(b"not even opened")
+    (tmp_path / "decoder.pt").write_bytes(b"not even opened")
+    (tmp_path / "graph.json").write_text('{"n_mels": 80, "n_layers": 1, "n_heads": 1, '
+                                         '"d_model": 8, "vocab_size": 51864}')
+    with pytest.raises(OptionError, match="TorchScript files are programs.*trust_code=True"):
+        runtimes.load_runtime(tmp_path)
+
+
+def test_a_pickled_transformers_checkpoint_cannot_run_code(tmp_path, tinyen_hf):
+    """The other formats hold data: transformers reads a pytorch_model.bin with
+    weights_only, so a pickle that would run code on load is refused instead."""
+    import shutil
+
+    import runtimes
+    from runtimes.errors import ArtifactError
+
+    for name in ("config.json", "generation_config.json"):
+        shutil.copy(tinyen_hf / name, tmp_path / name)
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    import pickle
+
+    (tmp_path / "pytorch_model.bin").write_bytes(pickle.dumps({"x": Exploit()}))
+    with pytest.raises(ArtifactError, match="transformers cannot load"):
+        runtimes.load_runtime(tmp_path)
+    assert not marker.exists()
