@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from runtimes.artifact import read_manifest, verify
+    from runtimes.artifact import manifest_digest, read_manifest, verify
 
     if args.command == "targets":
         print("\n".join(registry.names()))
@@ -87,7 +87,8 @@ def _run(args: argparse.Namespace) -> int:
         manifest = read_manifest(args.artifact)
         verify(args.artifact, manifest, checksums=True)
         print(f"ok: {args.artifact} ({manifest.format} {manifest.precision}, "
-              f"{len(manifest.files)} files verified)")
+              f"{len(manifest.files)} files verified; manifest digest "
+              f"{manifest_digest(args.artifact)})")
         return 0
     from exporters.api import export
     from exporters.targets.base import ExportOptions
@@ -102,7 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"exported {args.model} -> {result.path} ({m.format} {m.precision}, "
           f"{m.total_bytes / 1e6:.1f} MB, parity: encoder rel. error "
           f"{m.parity['encoder_rel_error']:.2g}, token agreement "
-          f"{m.parity['token_agreement']:.0%}) in {result.seconds:.1f} s")
+          f"{m.parity['token_agreement']:.0%}) in {result.seconds:.1f} s; manifest digest "
+          f"{manifest_digest(result.path)} (pin it with --expect-digest)")
     return 0
 
 

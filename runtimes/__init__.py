@@ -23,25 +23,56 @@ __all__ = [
 def load_runtime(model_dir: str | Path, options: RuntimeOptions | None = None) -> WhisperRuntime:
     """Load the engine for an artifact (or a plain transformers / CTranslate2 directory).
 
-    The runtime is picked from ``artifact.json`` when present. The files listed there are
-    checked for presence and size first, so a truncated artifact fails with a clear error.
+    The runtime is picked from ``artifact.json``. Every file it lists is checked (presence,
+    size, place and, unless ``options.verify_checksums`` is off, sha256) before anything is
+    loaded, so a truncated or edited artifact fails with a clear error. Without a manifest
+    only a plain transformers or CTranslate2 model directory loads.
     """
-    from runtimes.artifact import FAMILY, MANIFEST, read_manifest, verify
-    from runtimes.errors import ArtifactError
+    from runtimes.artifact import MANIFEST
     from runtimes.registry import detect_format, runtime_class
 
     model_dir = Path(model_dir)
     fmt = detect_format(model_dir)
     options = options or RuntimeOptions()
     if (model_dir / MANIFEST).is_file():
-        manifest = read_manifest(model_dir)
-        if manifest.family != FAMILY:
-            raise ArtifactError(f"{model_dir} holds a {manifest.family!r} model; this toolkit "
-                                f"runs {FAMILY!r} artifacts")
-        verify(model_dir, manifest, checksums=False)
-        if options.device == "cpu":
-            _warn_int8_kernels(model_dir, manifest.options.get("int8_kernels"))
+        _check_artifact(model_dir, options)
+    else:
+        _check_plain(model_dir, fmt, options)
     return runtime_class(fmt)(model_dir, options)
+
+
+#: Model directories that load without a manifest: a checkpoint as its own tools write it.
+PLAIN_FORMATS = ("transformers", "ctranslate2")
+
+
+def _check_artifact(model_dir: Path, options: RuntimeOptions) -> None:
+    from runtimes.artifact import FAMILY, manifest_digest, read_manifest, verify
+    from runtimes.errors import ArtifactError
+
+    manifest = read_manifest(model_dir)
+    if manifest.family != FAMILY:
+        raise ArtifactError(f"{model_dir} holds a {manifest.family!r} model; this toolkit "
+                            f"runs {FAMILY!r} artifacts")
+    if options.expect_digest and manifest_digest(model_dir) != options.expect_digest:
+        raise ArtifactError(f"{model_dir} has manifest digest {manifest_digest(model_dir)}, "
+                            f"not the expected {options.expect_digest}")
+    verify(model_dir, manifest, checksums=options.verify_checksums)
+    if options.device == "cpu":
+        _warn_int8_kernels(model_dir, manifest.options.get("int8_kernels"))
+
+
+def _check_plain(model_dir: Path, fmt: str, options: RuntimeOptions) -> None:
+    from runtimes.artifact import MANIFEST
+    from runtimes.errors import ArtifactError
+
+    if options.expect_digest:
+        raise ArtifactError(f"{model_dir} has no {MANIFEST}, so it cannot match the expected "
+                            f"digest {options.expect_digest}")
+    if fmt not in PLAIN_FORMATS:
+        raise ArtifactError(
+            f"{model_dir} is a {fmt} artifact without its {MANIFEST}: nothing vouches for its "
+            f"files. Restore the manifest or export it again (only plain transformers and "
+            f"CTranslate2 model directories load without one)")
 
 
 def _warn_int8_kernels(model_dir: Path, tuned_for: str | None) -> None:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from runtimes.cli import add_integrity_arguments
 from runtimes.errors import ToolkitError
 
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-torchscript", action="store_true",
                    help="load a TorchScript artifact: it is a program, so only one you made or "
                    "trust")
+    add_integrity_arguments(p)
     return p
 
 
@@ -36,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = runtimes.RuntimeOptions(args.device, args.precision, args.threads,
                                           args.provider, args.cache_dir,
-                                          trust_code=args.trust_torchscript)
+                                          trust_code=args.trust_torchscript,
+                                          verify_checksums=not args.skip_checksums,
+                                          expect_digest=args.expect_digest)
         decoding = runtimes.DecodingOptions(args.beam_size, args.language, args.task)
         with runtimes.load(args.artifact, options, decoding) as model:
             results = model.transcribe(args.audio, batch_size=args.batch_size)

@@ -99,9 +99,18 @@ def read_manifest(directory: Path) -> Manifest:
     if not path.is_file():
         raise ArtifactError(f"{directory} is not an artifact: {MANIFEST} is missing")
     try:
-        return Manifest.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        return Manifest.from_dict(data)
+    except (json.JSONDecodeError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is not a valid manifest: {exc}") from exc
+
+
+def manifest_digest(directory: Path) -> str:
+    """"sha256:<hex>" of ``artifact.json``'s bytes. The manifest lists every file's sha256,
+    so this one value pins the whole artifact (``RuntimeOptions.expect_digest``)."""
+    return "sha256:" + sha256_file(Path(directory) / MANIFEST)
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
@@ -109,14 +118,20 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
 
 
 def verify(directory: Path, manifest: Manifest, checksums: bool = True) -> None:
-    """Check that every listed file is present with its size (and sha256 if ``checksums``).
+    """Check that every listed file is present with its size (and sha256 if ``checksums``),
+    inside the directory, and that the manifest lists files at all.
 
     Raises:
-        ArtifactError: naming the first file that is missing, truncated or altered.
+        ArtifactError: naming the first file that is missing, truncated, altered or outside.
     """
     directory = Path(directory)
+    if not manifest.files:
+        raise ArtifactError(f"artifact {directory} is not verifiable: its manifest lists no files")
+    root = directory.resolve()
     for entry in manifest.files:
         path = directory / entry.path
+        if Path(entry.path).is_absolute() or not path.resolve().is_relative_to(root):
+            raise ArtifactError(f"artifact {directory} lists {entry.path!r}, outside its directory")
         if not path.is_file():
             raise ArtifactError(f"artifact {directory} is incomplete: {entry.path} is missing")
         size = path.stat().st_size

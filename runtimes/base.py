@@ -54,6 +54,10 @@ class RuntimeOptions:
         shared_cores: the process does other work beside the model (the server decodes
             uploads while the model runs), so the runtime's idle threads should sleep
             rather than spin (ONNX Runtime; measured in the README's load test).
+        verify_checksums: check every listed file's sha256 at load (an edit of the same
+            size, such as swapped token ids, is caught only so); off for trusted hot paths.
+        expect_digest: "sha256:<hex>" the artifact's manifest must have (printed by the
+            export): a deployment pins exactly what it serves.
         trust_code: the caller trusts the artifact with code execution. TorchScript
             artifacts are programs (``torch.jit.load`` runs what a scripted module does, a
             crafted one read and wrote files), so they load only with this set; the other
@@ -68,6 +72,8 @@ class RuntimeOptions:
     profile: bool = False
     shared_cores: bool = False
     trust_code: bool = False
+    verify_checksums: bool = True
+    expect_digest: str | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

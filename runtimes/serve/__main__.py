@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from runtimes.cli import add_integrity_arguments
 from runtimes.errors import ToolkitError
 from runtimes.serve.config import BATCHING
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-torchscript", action="store_true",
                    help="serve a TorchScript artifact: it is a program, so only one you made "
                    "or trust")
+    add_integrity_arguments(p)
     p.add_argument("--precision", help="compute precision (default: the artifact's own)")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = all cores")
     p.add_argument("--beam-size", type=int, default=1)
@@ -79,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.port < 65536:
             raise ToolkitError(f"port {args.port} is not in 1..65535")
         options = runtimes.RuntimeOptions(args.device, args.precision, args.threads,
-                                          shared_cores=True, trust_code=args.trust_torchscript)
+                                          shared_cores=True, trust_code=args.trust_torchscript,
+                                          verify_checksums=not args.skip_checksums,
+                                          expect_digest=args.expect_digest)
         decoding = runtimes.DecodingOptions(args.beam_size)
         engine = ServeEngine(runtimes.load(args.artifact, options, decoding),
                              config.max_batch_size, config.max_wait_ms / 1000,

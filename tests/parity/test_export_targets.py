@@ -118,25 +118,75 @@ def test_loading_a_truncated_artifact_fails_clearly(tiny_random, tmp_path, jfk):
         runtimes.load(out)
 
 
-def test_a_corrupted_onnx_graph_fails_to_load_clearly(tiny_random, tmp_path, jfk):
-    out = tmp_path / "o"
+@pytest.fixture(scope="module")
+def onnx_int8(tiny_random, tmp_path_factory, jfk):
+    out = tmp_path_factory.mktemp("onnx-int8") / "a"
     export(str(tiny_random), ExportOptions("onnx", "int8", threads=2), out, parity_audio=jfk,
            log=lambda _: None)
-    graph = out / "decoder.onnx"
-    size = graph.stat().st_size
-    graph.write_bytes(b"\0" * size)  # same size: passes the quick check, not the loader
+    return out
+
+
+def _copy(artifact: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(artifact, tmp_path / artifact.name))
+
+
+def test_a_same_size_edit_is_caught_by_its_checksum(onnx_int8, tmp_path):
     from runtimes.errors import ArtifactError
 
+    out = _copy(onnx_int8, tmp_path)
+    tokenizer = out / "tokenizer.json"
+    text = tokenizer.read_text()
+    tokenizer.write_text(text.replace('"Ġask":', '"Ġxsk":', 1))  # same size, other ids
+    assert tokenizer.stat().st_size == (onnx_int8 / "tokenizer.json").stat().st_size
+    with pytest.raises(ArtifactError, match="sha256 of tokenizer.json does not match"):
+        runtimes.load(out)
+    graph = out / "decoder.onnx"
+    graph.write_bytes(b"\0" * graph.stat().st_size)  # with checksums off, the loader says
     with pytest.raises(ArtifactError, match="ONNX Runtime cannot load .*decoder.onnx"):
+        runtimes.load(out, runtimes.RuntimeOptions(verify_checksums=False))
+
+
+def test_manifests_that_vouch_for_nothing_or_point_outside_are_refused(onnx_int8, tmp_path):
+    import dataclasses
+
+    from runtimes.artifact import FileEntry, write_manifest
+    from runtimes.errors import ArtifactError
+
+    out = _copy(onnx_int8, tmp_path)
+    manifest = read_manifest(out)
+    write_manifest(out, dataclasses.replace(manifest, files=()))
+    with pytest.raises(ArtifactError, match="its manifest lists no files"):
+        runtimes.load(out)
+    outside = FileEntry("../secret", 1, "0" * 64)
+    write_manifest(out, dataclasses.replace(manifest, files=(*manifest.files, outside)))
+    with pytest.raises(ArtifactError, match="lists '../secret', outside its directory"):
+        runtimes.load(out)
+    (out / "artifact.json").write_text("[1, 2]")
+    with pytest.raises(ArtifactError, match="not a valid manifest: a JSON list"):
+        runtimes.load(out)
+    (out / "artifact.json").unlink()
+    with pytest.raises(ArtifactError, match="onnx artifact without its artifact.json"):
         runtimes.load(out)
 
 
-def test_onnx_threads_sleep_instead_of_spinning_when_cores_are_shared(tiny_random, tmp_path, jfk):
+def test_a_deployment_pins_the_manifest_digest(onnx_int8):
+    from runtimes.artifact import manifest_digest
+    from runtimes.errors import ArtifactError
+
+    digest = manifest_digest(onnx_int8)
+    assert digest.startswith("sha256:") and len(digest) == 71
+    with runtimes.load(onnx_int8, runtimes.RuntimeOptions(expect_digest=digest)):
+        pass
+    with pytest.raises(ArtifactError, match="not the expected sha256:0000"):
+        runtimes.load(onnx_int8, runtimes.RuntimeOptions(expect_digest="sha256:" + "0" * 64))
+
+
+def test_onnx_threads_sleep_instead_of_spinning_when_cores_are_shared(onnx_int8):
     """The server loads with shared_cores=True: ONNX Runtime's idle threads must not spin on
     the cores its request threads need (README, load test)."""
-    out = tmp_path / "spin"
-    export(str(tiny_random), ExportOptions("onnx", "int8", threads=2), out, parity_audio=jfk,
-           log=lambda _: None)
+    out = onnx_int8
     for shared, expected in ((True, {"0"}), (False, {"unset"})):
         options = runtimes.RuntimeOptions(threads=2, shared_cores=shared)
         with runtimes.load(out, options) as model:

@@ -170,7 +170,7 @@ def test_bad_command_line_exits_2_with_a_message(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: ")
     result = subprocess.run([sys.executable, "-m", "runtimes.serve", str(tmp_path),
                              "--max-batch-size", "0"], capture_output=True, text=True)
-    assert result.returncode == 2 and "max_batch_size must be >= 1" in result.stderr
+    assert result.returncode == 2 and "max_batch_size must be a finite number >= 1" in result.stderr
 
 
 @pytest.mark.parametrize("artifact", ["int8_artifact", "onnx_fp32"])  # windows, steps

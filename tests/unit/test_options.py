@@ -73,8 +73,10 @@ def test_a_tensorrt_artifact_on_cpu_fails_fast(tmp_path):
         (tmp_path / name).write_bytes(b"engine")
     (tmp_path / "graph.json").write_text(json.dumps({"precision": "fp16", "vocab_size": 51864}))
     (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": 50256}))
+    from runtimes.registry import runtime_class
+
     with pytest.raises(DeviceError, match="TensorRT artifacts run on device 'cuda' only"):
-        runtimes.load_runtime(tmp_path)
+        runtime_class("tensorrt")(tmp_path, runtimes.RuntimeOptions())
 
 
 def test_a_torchscript_artifact_is_code_and_loads_only_when_trusted(tmp_path):
@@ -87,8 +89,10 @@ def test_a_torchscript_artifact_is_code_and_loads_only_when_trusted(tmp_path):
     (tmp_path / "decoder.pt").write_bytes(b"not even opened")
     (tmp_path / "graph.json").write_text('{"n_mels": 80, "n_layers": 1, "n_heads": 1, '
                                          '"d_model": 8, "vocab_size": 51864}')
+    from runtimes.registry import runtime_class
+
     with pytest.raises(OptionError, match="TorchScript files are programs.*trust_code=True"):
-        runtimes.load_runtime(tmp_path)
+        runtime_class("torchscript")(tmp_path, runtimes.RuntimeOptions())
 
 
 def test_a_pickled_transformers_checkpoint_cannot_run_code(tmp_path, tinyen_hf):
