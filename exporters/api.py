@@ -8,6 +8,7 @@ nothing half-written is ever left at the output path.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import platform
@@ -24,12 +25,20 @@ from pathlib import Path
 import exporters
 from exporters import registry, sources
 from exporters.bundle import write_bundle
-from exporters.errors import OutputExistsError
+from exporters.errors import ExportError, OutputExistsError
 from exporters.targets.base import ExportOptions, Target
 from exporters.validate import check_parity, default_parity_audio, load_reference
-from runtimes.artifact import FAMILY, Manifest, describe_files, is_multilingual, write_manifest
+from runtimes.artifact import (
+    FAMILY,
+    MANIFEST,
+    Manifest,
+    describe_files,
+    is_multilingual,
+    read_manifest,
+    write_manifest,
+)
 from runtimes.base import RuntimeOptions
-from runtimes.errors import OptionError
+from runtimes.errors import OptionError, ToolkitError
 from runtimes.registry import runtime_class
 
 #: Files every artifact carries besides the weights, copied from the reference checkpoint.
@@ -76,8 +85,35 @@ def _copy_shared_files(hf_dir: Path, out_dir: Path) -> None:
             shutil.copy2(hf_dir / name, out_dir / name)
 
 
-def _replace(tmp: Path, output: Path) -> None:
-    """Move ``tmp`` to ``output``; an existing output (``--force``) is swapped out first."""
+def _check_output(output: Path, force: bool) -> None:
+    """Before any work: an existing output is refused without ``force``, and with it only an
+    artifact (a valid manifest) or an empty directory may be replaced, never a user's data."""
+    if not output.exists():
+        return
+    if not force:
+        raise OutputExistsError(f"output directory {output} exists; pass --force to replace it")
+    if output.is_dir() and not any(output.iterdir()):
+        return
+    try:
+        read_manifest(output)
+    except ToolkitError:
+        raise OutputExistsError(
+            f"--force replaces artifacts only, and {output} is not one (no valid "
+            f"{MANIFEST}); choose another -o or remove it yourself") from None
+
+
+def _replace(tmp: Path, output: Path, force: bool) -> None:
+    """Move ``tmp`` to ``output``. Without ``force`` the rename itself refuses an output
+    that appeared meanwhile (another export to the same -o), so nothing is overwritten; with
+    it, the existing artifact is checked again and swapped out."""
+    if not force:
+        try:
+            os.rename(tmp, output)  # fails if output is now a file or a non-empty directory
+        except OSError:
+            raise OutputExistsError(f"output directory {output} appeared while exporting "
+                                    f"(another export to it?); nothing replaced") from None
+        return
+    _check_output(output, force)
     old = None
     if output.exists():
         old = output.with_name(f".{output.name}.old-{os.getpid()}")
@@ -85,6 +121,32 @@ def _replace(tmp: Path, output: Path) -> None:
     os.replace(tmp, output)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale(output: Path, log: Callable[[str], None]) -> None:
+    """Partial and swapped-out directories that exports to ``output`` left when they were
+    killed (SIGKILL leaves them): removed, and said so. Each name carries its export's
+    process id, so one still running is left alone."""
+    for prefix in (f".{output.name}.partial-", f".{output.name}.old-"):
+        for stale in output.parent.glob(f"{glob.escape(prefix)}*"):
+            pid = stale.name[len(prefix):].split("-")[0]
+            if stale.is_dir() and not _alive(pid):
+                shutil.rmtree(stale, ignore_errors=True)
+                log(f"removed {stale}, left by an export that was killed")
+
+
+def _alive(pid: str) -> bool:
+    """Whether process ``pid`` (a directory name's field) still runs; a field that is no
+    number (names from before the pid was added) counts as dead."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return int(pid) != 0
 
 
 def export(
@@ -113,12 +175,16 @@ def export(
     calibration = _calibration(target, precision, options)
     tuning = _int8_kernels(target, precision, options)
     output = Path(output or default_output(model, target.name, precision))
-    if output.exists() and not force:
-        raise OutputExistsError(f"output directory {output} exists; pass --force to replace it")
+    _check_output(output, force)
     log(f"[1/4] resolving source {model}")
     source = sources.resolve(model)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create the output's folder {output.parent}: {exc}") from exc
+    _remove_stale(output, log)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-{os.getpid()}-",
+                                dir=output.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
     try:
         log(f"[2/4] converting to {target.name} {precision}")
@@ -138,7 +204,7 @@ def export(
         )
         write_manifest(tmp, manifest)
         log(f"[4/4] writing {output}")
-        _replace(tmp, output)
+        _replace(tmp, output, force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(output, manifest, time.perf_counter() - started)

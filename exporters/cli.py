@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -108,9 +109,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum, frame) -> None:
+    """SIGTERM (a container stop, ``kill``) unwinds like Ctrl-C, so the export's cleanup runs."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; ToolkitErrors become one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run(args)
     except ToolkitError as exc:

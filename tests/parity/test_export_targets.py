@@ -1,6 +1,7 @@
 """The tiny random Whisper exported to every registered target in every CPU precision,
 checked against the PyTorch reference it came from."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -96,14 +97,62 @@ def test_failed_export_leaves_nothing_behind(tiny_random, tmp_path):
     assert list((tmp_path / "artifacts").iterdir()) == []
 
 
-def test_force_replaces_an_existing_artifact(tiny_random, tmp_path, jfk):
-    out = tmp_path / "a"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
+def test_force_replaces_an_artifact_and_nothing_else(tiny_random, onnx_int8, tmp_path, jfk):
+    from exporters.errors import OutputExistsError
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "thesis.txt").write_text("years of work")
+    with pytest.raises(OutputExistsError, match="--force replaces artifacts only.*is not one"):
+        export(str(tiny_random), ExportOptions("ctranslate2", "int8", threads=2), data,
+               force=True, parity_audio=jfk, log=lambda _: None)
+    assert (data / "thesis.txt").read_text() == "years of work"
+    out = _copy(onnx_int8, tmp_path / "artifacts")
+    dead = out.parent / f".{out.name}.partial-999999999-x"  # left by a killed export
+    alive = out.parent / f".{out.name}.partial-{os.getpid()}-y"  # a running one
+    dead.mkdir()
+    alive.mkdir()
+    said = []
     export(str(tiny_random), ExportOptions("ctranslate2", "int8", threads=2), out, force=True,
-           parity_audio=jfk, log=lambda _: None)
-    assert not (out / "stale.txt").exists() and read_manifest(out).precision == "int8_float32"
-    assert [p.name for p in out.parent.iterdir()] == ["a"]
+           parity_audio=jfk, log=said.append)
+    assert read_manifest(out).precision == "int8_float32" and not (out / "decoder.onnx").exists()
+    assert not dead.exists() and alive.exists()
+    assert f"removed {dead}, left by an export that was killed" in said
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, alive.name])
+
+
+def test_an_output_that_appears_during_the_export_is_not_overwritten(tmp_path):
+    from exporters.api import _replace
+    from exporters.errors import OutputExistsError
+
+    tmp, output = tmp_path / ".a.partial-1-x", tmp_path / "a"
+    tmp.mkdir()
+    (tmp / "new").write_text("new")
+    output.mkdir()
+    (output / "first").write_text("the other export's")
+    with pytest.raises(OutputExistsError, match="appeared while exporting"):
+        _replace(tmp, output, force=False)
+    assert [p.name for p in output.iterdir()] == ["first"]
+
+
+def test_sigterm_leaves_nothing_behind(tiny_random, tmp_path, jfk):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "artifacts" / "t"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporters", "whisper", "--to", "onnx", "--model",
+         str(tiny_random), "-o", str(out), "--threads", "2", "--parity-audio", str(jfk)],
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(out.parent.glob(".t.partial-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and "interrupted; nothing was written" in err
+    assert list(out.parent.iterdir()) == []
 
 
 def test_loading_a_truncated_artifact_fails_clearly(tiny_random, tmp_path, jfk):
