@@ -95,8 +95,8 @@ def systems(options: BenchOptions) -> tuple[list[SystemSpec], list[str]]:
     return rows + artifacts + references, notes
 
 
-def run(options: BenchOptions, command: str) -> str:
-    """Measure, write the report into ``options.out`` and return it as Markdown."""
+def run(options: BenchOptions, command: str) -> tuple[str, list[runner.Row]]:
+    """Measure, write the report into ``options.out``; return it as Markdown, and the rows."""
     clips = datasets.load_clips(options.manifest, options.subset, options.limit)
     specs, notes = systems(options)
     rows = runner.run(specs, clips, options.runtime(), options.decoding(), options.sizes,
@@ -107,7 +107,7 @@ def run(options: BenchOptions, command: str) -> str:
     out = options.out or Path("results") / time.strftime("bench-%Y%m%d-%H%M%S")
     text = report.write(out, rows, info, options.sizes)
     print(f"wrote {out}/report.md, report.csv, results.jsonl", file=sys.stderr)
-    return text
+    return text, rows
 
 
 def measure_fields(args: argparse.Namespace) -> dict:
@@ -132,8 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-        print(run(options_from(args), command))
+        text, rows = run(options_from(args), command)
+        print(text)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    failed = [row for row in rows if row.error]
+    for row in failed:  # the report has them too; the exit status must say so
+        print(f"error: row {row.name!r} failed: {row.error}", file=sys.stderr)
+    return 1 if failed else 0

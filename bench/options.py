@@ -10,7 +10,11 @@ from pathlib import Path
 
 from exporters.calibration import CalibrationSet
 from runtimes.base import DEVICES, DecodingOptions, RuntimeOptions
+from runtimes.engines.ctranslate2 import COMPUTE_TYPES
 from runtimes.errors import OptionError
+
+#: What the faster-whisper rows accept: CTranslate2's compute types, its "default", or none.
+FASTER_WHISPER_TYPES = (*COMPUTE_TYPES, "default", "none")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,11 @@ class MeasureOptions:
             raise OptionError(f"--threads must be >= 0, got {self.threads}")
         if self.device not in DEVICES:
             raise OptionError(f"--device {self.device!r} is not one of: {', '.join(DEVICES)}")
+        for flag, value in (("--faster-whisper", self.faster_whisper),
+                            ("--faster-whisper-batched", self.faster_whisper_batched)):
+            if value not in FASTER_WHISPER_TYPES:
+                raise OptionError(f"{flag} {value!r} is not one of: "
+                                  f"{', '.join(FASTER_WHISPER_TYPES)}")
         self.decoding()  # beam size and token count checked by DecodingOptions
 
     @property
@@ -90,6 +99,15 @@ class BenchOptions(MeasureOptions):
     pytorch: tuple[str, ...] = ("float32",)
     subset: str | None = None
     out: Path | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from runtimes.engines.pytorch import PRECISIONS
+
+        for precision in self.pytorch:
+            if precision not in (*PRECISIONS, "none"):
+                raise OptionError(f"--pytorch {precision!r} is not one of: "
+                                  f"{', '.join(PRECISIONS)}, none")
 
 
 @dataclass(frozen=True)

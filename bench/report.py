@@ -149,7 +149,7 @@ def write_csv(path: Path, rows: dict[str, list[Row]], batch_sizes: list[int],
         writer.writerow(["subset"] + [h for h, _ in cols] + ["cpu", "backend", "error"])
         for subset, subset_rows in rows.items():
             for row in subset_rows:
-                cells = [fn(row) if not row.error else "" for _, fn in cols]
+                cells = [fn(row) if not row.error or h == "system" else "" for h, fn in cols]
                 writer.writerow([subset, *cells, row.cpu, row.backend, row.error])
 
 

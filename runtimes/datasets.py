@@ -35,15 +35,25 @@ class Clip:
 
 
 def _read_tsv(manifest: Path) -> list[dict[str, str]]:
-    with open(manifest, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DatasetError(
-                f"manifest {manifest} lacks column(s) {', '.join(missing)}; required: "
-                f"{', '.join(REQUIRED_COLUMNS)} (tab-separated, with a header row)"
-            )
-        return list(reader)
+    try:
+        with open(manifest, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DatasetError(
+                    f"manifest {manifest} lacks column(s) {', '.join(missing)}; required: "
+                    f"{', '.join(REQUIRED_COLUMNS)} (tab-separated, with a header row)"
+                )
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"manifest {manifest} is not UTF-8 text ({exc})") from exc
+    for line, row in enumerate(rows, start=2):
+        if any(row.get(c) in (None, "") for c in ("id", "path")) or row.get("reference") is None:
+            raise DatasetError(f"manifest {manifest} line {line} has fewer fields than its "
+                               f"header (id, path and reference are required on every row)")
+    if not rows:
+        raise DatasetError(f"manifest {manifest} lists no clips (only a header)")
+    return rows
 
 
 def from_manifest(manifest: Path, subset: str | None = None, limit: int | None = None) -> list[Clip]:

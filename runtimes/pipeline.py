@@ -41,6 +41,23 @@ class Transcription:
     language: str
 
 
+def check_language(language: str | None, task: str, multilingual: bool) -> None:
+    """OptionError for a language or task the model cannot honour (an English-only model
+    would otherwise ignore them silently)."""
+    from runtimes.errors import OptionError
+    from runtimes.languages import LANGUAGES
+
+    if task == "translate" and not multilingual:
+        raise OptionError("this model is English-only; it cannot translate")
+    if language is None:
+        return
+    if language not in LANGUAGES:
+        raise OptionError(f"language {language!r} is not an ISO-639-1 code Whisper knows "
+                          f"(e.g. en, de, fr)")
+    if not multilingual and language != "en":
+        raise OptionError(f"language {language!r}: this model is English-only (use en)")
+
+
 @dataclass(frozen=True)
 class _Window:
     owner: int  # index of the input this window belongs to
@@ -59,6 +76,7 @@ class Transcriber:
     def __init__(
         self, runtime: WhisperRuntime, tokenizer: WhisperTokenizer, options: DecodingOptions
     ) -> None:
+        check_language(options.language, options.task, runtime.multilingual)
         self.runtime = runtime
         self.tokenizer = tokenizer
         self.options = options

@@ -50,6 +50,8 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise OptionError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
+        if self.threads < 0:
+            raise OptionError(f"threads must be >= 0, got {self.threads!r}")
         if self.int8_kernels not in INT8_KERNELS:
             raise OptionError(f"int8 kernels {self.int8_kernels!r} is not one of: "
                               f"{', '.join(INT8_KERNELS)}")

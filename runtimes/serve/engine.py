@@ -18,10 +18,8 @@ import numpy as np
 
 from runtimes.audio import SAMPLE_RATE, duration_s, is_silence, load_audio_bytes
 from runtimes.chunking import Window, split_spans, window_audio
-from runtimes.errors import OptionError
 from runtimes.features import log_mel
-from runtimes.languages import LANGUAGES
-from runtimes.pipeline import Transcriber
+from runtimes.pipeline import Transcriber, check_language
 from runtimes.serve.batcher import DynamicBatcher
 from runtimes.serve.stepper import IterationBatcher
 
@@ -92,15 +90,7 @@ class ServeEngine:
 
     def check_language(self, language: str | None, task: str) -> None:
         """OptionError for a language or task this model cannot honour (before decoding)."""
-        if task == "translate" and not self.multilingual:
-            raise OptionError("this model is English-only; it cannot translate")
-        if language is None:
-            return
-        if language not in LANGUAGES:
-            raise OptionError(f"language {language!r} is not an ISO-639-1 code Whisper knows "
-                              f"(e.g. en, de, fr)")
-        if not self.multilingual and language != "en":
-            raise OptionError(f"language {language!r}: this model is English-only (use en)")
+        check_language(language, task, self.multilingual)
 
     def prepare(self, data: bytes, name: str, max_seconds: float | None = None) -> PreparedAudio:
         """Decode, window and log-mel an upload (CPU work; call it off the event loop).

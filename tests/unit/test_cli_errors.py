@@ -114,3 +114,57 @@ def test_unsupported_precisions_and_devices_per_target(args, message, capsys, tm
     assert main(["whisper", *args, "-o", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# The hardening issue's cases (15, items 6 and 7): each is one line and exit 2 before work.
+@pytest.mark.parametrize("manifest, message", [
+    ("id\tpath\treference\nx\n", "line 2 has fewer fields than its header"),
+    ("id\tpath\treference\n", "lists no clips (only a header)"),
+    (b"id\tpath\treference\nx\t\xff\xfe.wav\tr\n", "is not UTF-8 text"),
+])
+def test_broken_manifests_are_one_line(manifest, message, capsys, tmp_path):
+    from bench.cli import main as bench_main
+
+    path = tmp_path / "m.tsv"
+    path.write_bytes(manifest if isinstance(manifest, bytes) else manifest.encode())
+    assert bench_main(["--manifest", str(path), "--pytorch", "none",
+                       "--faster-whisper", "none"]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pytorch", "float8"], "--pytorch 'float8' is not one of: float32"),
+    (["--faster-whisper", "int3"], "--faster-whisper 'int3' is not one of: int8"),
+    (["--faster-whisper-batched", "int3"], "--faster-whisper-batched 'int3' is not one of"),
+])
+def test_bench_row_types_are_checked_before_work(args, message, capsys):
+    from bench.cli import main as bench_main
+
+    assert bench_main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_negative_export_threads_fail_before_the_conversion(capsys, tmp_path):
+    assert main(["whisper", "--to", "onnx", "--threads", "-1", "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "threads must be >= 0, got -1" in err and "[2/4]" not in err
+
+
+def test_an_output_under_a_file_is_one_line(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert main(["whisper", "--to", "ctranslate2", "-o", str(tmp_path / "file" / "o")]) == 2
+    assert "cannot create the output's folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("language, task, message", [
+    ("de", "transcribe", "language 'de': this model is English-only"),
+    ("xx", "transcribe", "language 'xx' is not an ISO-639-1 code"),
+    (None, "translate", "this model is English-only; it cannot translate"),
+])
+def test_a_language_or_task_an_english_model_cannot_honour(language, task, message):
+    from runtimes.errors import OptionError
+    from runtimes.pipeline import check_language
+
+    with pytest.raises(OptionError, match=message):
+        check_language(language, task, multilingual=False)
+    check_language("de", "translate", multilingual=True)
