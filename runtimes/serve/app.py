@@ -126,16 +126,18 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
              "owned_by": "whisper-exporters"}]}
 
     async def audio_route(request: Request, task: str) -> Response:
+        # The upload is read first, within --timeout, and only then takes a --max-queue
+        # slot: slow clients sending a byte at a time locked everyone out with 503s when
+        # each held a slot while trickling in (hardening issue, item 4).
+        started = time.perf_counter()
+        form = await _read_form(request, config)
+        args = _parse(form, engine, task)
         if state["in_flight"] >= config.max_queue:
             raise ApiError(503, f"server busy: {config.max_queue} requests already queued "
                            "(--max-queue); retry shortly", "queue_full", type_="server_error",
                            headers={"Retry-After": "1"})
         state["in_flight"] += 1
-        started = time.perf_counter()
         try:
-            form = await request.form(max_files=1, max_fields=16)
-            args = _parse(form, engine, task)
-
             async def work():  # decoding the upload counts against the timeout too
                 data = await args["file"].read()
                 name = args["file"].filename or "upload"
@@ -170,6 +172,15 @@ def _authorize(request: Request, config: ServeConfig) -> None:
                                                              config.api_key.encode()):
         raise ApiError(401, "missing or wrong API key (send Authorization: Bearer <key>)",
                        "invalid_api_key")
+
+
+async def _read_form(request: Request, config: ServeConfig):
+    """The multipart form, read within --timeout (408 otherwise: the client sends too slowly)."""
+    try:
+        return await asyncio.wait_for(request.form(max_files=1, max_fields=16), config.timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"the upload did not arrive within the server's {config.timeout_s:g} "
+                       "s limit (--timeout)", "upload_timeout") from None
 
 
 async def _with_timeout(work, config: ServeConfig):

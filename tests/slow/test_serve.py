@@ -4,6 +4,7 @@ CTranslate2 int8 artifact, the official ``openai`` client, and every protection.
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from pathlib import Path
 
 import httpx
@@ -237,3 +238,44 @@ def test_a_file_claiming_hours_is_413_after_decoding_little(server):
     _assert_openai_error(response, 413, "audio_too_long")
     assert "at most 338 s" in response.json()["error"]["message"]
     assert httpx.get(server.url + "/health").json()["status"] == "ok"
+
+
+def _trickle(url: str, stop) -> int:
+    """A client that announces a 1 MB upload and sends one byte every 0.5 s until ``stop``
+    is set or the server answers; returns the status line's code (0 if none)."""
+    import socket
+    from urllib.parse import urlparse
+
+    address = urlparse(url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: 1000000\r\n\r\n--b\r\n")
+        sock.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                answer = sock.recv(64)
+                return int(answer.split()[1]) if answer else 0
+            except TimeoutError:
+                sock.sendall(b"x")
+    return 0
+
+
+def test_slow_clients_cannot_lock_out_a_real_request(int8_artifact, jfk, jfk_text):
+    """Two clients trickling uploads held both --max-queue slots, and every real request got
+    503 (hardening issue, item 4): now an upload takes a slot only once it has arrived, and
+    one that does not arrive within --timeout gets 408."""
+    import threading
+
+    with start_server(int8_artifact, "--max-queue", "2", "--timeout", "4",
+                      "--threads", "2") as small:
+        stop = threading.Event()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            trickling = [pool.submit(_trickle, small.url, stop) for _ in range(2)]
+            time.sleep(1.0)  # both are trickling now
+            response = _post(small, jfk, key=None)
+            assert response.status_code == 200, response.text
+            assert response.json()["text"] == jfk_text
+            codes = [f.result(timeout=30) for f in trickling]
+        stop.set()
+        assert codes == [408, 408]
