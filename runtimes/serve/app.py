@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from runtimes.audio import AudioTooLongError
@@ -51,8 +52,8 @@ class UploadLimit:
     """ASGI middleware: 413 for bodies over ``max_bytes``, by Content-Length before the
     body is read, or while reading it when the length is not declared."""
 
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, count_error=lambda code: None) -> None:
+        self.app, self.max_bytes, self.count_error = app, max_bytes, count_error
 
     def _too_large(self) -> ApiError:
         mb = self.max_bytes / 1024 / 1024
@@ -64,7 +65,9 @@ class UploadLimit:
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await error_response(self._too_large())(scope, receive, send)
+            error = self._too_large()  # answered here, before the app: counted here too
+            self.count_error(error.code)
+            return await error_response(error)(scope, receive, send)
         received = 0
 
         async def limited_receive():
@@ -92,7 +95,8 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
 
     app = FastAPI(title="whisper-exporters server", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)
-    app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes)
+    app.add_middleware(UploadLimit, max_bytes=config.max_upload_bytes,
+                       count_error=lambda code: metrics.errors.labels(code).inc())
     _install_error_handlers(app, metrics)
 
     @app.middleware("http")
@@ -181,6 +185,9 @@ async def _read_form(request: Request, config: ServeConfig):
     except asyncio.TimeoutError:
         raise ApiError(408, f"the upload did not arrive within the server's {config.timeout_s:g} "
                        "s limit (--timeout)", "upload_timeout") from None
+    except ClientDisconnect:  # the client went away mid-upload: its error, not the server's
+        raise ApiError(400, "the client disconnected during the upload",
+                       "client_disconnected") from None
 
 
 async def _with_timeout(work, config: ServeConfig):

@@ -279,3 +279,34 @@ def test_slow_clients_cannot_lock_out_a_real_request(int8_artifact, jfk, jfk_tex
             codes = [f.result(timeout=30) for f in trickling]
         stop.set()
         assert codes == [408, 408]
+
+
+def _errors(server, code: str) -> float:
+    metrics = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+    line = f'whisper_errors_total{{code="{code}"}}'
+    return next((float(x.split()[-1]) for x in metrics.splitlines() if x.startswith(line)), 0.0)
+
+
+def test_a_declared_oversize_and_a_vanished_client_are_counted_as_theirs(server):
+    import socket
+    from urllib.parse import urlparse
+
+    address = urlparse(server.url)
+    before = _errors(server, "upload_too_large")
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer " + KEY.encode() + b"\r\n"
+                     b"Content-Length: 52428800\r\n\r\n")  # declared, never sent
+        assert sock.recv(64).split()[1] == b"413"
+    assert _errors(server, "upload_too_large") == before + 1
+    internal = _errors(server, "internal_error")
+    with socket.create_connection((address.hostname, address.port)) as sock:
+        sock.sendall(b"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer " + KEY.encode() + b"\r\n"
+                     b"Content-Type: multipart/form-data; boundary=b\r\n"
+                     b"Content-Length: 100000\r\n\r\n--b\r\npartial")
+    deadline = time.time() + 10
+    while _errors(server, "client_disconnected") == 0 and time.time() < deadline:
+        time.sleep(0.1)
+    assert _errors(server, "client_disconnected") >= 1
+    assert _errors(server, "internal_error") == internal
