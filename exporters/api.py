@@ -198,6 +198,7 @@ def export(
             format=target.format, precision=precision, device=options.device,
             family=FAMILY, model=_model_info(source.hf_dir), source=source.to_dict(),
             options={"target": target.name, "requested_precision": options.precision,
+                     "batch_invariant": target.batch_invariant(precision),
                      **calibration, **tuning},
             files=describe_files(tmp), versions=_package_versions(target),
             parity=parity.to_dict(), created=datetime.now(timezone.utc).isoformat(),

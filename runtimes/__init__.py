@@ -41,6 +41,19 @@ def load_runtime(model_dir: str | Path, options: RuntimeOptions | None = None) -
     return runtime_class(fmt)(model_dir, options)
 
 
+def batch_invariant(model_dir: str | Path) -> bool:
+    """Whether the artifact's results are the same for a window alone and in any batch: its
+    manifest says so. Plain checkpoints are taken to be; artifacts exported before the
+    manifest said it are, except dynamic-int8 ONNX ones (int8, and int4's int8 vocabulary)."""
+    from runtimes.artifact import MANIFEST, read_manifest
+
+    if not (Path(model_dir) / MANIFEST).is_file():
+        return True
+    manifest = read_manifest(model_dir)
+    legacy = not (manifest.format == "onnx" and manifest.precision in ("int8", "int4"))
+    return bool(manifest.options.get("batch_invariant", legacy))
+
+
 #: Model directories that load without a manifest: a checkpoint as its own tools write it.
 PLAIN_FORMATS = ("transformers", "ctranslate2")
 

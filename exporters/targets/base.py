@@ -128,6 +128,12 @@ class Target(ABC):
         audio (``ExportOptions.calibration``)."""
         return False
 
+    def batch_invariant(self, precision: str) -> bool:
+        """Whether a window's transcript is the same alone and in any batch. Precisions that
+        quantise activations per batch (dynamic int8) are not, and say so in the manifest,
+        so the server never batches strangers' windows together for them."""
+        return True
+
     def tunes_int8(self, precision: str) -> bool:
         """Whether ``precision``'s weights depend on ``ExportOptions.int8_kernels`` (the
         manifest then records the resolved choice)."""

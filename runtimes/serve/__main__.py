@@ -85,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                                           verify_checksums=not args.skip_checksums,
                                           expect_digest=args.expect_digest)
         decoding = runtimes.DecodingOptions(args.beam_size)
-        engine = ServeEngine(runtimes.load(args.artifact, options, decoding),
-                             config.max_batch_size, config.max_wait_ms / 1000,
-                             batching=config.batching)
+        model = runtimes.load(args.artifact, options, decoding)
+        engine = ServeEngine(model, config.max_batch_size, config.max_wait_ms / 1000,
+                             batching=config.batching,
+                             batch_invariant=runtimes.batch_invariant(args.artifact))
         engine.warm_up()
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
               f"port can use it (set --api-key or ${API_KEY_ENV})", file=sys.stderr)
     batching = ("off" if config.max_batch_size == 1 else
                 f"up to {config.max_batch_size} windows, {config.max_wait_ms:g} ms wait, "
-                f"joining {'at every decoder step' if engine.batching == 'steps' else 'per batch'}")
+                f"joining {'at every decoder step' if engine.batching == 'steps' else 'per batch'}"
+                + ("" if engine.mixes_requests else
+                   ", one request's windows per batch: this precision is batch-variant"))
     print(f"serving {args.artifact} as {config.model_id!r} on http://{args.host}:{args.port}/v1 "
           f"(dynamic batching {batching})", file=sys.stderr, flush=True)
     uvicorn.run(create_app(engine, config), host=args.host, port=args.port,

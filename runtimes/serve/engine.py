@@ -72,10 +72,14 @@ class ServeEngine:
 
     def __init__(self, transcriber: Transcriber, max_batch: int, max_wait_s: float,
                  observe_batch: Callable[[int], None] = lambda size: None,
-                 batching: str = "steps") -> None:
+                 batching: str = "steps", batch_invariant: bool = True) -> None:
         self.transcriber = transcriber
         runtime, options = transcriber.runtime, transcriber.options
-        self.batching = "steps" if (batching == "steps" and max_batch > 1
+        #: Whether windows of different requests may share a model call: not for precisions
+        #: whose results depend on the batch (the manifest's "batch_invariant"), so a
+        #: request's transcript never depends on strangers' audio.
+        self.mixes_requests = batch_invariant
+        self.batching = "steps" if (batching == "steps" and max_batch > 1 and batch_invariant
                                     and options.beam_size == 1
                                     and getattr(runtime, "ragged", False)) else "windows"
         if self.batching == "steps":
@@ -117,7 +121,8 @@ class ServeEngine:
         ids = tokenizer.prompt(language, task)
         if prompt:
             ids = tokenizer.previous_text(prompt) + ids
-        futures = [self.batcher.submit(("generate", len(ids)), (w, ids)) for w in windows]
+        key = ("generate", len(ids)) if self.mixes_requests else ("generate", len(ids), id(audio))
+        futures = [self.batcher.submit(key, (w, ids)) for w in windows]
         try:
             outputs = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         except asyncio.CancelledError:  # the request timed out (--timeout)

@@ -96,3 +96,12 @@ def test_transcribe_cli_prints_one_line_per_file(int8_artifact, jfk, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "runtimes", str(int8_artifact), str(missing)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and f"audio file not found: {missing}" in bad.stderr
+
+
+def test_ctranslate2_int8_is_batch_invariant_as_its_manifest_says(int8_artifact, ct2_int8,
+                                                                   speech_rows):
+    """CTranslate2 quantises activations row by row, so its int8 is batch-invariant."""
+    audio = subset(speech_rows, "en")[1][:8]
+    assert read_manifest(int8_artifact).options["batch_invariant"] is True
+    alone = [t.tokens for t in ct2_int8.transcribe(audio, batch_size=1)]
+    assert [t.tokens for t in ct2_int8.transcribe(audio, batch_size=8)] == alone

@@ -122,3 +122,19 @@ def test_an_abandoned_row_leaves_the_running_batch(onnx_fp32, speech_rows):
         finally:
             batcher.close()
     assert len(alone) > 50  # long enough that the abandoned row was cut short
+
+
+def test_batch_invariance_is_what_the_manifest_says(graph_model, speech_rows):
+    """A clip's tokens alone and in a batch of 8 with other clips: equal wherever the
+    manifest says the precision is batch-invariant (dynamic int8 says it is not)."""
+    (target, precision), model = graph_model
+    audio = subset(speech_rows, "en")[1][:8]
+    from runtimes.artifact import read_manifest
+
+    invariant = read_manifest(model.runtime.model_dir).options["batch_invariant"]
+    assert invariant == ((target, precision) not in {("onnx", "int8")})
+    if not invariant:
+        return
+    alone = [t.tokens for t in model.transcribe(audio, batch_size=1)]
+    batched = [t.tokens for t in model.transcribe(audio, batch_size=8)]
+    assert batched == alone

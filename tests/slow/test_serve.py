@@ -310,3 +310,26 @@ def test_a_declared_oversize_and_a_vanished_client_are_counted_as_theirs(server)
         time.sleep(0.1)
     assert _errors(server, "client_disconnected") >= 1
     assert _errors(server, "internal_error") == internal
+
+
+def test_a_batch_variant_artifact_never_batches_strangers_together(tmp_path, en_clips):
+    """ONNX dynamic int8 is batch-variant (its manifest says so): the server then batches
+    windows of one request only, so a transcript never depends on other clients' audio."""
+    from exporters.api import export
+    from exporters.targets.base import ExportOptions
+
+    out = tmp_path / "onnx-int8"
+    export("bundled:tiny.en", ExportOptions("onnx", "int8", threads=2), out, log=lambda _: None)
+    clips = [SPEECH / r["path"] for r in en_clips[:8]]  # one window each
+    with start_server(out, "--threads", "2", "--max-batch-size", "8",
+                      "--max-wait-ms", "200") as served:
+        assert "one request's windows per batch: this precision is batch-variant" in served.log()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda p: _post(served, p, key=None).status_code, clips))
+        assert codes == [200] * 8
+        metrics = httpx.get(served.url + "/metrics").text
+    count = next(float(x.split()[-1]) for x in metrics.splitlines()
+                 if x.startswith("whisper_batch_size_count"))
+    ones = next(float(x.split()[-1]) for x in metrics.splitlines()
+                if x.startswith('whisper_batch_size_bucket{le="1.0"}'))
+    assert count >= 8 and ones == count  # every model call held one window
