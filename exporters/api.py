@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -83,6 +84,23 @@ def _copy_shared_files(hf_dir: Path, out_dir: Path) -> None:
     for name in SHARED_FILES:
         if not (out_dir / name).exists():
             shutil.copy2(hf_dir / name, out_dir / name)
+
+
+@contextmanager
+def _step(what: str):
+    """Failures of the converters and frameworks a step runs on the user's files (a corrupt
+    safetensors file, a config whose vocabulary does not match its weights, a full disk) as
+    one ExportError naming the step; ``$WHISPER_EXPORTERS_DEBUG=1`` keeps the traceback."""
+    try:
+        yield
+    except (ToolkitError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any library's error, reported as the step's
+        if os.environ.get("WHISPER_EXPORTERS_DEBUG"):
+            raise
+        detail = str(exc).strip().splitlines()
+        raise ExportError(f"{what} failed: {type(exc).__name__}: "
+                          f"{detail[0] if detail else 'no message'}") from exc
 
 
 def _check_output(output: Path, force: bool) -> None:
@@ -188,10 +206,12 @@ def export(
     tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
     try:
         log(f"[2/4] converting to {target.name} {precision}")
-        target.convert(source, tmp, precision, options)
-        _copy_shared_files(source.hf_dir, tmp)
+        with _step(f"converting {source.spec} to {target.name} {precision}"):
+            target.convert(source, tmp, precision, options)
+            _copy_shared_files(source.hf_dir, tmp)
         log("[3/4] checking parity with the PyTorch fp32 reference")
-        parity = _parity(source, target, tmp, precision, options, parity_audio)
+        with _step("the parity check"):
+            parity = _parity(source, target, tmp, precision, options, parity_audio)
         if bundle:
             write_bundle(tmp, target, options.device)
         manifest = Manifest(

@@ -249,3 +249,28 @@ def _spinning_entry(session) -> str:
             "session.intra_op.allow_spinning")
     except Exception:  # noqa: BLE001 - ONNX Runtime raises for an entry never set
         return "unset"
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncate-weights", "SafetensorError"),
+    ("wrong-vocabulary", "converting .* failed"),
+])
+def test_a_broken_source_is_one_line_and_leaves_nothing(damage, message, tiny_random, tmp_path,
+                                                        jfk):
+    import json
+    import shutil
+
+    from exporters.errors import ExportError
+
+    source = Path(shutil.copytree(tiny_random, tmp_path / "source"))
+    if damage == "truncate-weights":
+        weights = source / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:
+        config = json.loads((source / "config.json").read_text())
+        (source / "config.json").write_text(json.dumps({**config, "vocab_size": 1000}))
+    out = tmp_path / "artifacts" / "x"
+    with pytest.raises(ExportError, match=message):
+        export(str(source), ExportOptions("onnx", threads=2), out, parity_audio=jfk,
+               log=lambda _: None)
+    assert list(out.parent.iterdir()) == []
