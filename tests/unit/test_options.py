@@ -117,3 +117,12 @@ def test_a_pickled_transformers_checkpoint_cannot_run_code(tmp_path, tinyen_hf):
     with pytest.raises(ArtifactError, match="transformers cannot load"):
         runtimes.load_runtime(tmp_path)
     assert not marker.exists()
+
+
+def test_more_threads_than_cores_warns():
+    import os
+
+    import runtimes
+
+    with pytest.warns(UserWarning, match="more than this machine's .* cores"):
+        runtimes.RuntimeOptions(threads=(os.cpu_count() or 1) + 1)
