@@ -85,7 +85,7 @@ class RuntimeOptions:
         if self.threads > (os.cpu_count() or self.threads):
             warnings.warn(f"threads={self.threads} is more than this machine's "
                           f"{os.cpu_count()} cores: the runtime's threads will fight for them "
-                          f"(measured: 64 threads on 2 cores ran 14x slower)", stacklevel=3)
+                          f"(reported: 64 threads on 2 cores ran 14x slower)", stacklevel=3)
         if self.provider not in (None, *PROVIDERS):
             raise OptionError(
                 f"provider {self.provider!r} is not one of: {', '.join(PROVIDERS)}")
