@@ -201,8 +201,11 @@ def export(
     except OSError as exc:
         raise ExportError(f"cannot create the output's folder {output.parent}: {exc}") from exc
     _remove_stale(output, log)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-{os.getpid()}-",
-                                dir=output.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-{os.getpid()}-",
+                                    dir=output.parent))
+    except OSError as exc:  # a read-only folder, no space left for even a directory
+        raise ExportError(f"cannot write in {output.parent}: {exc.strerror or exc}") from exc
     tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
     try:
         log(f"[2/4] converting to {target.name} {precision}")
@@ -212,8 +215,9 @@ def export(
         log("[3/4] checking parity with the PyTorch fp32 reference")
         with _step("the parity check"):
             parity = _parity(source, target, tmp, precision, options, parity_audio)
-        if bundle:
-            write_bundle(tmp, target, options.device)
+        with _step("writing the serving bundle"):
+            if bundle:
+                write_bundle(tmp, target, options.device)
         manifest = Manifest(
             format=target.format, precision=precision, device=options.device,
             family=FAMILY, model=_model_info(source.hf_dir), source=source.to_dict(),
@@ -223,9 +227,10 @@ def export(
             files=describe_files(tmp), versions=_package_versions(target),
             parity=parity.to_dict(), created=datetime.now(timezone.utc).isoformat(),
         )
-        write_manifest(tmp, manifest)
         log(f"[4/4] writing {output}")
-        _replace(tmp, output, force)
+        with _step(f"writing {output}"):  # a full disk or a read-only target: one line
+            write_manifest(tmp, manifest)
+            _replace(tmp, output, force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(output, manifest, time.perf_counter() - started)

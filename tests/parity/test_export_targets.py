@@ -274,3 +274,27 @@ def test_a_broken_source_is_one_line_and_leaves_nothing(damage, message, tiny_ra
         export(str(source), ExportOptions("onnx", threads=2), out, parity_audio=jfk,
                log=lambda _: None)
     assert list(out.parent.iterdir()) == []
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tiny_random, tmp_path, jfk):
+    """Writes fail with EFBIG past a file-size limit (RLIMIT_FSIZE), as they fail with ENOSPC
+    on a full disk: the export says so in one line, exit 2, and leaves no partial directory."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    out = tmp_path / "artifacts" / "x"
+    out.parent.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "exporters", "whisper", "--to", "onnx", "--model",
+         str(tiny_random), "-o", str(out), "--threads", "2", "--parity-audio", str(jfk)],
+        capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size)
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("[")]
+    assert done.returncode == 2, done.stderr
+    assert len(errors) == 1 and "failed" in errors[0] and "File too large" in errors[0], errors
+    assert list(out.parent.iterdir()) == []
