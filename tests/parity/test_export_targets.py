@@ -298,3 +298,24 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tiny_random, tmp_path, jfk):
     assert done.returncode == 2, done.stderr
     assert len(errors) == 1 and "failed" in errors[0] and "File too large" in errors[0], errors
     assert list(out.parent.iterdir()) == []
+
+
+def test_stage_times_splits_a_transcription_into_its_stages(onnx_int8, tiny_random, capsys):
+    """scripts/stage_times.py: the stages sum to less than the total, one row per artifact;
+    a runtime without the graph stages (PyTorch, CTranslate2) is one line, exit 2."""
+    import sys
+
+    from tests.conftest import MANIFEST
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import stage_times
+
+    assert stage_times.main([str(onnx_int8), "--manifest", str(MANIFEST), "--limit", "2"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1].split("|")
+    total, stages, rest = float(row[2]), row[3:-2], float(row[-2])
+    assert len(stages) == 3 and total > 0 and rest > -1.0  # ms; the stages fit in the total
+    assert float(stages[1].split()[0]) > 0 and "(1.0," in stages[1]  # one encoder call a clip
+    assert stage_times.main([str(onnx_int8), "--limit", "0", "--manifest", str(MANIFEST)]) == 2
+    assert "--limit must be >= 1, got 0" in capsys.readouterr().err
+    assert stage_times.main([str(tiny_random), "--limit", "1", "--manifest", str(MANIFEST)]) == 2
+    assert "runtime has no cross_cache stage to time" in capsys.readouterr().err
