@@ -234,12 +234,13 @@ def test_load_test_script_reports_every_mode(onnx_fp32, tmp_path):
 def test_a_file_claiming_hours_is_413_after_decoding_little(server):
     from tests.unit.test_audio import _bomb
 
-    before = _rss_mb(server.process.pid)
+    rss_mb = _upload_cost().usage
+    before = rss_mb(server.process.pid)[0]
     response = _post(server, data=_bomb())  # 21.6 KB claiming 3 h (1 Hz WAV)
     _assert_openai_error(response, 413, "audio_too_long")
     assert "at most 338 s" in response.json()["error"]["message"]
     # It grew the server by 2.46 GB before decoding was bounded; now +31 MB was measured.
-    assert _rss_mb(server.process.pid) - before < 100
+    assert rss_mb(server.process.pid)[0] - before < 100
     assert httpx.get(server.url + "/health").json()["status"] == "ok"
 
 
@@ -338,19 +339,19 @@ def test_a_batch_variant_artifact_never_batches_strangers_together(tmp_path, en_
     assert count >= 8 and ones == count  # every model call held one window
 
 
-def _rss_mb(pid: int) -> float:
-    """The process's resident memory now, from /proc (Linux)."""
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-
-
-def test_upload_cost_reports_the_bomb_as_413(int8_artifact, capsys):
-    """scripts/upload_cost.py, which measured the README's reliability figures."""
+def _upload_cost():
+    """scripts/upload_cost.py as a module (it reads a server's RSS and CPU from /proc)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
     import upload_cost
 
+    return upload_cost
+
+
+def test_upload_cost_reports_the_bomb_as_413(int8_artifact, capsys):
+    """scripts/upload_cost.py, which measured the README's reliability figures."""
+    upload_cost = _upload_cost()
     assert upload_cost.main([str(int8_artifact), "--bomb", "--", "--threads", "2"]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1].split("|")
     assert row[1].strip() == "bomb-1hz.wav" and row[3].strip() == "413"
