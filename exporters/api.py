@@ -215,8 +215,8 @@ def export(
         log("[3/4] checking parity with the PyTorch fp32 reference")
         with _step("the parity check"):
             parity = _parity(source, target, tmp, precision, options, parity_audio)
-        with _step("writing the serving bundle"):
-            if bundle:
+        if bundle:
+            with _step("writing the serving bundle"):
                 write_bundle(tmp, target, options.device)
         manifest = Manifest(
             format=target.format, precision=precision, device=options.device,
