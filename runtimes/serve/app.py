@@ -13,7 +13,6 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -145,15 +144,14 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
             async def work():  # decoding the upload counts against the timeout too
                 data = await args["file"].read()
                 name = args["file"].filename or "upload"
-                audio = await run_in_threadpool(engine.prepare, data, name, config.max_audio_s)
-                return audio, await engine.transcribe(audio, args["language"], args["prompt"],
-                                                      task)
+                return await engine.transcribe_upload(data, name, args["language"],
+                                                      args["prompt"], task, config.max_audio_s)
 
-            audio, result = await _with_timeout(work(), config)
+            result = await _with_timeout(work(), config)
         finally:
             state["in_flight"] -= 1
         metrics.latency.observe(time.perf_counter() - started)
-        metrics.audio_seconds.inc(audio.duration_s)
+        metrics.audio_seconds.inc(result.duration_s)
         return render(result, args["response_format"], task)
 
     @app.post("/v1/audio/transcriptions")

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from runtimes.audio import SAMPLE_RATE, duration_s, is_silence, load_audio_bytes
-from runtimes.chunking import Window, split_spans, window_audio
+from runtimes.audio import SAMPLE_RATE, stream_audio_bytes
+from runtimes.chunking import Window, WindowStream
 from runtimes.features import log_mel
 from runtimes.pipeline import Transcriber, check_language
 from runtimes.serve.batcher import DynamicBatcher
@@ -42,20 +43,6 @@ class ServedResult:
     language: str
     duration_s: float
     segments: tuple[Segment, ...]
-
-
-@dataclass(frozen=True)
-class PreparedAudio:
-    """A decoded upload cut into <= 30 s windows (each the (start, end) sample indices of the
-    speech it joins), with the log-mel of each window."""
-
-    samples: np.ndarray
-    windows: tuple[Window, ...]
-    features: tuple[np.ndarray, ...]
-
-    @property
-    def duration_s(self) -> float:
-        return duration_s(self.samples)
 
 
 class ServeEngine:
@@ -87,6 +74,9 @@ class ServeEngine:
                 runtime, options, runtime.rules, self._run, max_batch, max_wait_s, observe_batch)
         else:
             self.batcher = DynamicBatcher(self._run, max_batch, max_wait_s, observe_batch)
+        #: Windows one request may have waiting in the batcher: enough to fill two batches,
+        #: few enough that a long upload's log-mels are not all held at once (1 MB each).
+        self.max_in_flight = 2 * max_batch
 
     @property
     def multilingual(self) -> bool:
@@ -96,45 +86,69 @@ class ServeEngine:
         """OptionError for a language or task this model cannot honour (before decoding)."""
         check_language(language, task, self.multilingual)
 
-    def prepare(self, data: bytes, name: str, max_seconds: float | None = None) -> PreparedAudio:
-        """Decode, window and log-mel an upload (CPU work; call it off the event loop).
+    async def transcribe_upload(self, data: bytes, name: str, language: str | None,
+                                prompt: str | None, task: str = "transcribe",
+                                max_seconds: float | None = None) -> ServedResult:
+        """Decode, window and transcribe an upload as a stream: blocks are decoded, windowed
+        and log-mel'd on a worker thread while earlier windows are in the batcher, and at most
+        ``max_in_flight`` windows wait there, so a 3-hour upload holds a block of samples and
+        a few windows, not 690 MB of float32 plus 350 MB of log-mel (issue 15).
 
         Raises:
+            AudioError: the upload is not audio (any window already submitted is abandoned).
             AudioTooLongError: it decodes past ``max_seconds`` (see runtimes.audio); decoding
                 stops there, so a small file claiming hours costs little.
         """
-        samples = load_audio_bytes(data, name, max_seconds)
-        windows = () if is_silence(samples) else tuple(split_spans(samples))
+        stream = WindowStream(stream_audio_bytes(data, name, max_seconds))
+        windows = iter(stream)
         n_mels = self.transcriber.runtime.n_mels
-        return PreparedAudio(samples, windows,
-                             tuple(log_mel(window_audio(samples, w), n_mels) for w in windows))
 
-    async def transcribe(self, audio: PreparedAudio, language: str | None,
-                         prompt: str | None, task: str = "transcribe") -> ServedResult:
-        """Decode every window of ``audio`` through the batcher."""
-        windows = audio.features
-        if not windows:
-            return ServedResult("", language or "en", audio.duration_s, ())
+        def next_window() -> tuple[Window, np.ndarray] | None:  # worker thread: CPU work
+            item = next(windows, None)
+            return None if item is None else (item[0], log_mel(item[1], n_mels))
+
+        spans: list[Window] = []
+        futures: list[Future] = []
+        ids: list[int] = []
+        key: Hashable = None
+        try:
+            while (item := await asyncio.to_thread(next_window)) is not None:
+                window, features = item
+                if key is None:
+                    language, ids = await self._prompt(features, language, prompt, task)
+                    key = (("generate", len(ids)) if self.mixes_requests
+                           else ("generate", len(ids), id(spans)))
+                spans.append(window)
+                futures.append(self.batcher.submit(key, (features, ids)))
+                if len(futures) > self.max_in_flight:
+                    await asyncio.wrap_future(futures[-self.max_in_flight - 1])
+            outputs = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        except BaseException:  # a timeout (--timeout), or the upload failed mid-way
+            self.batcher.abandon(futures)
+            raise
+        return self._result(spans, outputs, language, stream.n_samples / SAMPLE_RATE)
+
+    async def _prompt(self, first: np.ndarray, language: str | None, prompt: str | None,
+                      task: str) -> tuple[str, list[int]]:
+        """The language (detected on the first window when not given) and the prompt ids."""
         if language is None:
-            language = await self._language(windows[0])
+            language = await self._language(first)
         tokenizer = self.transcriber.tokenizer
         ids = tokenizer.prompt(language, task)
         if prompt:
             ids = tokenizer.previous_text(prompt) + ids
-        key = ("generate", len(ids)) if self.mixes_requests else ("generate", len(ids), id(audio))
-        futures = [self.batcher.submit(key, (w, ids)) for w in windows]
-        try:
-            outputs = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
-        except asyncio.CancelledError:  # the request timed out (--timeout)
-            self.batcher.abandon(futures)
-            raise
+        return language, ids
+
+    def _result(self, windows: list[Window], outputs: list[list[int]], language: str | None,
+                duration: float) -> ServedResult:
+        tokenizer = self.transcriber.tokenizer
         segments = tuple(
             Segment(w[0][0] / SAMPLE_RATE, w[-1][1] / SAMPLE_RATE, tokenizer.decode(out),
                     tuple(out))
-            for w, out in zip(audio.windows, outputs)
+            for w, out in zip(windows, outputs)
         )
         text = tokenizer.decode([t for out in outputs for t in out])
-        return ServedResult(text, language, audio.duration_s, segments)
+        return ServedResult(text, language or "en", duration, segments)
 
     async def _language(self, window: np.ndarray) -> str:
         if not self.multilingual:

@@ -128,18 +128,35 @@ def test_a_tiny_file_claiming_hours_stops_decoding_at_its_byte_budget():
 
     data = _bomb()
     tracemalloc.start()
-    with pytest.raises(AudioTooLongError, match=r"b.wav decodes to more than 338 s \(a 21644-byte"):
+    with pytest.raises(AudioTooLongError, match=r"b.wav declares 10800 s, more than 338 s \(a 21644-byte"):
         load_audio_bytes(data, "b.wav", max_seconds=3 * 3600)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert peak < 100e6  # it decoded 338 s, not 3 h (2.4 GB in the server before)
+    assert peak < 100e6  # refused from its header; it cost 2.4 GB in the server before
+
+
+def test_a_header_that_understates_the_length_is_caught_by_the_decoded_count(monkeypatch):
+    """The second line of defence: headers can lie or be absent, the decoded count cannot.
+    (Declared durations are switched off here; FFmpeg derives them from the data size for
+    WAV, so a WAV cannot understate its length.)"""
+    import tracemalloc
+
+    import runtimes.audio as audio
+
+    monkeypatch.setattr(audio, "_check_declared", lambda *args: None)
+    tracemalloc.start()
+    with pytest.raises(audio.AudioTooLongError, match=r"b.wav decodes to more than 338 s \(a 21644-byte"):
+        audio.load_audio_bytes(_bomb(), "b.wav", max_seconds=3 * 3600)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 100e6  # it decoded 338 s, not 3 h
 
 
 def test_the_duration_limit_and_no_limit_for_trusted_callers(tmp_path):
     from runtimes.audio import AudioTooLongError, load_audio, load_audio_bytes, max_decoded_seconds
 
     clip = _write_wav(tmp_path / "c.wav", np.zeros(16000 * 3, np.float32) + 0.1, 16000)
-    with pytest.raises(AudioTooLongError, match="more than 2 s \\(the limit is 2 s\\)"):
+    with pytest.raises(AudioTooLongError, match="declares 3 s, more than 2 s \\(the limit is 2 s\\)"):
         load_audio(clip, max_seconds=2)
     assert load_audio(clip).size == 48000  # a local file the caller trusts: no limit
     assert load_audio_bytes(clip.read_bytes(), max_seconds=3.5).size == 48000

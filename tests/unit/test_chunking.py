@@ -20,3 +20,63 @@ def test_a_window_joins_its_spans_and_short_audio_is_one_window():
     joined = window_audio(samples, ((0, 3), (10, 12)))
     assert joined.tolist() == [0, 1, 2, 10, 11]
     assert split_spans(samples) == [((0, 100),)]
+
+
+def _longform(speech_rows):
+    from runtimes.audio import load_audio
+    from tests.conftest import SPEECH
+
+    row = next(r for r in speech_rows if r["id"] == "ljspeech_LJ001_0001-0032_longform")
+    return load_audio(SPEECH / row["path"])
+
+
+def test_a_recording_of_one_block_is_windowed_as_a_whole(speech_rows):
+    """Up to ten minutes nothing changes: the VAD sees the whole recording, as before."""
+    from runtimes.chunking import speech_spans
+
+    samples = _longform(speech_rows)  # 233 s
+    assert split_spans(samples) == pack_spans(speech_spans(samples))
+    assert split_spans(np.zeros(100_000, np.float32)) == []  # silence: nothing to decode
+
+
+def test_blocks_give_ordered_windows_of_the_recordings_own_samples(speech_rows):
+    """Windowed 60 s at a time, the 233 s recording keeps its speech (within 2% of the
+    whole-signal VAD), and every window is the recording's samples at its spans."""
+    from runtimes.chunking import WindowStream, blocks_of
+    from runtimes.features import N_SAMPLES
+
+    samples = _longform(speech_rows)
+    stream = WindowStream(blocks_of(samples, 60 * 16000))
+    windows = list(stream)
+    assert stream.n_samples == samples.size
+    spans = [span for window, _ in windows for span in window]
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # ordered, no overlap
+    for window, audio in windows:
+        assert audio.size <= N_SAMPLES
+        assert np.array_equal(audio, window_audio(samples, window))
+    whole = sum(e - s for w in split_spans(samples) for s, e in w)
+    assert abs(sum(e - s for s, e in spans) - whole) < 0.02 * whole
+
+
+def test_a_long_stream_is_windowed_holding_a_block_not_the_recording(speech_rows):
+    """20 minutes arriving in 60 s blocks: 77 MB as one float32 array, and about twice that
+    while the VAD runs on it; streamed, the peak is a few blocks (33 MB measured)."""
+    import tracemalloc
+
+    from runtimes.chunking import WindowStream
+
+    samples = _longform(speech_rows)
+    block = 60 * 16000
+
+    def blocks():
+        for i in range(20):
+            start = (i * block) % (samples.size - block)
+            yield samples[start:start + block].copy()
+
+    tracemalloc.start()
+    stream = WindowStream(blocks())
+    count = sum(1 for _ in stream)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert stream.n_samples == 20 * block and count > 30
+    assert peak < 45e6, f"{peak / 1e6:.0f} MB"
