@@ -12,7 +12,7 @@ faster-whisper ships.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 import numpy as np
 
@@ -27,13 +27,12 @@ Window = tuple[Span, ...]
 
 def speech_spans(samples: np.ndarray) -> list[Span]:
     """Speech in ``samples``, each span padded and at most 30 s long (faster-whisper's
-    batched-pipeline VAD settings)."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    batched-pipeline VAD settings, through ``runtimes.vad`` for bounded memory)."""
+    from runtimes.vad import speech_timestamps
 
-    options = VadOptions(
-        max_speech_duration_s=N_SAMPLES / SAMPLE_RATE, min_silence_duration_ms=160, speech_pad_ms=400
-    )
-    return [(s["start"], s["end"]) for s in get_speech_timestamps(samples, options)]
+    spans = speech_timestamps(samples, max_speech_s=N_SAMPLES / SAMPLE_RATE,
+                              min_silence_ms=160, speech_pad_ms=400)
+    return [(s["start"], s["end"]) for s in spans]
 
 
 def pack_spans(spans: list[Span], max_len: int = N_SAMPLES) -> list[Window]:
@@ -52,50 +51,84 @@ BLOCK_SAMPLES = 600 * SAMPLE_RATE
 
 
 class WindowStream:
-    """The windows of a recording that arrives in blocks, each with its samples, so a long
-    upload is windowed holding one block and the unfinished speech before it, not the
-    whole recording (a 3-hour upload is 690 MB of float32).
+    """The windows of a recording that arrives in pieces, each with its samples, so a long
+    upload is windowed holding ten minutes of it at a time, not the whole recording (a
+    3-hour upload is 690 MB of float32).
 
-    A single block is windowed as a whole: nothing for silence, one window up to 30 s,
-    else packed VAD spans. Over several blocks the VAD runs on each block plus the tail of
-    the previous one, from the end of the last span that ended at least 30 s before the
-    block's end (a span is at most 30 s, so every span ending later is found again, whole,
-    in the next pass). Offline and served transcription both window through this class, so
-    they agree on any length.
+    A recording of at most ``block_samples`` is windowed as a whole: nothing for silence,
+    one window up to 30 s, else packed VAD spans. A longer one is windowed in blocks of
+    exactly ``block_samples`` new samples (whatever the size of the pieces, so offline and
+    served transcription agree): the VAD runs on each block plus the tail of the previous
+    one, kept from the end of the last span that ended at least 30 s before the block's
+    end (a span is at most 30 s, so every span ending later is found again, whole, in the
+    next pass).
 
     Iterate for ``(window, samples)``; ``window``'s spans are indices into the whole
     recording. ``n_samples`` counts the samples read so far (all of them once iterated).
     """
 
-    def __init__(self, blocks: Iterable[np.ndarray]) -> None:
-        self._blocks = blocks
+    def __init__(self, pieces: Iterable[np.ndarray], block_samples: int = BLOCK_SAMPLES) -> None:
+        if block_samples < 2 * N_SAMPLES:
+            raise ValueError(f"block_samples must be >= {2 * N_SAMPLES} (60 s), got {block_samples}")
+        self._pieces = pieces
+        self.block = block_samples
         self.n_samples = 0
 
     def __iter__(self) -> Iterator[tuple[Window, np.ndarray]]:
         packer = _Packer()
-        buffer, origin, first = np.zeros(0, np.float32), 0, True
-        for block, last in _with_last(self._blocks):
-            self.n_samples += block.shape[-1]
-            buffer = block if buffer.size == 0 else np.concatenate([buffer, block])
-            if first and last:
-                if is_silence(buffer):
-                    return
-                if buffer.size <= N_SAMPLES:
-                    yield ((0, int(buffer.size)),), buffer
-                    return
-            first = False
-            spans = [] if is_silence(buffer) else speech_spans(buffer)
-            done = spans if last else [s for s in spans if s[1] <= buffer.size - N_SAMPLES]
-            for start, end in done:
-                yield from packer.add(origin + start, buffer[start:end])
-            if last:
-                break
-            rest = spans[len(done):]
-            keep = (done[-1][1] if done else rest[0][0] if rest
-                    else max(0, buffer.size - N_SAMPLES))
-            origin += keep
-            buffer = buffer[keep:].copy()
+        carry, origin, first = np.zeros(0, np.float32), 0, True
+        pending: list[np.ndarray] = []
+        for piece in self._pieces:
+            self.n_samples += piece.shape[-1]
+            pending.append(piece)
+            while sum(p.shape[-1] for p in pending) > self.block:
+                head, pending = _split(pending, self.block)
+                buffer = _join([carry, *head])
+                del head  # the pieces go once joined, and the block once windowed
+                carry, origin = yield from _windows(buffer, origin, packer, last=False)
+                del buffer
+                first = False
+        buffer, pending = _join([carry, *pending]), []
+        if first and is_silence(buffer):
+            return
+        if first and buffer.size <= N_SAMPLES:
+            yield ((0, int(buffer.size)),), buffer
+            return
+        yield from _windows(buffer, origin, packer, last=True)
         yield from packer.flush()
+
+
+def _windows(buffer: np.ndarray, origin: int, packer: _Packer,
+             last: bool) -> Generator[tuple[Window, np.ndarray], None, tuple[np.ndarray, int]]:
+    """Pack the finished spans of ``buffer`` (which starts at sample ``origin`` of the
+    recording); return the carry for the next block and where it starts."""
+    spans = [] if is_silence(buffer) else speech_spans(buffer)
+    done = spans if last else [s for s in spans if s[1] <= buffer.size - N_SAMPLES]
+    for start, end in done:
+        yield from packer.add(origin + start, buffer[start:end])
+    rest = spans[len(done):]
+    keep = (done[-1][1] if done else rest[0][0] if rest
+            else max(0, buffer.size - N_SAMPLES))
+    return buffer[keep:].copy(), origin + keep
+
+
+def _split(pieces: list[np.ndarray], n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The first ``n`` samples of ``pieces`` and the rest, as lists of pieces (views)."""
+    head: list[np.ndarray] = []
+    for i, piece in enumerate(pieces):
+        if piece.shape[-1] >= n:
+            return head + [piece[:n]], ([piece[n:]] if piece.shape[-1] > n else []) + pieces[i + 1:]
+        head.append(piece)
+        n -= piece.shape[-1]
+    return head, []
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    """One array of the non-empty parts (the part itself when there is only one)."""
+    parts = [p for p in parts if p.size]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 class _Packer:
@@ -123,18 +156,8 @@ class _Packer:
         self.spans, self.parts, self.used = [], [], 0
 
 
-def _with_last(blocks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:
-    """Each block with whether it is the last (one block of lookahead)."""
-    iterator = iter(blocks)
-    current = next(iterator, None)
-    while current is not None:
-        following = next(iterator, None)
-        yield current, following is None
-        current = following
-
-
 def blocks_of(samples: np.ndarray, block: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
-    """A decoded recording as ``WindowStream`` blocks (views, nothing copied)."""
+    """A decoded recording as ``WindowStream`` pieces (views, nothing copied)."""
     for start in range(0, max(int(samples.shape[-1]), 1), block):
         yield samples[start:start + block]
 

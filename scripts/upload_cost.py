@@ -4,7 +4,7 @@
 
 Starts ``python -m runtimes.serve ARTIFACT`` (with any server arguments after ``--``),
 uploads each FILE in turn to /v1/audio/transcriptions and reads the server's RSS and CPU
-time from /proc before and after each request (Linux). ``--bomb`` adds the decompression
+time from /proc before and after each request, and its peak RSS during it (Linux). ``--bomb`` adds the decompression
 bomb of the project's issue 15: a 21.6 KB WAV at 1 Hz whose header claims 3 hours. It is
 how the README's reliability figures were measured; the tests assert the memory bound.
 """
@@ -38,13 +38,20 @@ def write_bomb(path: Path) -> Path:
     return path
 
 
-def usage(pid: int) -> tuple[float, float]:
-    """Resident memory (MB) and CPU time (user + system, s) of process ``pid``."""
+def usage(pid: int, field: str = "VmRSS") -> tuple[float, float]:
+    """Resident memory (MB; ``VmHWM`` for its peak) and CPU time (user + system, s) of
+    process ``pid``."""
     with open(f"/proc/{pid}/status") as status:
-        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+        rss = next(int(line.split()[1]) for line in status if line.startswith(field)) / 1024
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reset_peak(pid: int) -> None:
+    """Reset the kernel's peak-RSS mark (VmHWM) of ``pid`` to its current RSS (Linux)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as refs:
+        refs.write("5")
 
 
 def upload(url: str, path: Path, timeout_s: float) -> tuple[int, str]:
@@ -79,17 +86,21 @@ def main(argv: list[str] | None = None) -> int:
                                else "nothing to upload: give FILE... or --bomb")
         with start_server(args.artifact, *server_args) as server:
             pid = server.process.pid
-            print("| upload | KB | HTTP | seconds | server RSS MB before -> after | CPU s | answer |")
-            print("|---|---:|---:|---:|---|---:|---|")
+            print("| upload | KB | HTTP | seconds | server RSS MB before -> after | peak RSS "
+                  "MB | CPU s | answer |")
+            print("|---|---:|---:|---:|---|---:|---:|---|")
             for path in files:
+                reset_peak(pid)
                 rss0, cpu0 = usage(pid)
                 start = time.perf_counter()
                 status, answer = upload(server.url, path, args.request_timeout)
                 seconds = time.perf_counter() - start
                 rss1, cpu1 = usage(pid)
+                peak = usage(pid, "VmHWM")[0]
                 print(f"| {path.name} | {path.stat().st_size / 1024:.1f} | {status} | "
                       f"{seconds:.2f} | {rss0:.0f} -> {rss1:.0f} (+{rss1 - rss0:.0f}) | "
-                      f"{cpu1 - cpu0:.2f} | {answer} |", flush=True)
+                      f"{peak:.0f} (+{peak - rss0:.0f}) | {cpu1 - cpu0:.2f} | {answer} |",
+                      flush=True)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -40,13 +40,14 @@ def test_a_recording_of_one_block_is_windowed_as_a_whole(speech_rows):
 
 
 def test_blocks_give_ordered_windows_of_the_recordings_own_samples(speech_rows):
-    """Windowed 60 s at a time, the 233 s recording keeps its speech (within 2% of the
-    whole-signal VAD), and every window is the recording's samples at its spans."""
+    """Windowed in 60 s blocks, the 233 s recording keeps its speech (within 2% of the
+    whole-signal VAD), every window is the recording's samples at its spans, and the size
+    of the pieces the audio arrives in changes nothing."""
     from runtimes.chunking import WindowStream, blocks_of
     from runtimes.features import N_SAMPLES
 
     samples = _longform(speech_rows)
-    stream = WindowStream(blocks_of(samples, 60 * 16000))
+    stream = WindowStream(blocks_of(samples, 7 * 16000), block_samples=60 * 16000)
     windows = list(stream)
     assert stream.n_samples == samples.size
     spans = [span for window, _ in windows for span in window]
@@ -56,27 +57,46 @@ def test_blocks_give_ordered_windows_of_the_recordings_own_samples(speech_rows):
         assert np.array_equal(audio, window_audio(samples, window))
     whole = sum(e - s for w in split_spans(samples) for s, e in w)
     assert abs(sum(e - s for s, e in spans) - whole) < 0.02 * whole
+    other = WindowStream(blocks_of(samples, 61 * 16000 + 5), block_samples=60 * 16000)
+    assert [w for w, _ in other] == [w for w, _ in windows]
 
 
 def test_a_long_stream_is_windowed_holding_a_block_not_the_recording(speech_rows):
-    """20 minutes arriving in 60 s blocks: 77 MB as one float32 array, and about twice that
-    while the VAD runs on it; streamed, the peak is a few blocks (33 MB measured)."""
+    """20 minutes arriving in 30 s pieces, windowed in 60 s blocks: 77 MB as one float32
+    array, and more while the VAD runs on it; streamed, the peak is a few blocks."""
     import tracemalloc
 
     from runtimes.chunking import WindowStream
 
     samples = _longform(speech_rows)
-    block = 60 * 16000
+    block, piece = 60 * 16000, 30 * 16000
 
     def blocks():
-        for i in range(20):
-            start = (i * block) % (samples.size - block)
-            yield samples[start:start + block].copy()
+        for i in range(40):
+            start = (i * piece) % (samples.size - piece)
+            yield samples[start:start + piece].copy()
 
     tracemalloc.start()
-    stream = WindowStream(blocks())
+    stream = WindowStream(blocks(), block_samples=block)
     count = sum(1 for _ in stream)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert stream.n_samples == 20 * block and count > 30
+    assert stream.n_samples == 40 * piece and count > 30
     assert peak < 45e6, f"{peak / 1e6:.0f} MB"
+
+
+def test_the_bounded_memory_vad_finds_faster_whispers_spans(speech_rows):
+    """runtimes.vad feeds the model 16 s at a time instead of 320 s: same spans."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from runtimes.audio import load_audio
+    from runtimes.chunking import speech_spans
+    from tests.conftest import SPEECH
+
+    options = VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160, speech_pad_ms=400)
+    rows = [r for r in speech_rows if r["subset"] == "longform"] + speech_rows[:3]
+    for row in rows:
+        samples = load_audio(SPEECH / row["path"])
+        expected = [(s["start"], s["end"]) for s in get_speech_timestamps(samples, options)]
+        assert speech_spans(samples) == expected, row["id"]
+    assert speech_spans(np.zeros(512 * 40, np.float32)) == []  # a whole last frame: padded
