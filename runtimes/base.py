@@ -21,8 +21,10 @@ PROVIDERS = ("cuda", "tensorrt")
 class DecodingOptions:
     """Decoding settings that mean the same on every runtime (and are recorded in results).
 
-    Temperature is always 0 (no sampling, no fallback) and timestamps are off, so that
-    every runtime runs the same deterministic search.
+    Temperature is always 0 (no sampling, no fallback), so that every runtime runs the same
+    deterministic search. ``timestamps``: decode Whisper's timestamp tokens (the prompt
+    drops <|notimestamps|>, the timestamp rules apply) so a window splits into segments;
+    the generated ids then include the timestamp tokens.
     """
 
     beam_size: int = 1  # 1 = greedy search; >1 = beam search with this many beams
@@ -30,6 +32,7 @@ class DecodingOptions:
     task: str = "transcribe"  # "transcribe" or "translate"
     max_new_tokens: int = 224  # generated tokens per 30 s window (Whisper's sample_len, the max)
     suppress_blank: bool = True  # no blank/eot as the first generated token (as openai/whisper)
+    timestamps: bool = False  # segment timestamps (Whisper's timestamp tokens)
 
     def __post_init__(self) -> None:
         if not isinstance(self.beam_size, int) or self.beam_size < 1:

@@ -1,9 +1,11 @@
 """The decoding loops shared by the graph runtimes (ONNX Runtime, OpenVINO, TorchScript and
 TensorRT): greedy and beam search over an encoder pass + ``decode_step`` with a KV cache.
 
-It applies the same rules as transformers' and CTranslate2's Whisper generate: the forced
-prompt, the model's suppress list at every step, blank and end-of-text suppressed at the
-first generated step, and stop at end-of-text or after ``max_new_tokens``.
+It applies the same rules as transformers' and CTranslate2's Whisper generate, as one chain
+of logit filters (``runtimes.filters``): the forced prompt, the model's suppress list at
+every step, blank and end-of-text suppressed at the first generated step, Whisper's
+timestamp rules when timestamps are asked for, and stop at end-of-text or after
+``max_new_tokens``.
 """
 
 from __future__ import annotations
@@ -17,17 +19,22 @@ import numpy as np
 
 from runtimes.base import DecodingOptions
 from runtimes.errors import ArtifactError, OptionError
+from runtimes.filters import Chain, TimestampRules, build_chain
 
 GENERATION_FILE = "generation_config.json"
 
 
 @dataclass(frozen=True)
 class SuppressRules:
-    """Token ids masked out of the logits (from the model's generation config)."""
+    """The model's token rules, from its generation config: suppressed ids, and the ids
+    timestamps need (``no_timestamps``: <|notimestamps|>, the token before the first
+    timestamp)."""
 
     eot: int
     always: tuple[int, ...]
     at_begin: tuple[int, ...]
+    no_timestamps: int | None = None
+    max_initial_timestamp_index: int | None = 50
 
     @classmethod
     def load(cls, model_dir: Path) -> SuppressRules:
@@ -37,7 +44,20 @@ class SuppressRules:
         config = json.loads(path.read_text())
         eot = config["eos_token_id"]
         return cls(eot, tuple(config.get("suppress_tokens") or ()),
-                   tuple(config.get("begin_suppress_tokens") or (220, eot)))
+                   tuple(config.get("begin_suppress_tokens") or (220, eot)),
+                   config.get("no_timestamps_token_id"),
+                   config.get("max_initial_timestamp_index", 50))
+
+    def chain(self, options: DecodingOptions) -> Chain:
+        """The logit filters of a decoding with ``options`` (see ``runtimes.filters``)."""
+        stamps = None
+        if options.timestamps:
+            if self.no_timestamps is None:
+                raise ArtifactError(f"this artifact's {GENERATION_FILE} has no "
+                                    "no_timestamps_token_id: timestamps cannot be decoded")
+            stamps = TimestampRules(self.eot, self.no_timestamps, self.no_timestamps + 1,
+                                    self.max_initial_timestamp_index)
+        return build_chain(self.eot, self.always, self.at_begin, options.suppress_blank, stamps)
 
 
 class StepModel(Protocol):
@@ -77,19 +97,6 @@ def encoder_pass(model: StepModel, features: np.ndarray) -> Any:
                          for start in range(0, len(features), size)])
 
 
-def suppress(logits: np.ndarray, rules: SuppressRules, first: bool | np.ndarray,
-             blank: bool) -> None:
-    """Mask suppressed tokens in place. ``first``: whether this is the first generated step,
-    for the whole batch or per row (the server's stepper has rows at different steps)."""
-    logits[:, list(rules.always)] = -np.inf
-    if not blank or not np.any(first):
-        return
-    if isinstance(first, np.ndarray):
-        logits[np.ix_(np.flatnonzero(first), list(rules.at_begin))] = -np.inf
-    else:
-        logits[:, list(rules.at_begin)] = -np.inf
-
-
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     x = x - x.max(-1, keepdims=True)
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
@@ -113,14 +120,16 @@ def greedy(model: StepModel, features: np.ndarray, prompts: list[list[int]],
            options: DecodingOptions, rules: SuppressRules) -> list[list[int]]:
     """Greedy decoding. Finished rows are dropped from the batch once at most half of it is
     still running, so one long transcript does not make the whole batch pay for it."""
+    chain = rules.chain(options)
     cross = encoder_pass(model, features)
     logits, cache = model.decode_step(np.asarray(prompts, np.int64),
                                       model.empty_cache(len(prompts)), cross)
     out: list[list[int]] = [[] for _ in prompts]
     rows = np.arange(len(prompts))  # which input each batch row decodes
+    alive = np.ones(len(rows), bool)  # finished rows stay in the batch until half are
     for step in range(options.max_new_tokens):
-        suppress(logits, rules, step == 0, options.suppress_blank)
-        nxt = logits.argmax(-1)
+        chain.apply(logits, [out[row] for row in rows])
+        nxt = np.where(alive, logits.argmax(-1), rules.eot)
         running = nxt != rules.eot
         for row, token in zip(rows[running], nxt[running]):
             out[row].append(int(token))
@@ -131,10 +140,8 @@ def greedy(model: StepModel, features: np.ndarray, prompts: list[list[int]],
             rows, nxt = rows[keep], nxt[keep]
             cache, cross = model.select(cache, keep), model.select(cross, keep)
             running = np.ones(len(rows), bool)
-        nxt = np.where(running, nxt, rules.eot)  # finished rows still in the batch
+        alive = running
         logits, cache = model.decode_step(nxt[:, None].astype(np.int64), cache, cross)
-        logits[~running] = 0.0
-        logits[~running, rules.eot] = 1.0  # keep finished rows finished
     return out
 
 
@@ -150,9 +157,11 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
     scores = np.tile(np.r_[0.0, np.full(k - 1, -np.inf)], n)  # only beam 0 starts alive
     seqs: list[list[int]] = [[] for _ in range(n * k)]
     done: list[list[tuple[float, list[int]]]] = [[] for _ in range(n)]  # (score, ids) per input
+    chain = rules.chain(options)
     for step in range(options.max_new_tokens):
-        suppress(logits, rules, step == 0, options.suppress_blank)
-        total = (_log_softmax(logits) + scores[:, None]).reshape(n, -1)  # (n, k * vocab)
+        chain.apply(logits, seqs)
+        with np.errstate(invalid="ignore"):  # dead placeholder beams may be all -inf
+            total = (_log_softmax(logits) + scores[:, None]).reshape(n, -1)  # (n, k * vocab)
         vocab = logits.shape[-1]
         rows, tokens, new_scores = [], [], []
         for i in range(n):

@@ -65,17 +65,25 @@ class WhisperTokenizer:
             raise OptionError(f"language {language!r} is not supported by this model")
         return token_id
 
-    def prompt(self, language: str | None, task: str) -> list[int]:
-        """The forced decoder prefix: sot [language task] notimestamps.
+    def prompt(self, language: str | None, task: str, timestamps: bool = False) -> list[int]:
+        """The forced decoder prefix: sot [language task] [notimestamps].
 
-        English-only models take no language or task token (openai/whisper does the same).
+        English-only models take no language or task token (openai/whisper does the same);
+        with ``timestamps`` the prompt leaves <|notimestamps|> out, so the model starts
+        with a timestamp.
         """
+        tail = [] if timestamps else [self.no_timestamps]
         if not self.multilingual:
-            return [self.sot, self.no_timestamps]
+            return [self.sot, *tail]
         if language is None:
             raise OptionError("a multilingual model needs a language (or detection) first")
         task_id = self.token_id(f"<|{task}|>")
-        return [self.sot, self.language_id(language), task_id, self.no_timestamps]
+        return [self.sot, self.language_id(language), task_id, *tail]
+
+    @cached_property
+    def timestamp_begin(self) -> int:
+        """Id of <|0.00|>, the first timestamp token (the one after <|notimestamps|>)."""
+        return self.no_timestamps + 1
 
     def previous_text(self, text: str, max_tokens: int = MAX_PREVIOUS_TOKENS) -> list[int]:
         """``<|startofprev|>`` + the last ``max_tokens`` tokens of ``text``: Whisper's way of

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from runtimes.base import DecodingOptions
-from runtimes.decoding import StepModel, SuppressRules, encoder_pass, suppress
+from runtimes.decoding import StepModel, SuppressRules, encoder_pass
 from runtimes.serve.batcher import DynamicBatcher, RunBatch, _Job
 
 
@@ -37,7 +37,6 @@ class _Rows:
 
     jobs: list[_Job]
     out: list[list[int]]
-    first: np.ndarray  # rows whose next token is their first (suppress at begin)
     lengths: np.ndarray  # each row's real cache length (the cache is right-aligned)
     cache: Any
     logits: np.ndarray
@@ -89,6 +88,7 @@ class IterationBatcher(DynamicBatcher):
             raise ValueError("iteration-level batching decodes greedily (beam_size 1)")
         super().__init__(run, max_batch, max_wait_s, observe)
         self.model, self.options, self.rules = model, options, rules
+        self.chain = rules.chain(options)  # the offline loops' filters, so tokens agree
         self._slots: _Slots | None = None  # allocated at the first join
         self._abandoned: set[Future] = set()  # running rows whose request gave up
 
@@ -186,14 +186,13 @@ class IterationBatcher(DynamicBatcher):
             prompts = np.asarray([jobs[i].payload[1] for i in index], np.int64)
             logits, cache = model.decode_step(prompts, model.empty_cache(len(group)), group_cross)
             parts.append(_Rows([jobs[i] for i in index], [[] for _ in index],
-                               np.ones(len(group), bool), np.full(len(group), length),
-                               cache, logits))
+                               np.full(len(group), length), cache, logits))
         return _merge(model, parts)
 
     def _step(self, rows: _Rows) -> _Rows | None:
         """Pick every row's next token; finished rows leave; one decoder step for the rest."""
         rules = self.rules
-        suppress(rows.logits, rules, rows.first, self.options.suppress_blank)
+        self.chain.apply(rows.logits, rows.out)
         tokens = rows.logits.argmax(-1)
         with self._cond:
             self._abandoned = {f for f in self._abandoned if not f.done()}
@@ -220,7 +219,6 @@ class IterationBatcher(DynamicBatcher):
         rows.logits, rows.cache = self.model.decode_step(tokens[:, None].astype(np.int64),
                                                          rows.cache, cross, rows.lengths)
         rows.lengths = rows.lengths + 1
-        rows.first[:] = False
         return rows
 
     def _compact(self, keep: list[int]) -> np.ndarray:
@@ -284,7 +282,7 @@ def _merge(model: StepModel, parts: list[_Rows]) -> _Rows:
     total = max(_cache_len(p.cache) for p in parts)
     return _Rows(
         [job for p in parts for job in p.jobs], [out for p in parts for out in p.out],
-        np.concatenate([p.first for p in parts]), np.concatenate([p.lengths for p in parts]),
+        np.concatenate([p.lengths for p in parts]),
         model.concat([_left_pad(p.cache, total) for p in parts]),
         np.concatenate([p.logits for p in parts]))
 
@@ -297,5 +295,5 @@ def _select(model: StepModel, rows: _Rows, order: np.ndarray) -> _Rows:
     if drop:  # the longest row left: its padding-only columns go (copied: contiguous)
         cache = [x[:, :, drop:].copy() if isinstance(x, np.ndarray) else x[:, :, drop:].contiguous()
                  for x in cache]
-    return _Rows([rows.jobs[i] for i in order], [rows.out[i] for i in order], rows.first[order],
-                 lengths, cache, rows.logits[order])
+    return _Rows([rows.jobs[i] for i in order], [rows.out[i] for i in order], lengths, cache,
+                 rows.logits[order])
