@@ -9,6 +9,8 @@ from pathlib import Path
 from runtimes.cli import add_integrity_arguments
 from runtimes.errors import ToolkitError
 
+FORMATS = ("text", "srt", "vtt", "json")
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runtimes", description=__doc__)
@@ -24,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--language", help="e.g. en, de (multilingual models; default: detect)")
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    p.add_argument("--timestamps", action="store_true",
+                   help="decode Whisper's segment timestamps (implied by --format srt|vtt|json)")
+    p.add_argument("--format", default="text", choices=FORMATS,
+                   help="text: one 'FILE<TAB>transcript' line per file (default); srt, vtt: "
+                   "subtitles, one block per file after a '# FILE' line; json: one object "
+                   "per line with the segments")
     p.add_argument("--trust-torchscript", action="store_true",
                    help="load a TorchScript artifact: it is a program, so only one you made or "
                    "trust")
@@ -41,15 +49,33 @@ def main(argv: list[str] | None = None) -> int:
                                           trust_code=args.trust_torchscript,
                                           verify_checksums=not args.skip_checksums,
                                           expect_digest=args.expect_digest)
-        decoding = runtimes.DecodingOptions(args.beam_size, args.language, args.task)
+        decoding = runtimes.DecodingOptions(args.beam_size, args.language, args.task,
+                                            timestamps=args.timestamps or args.format != "text")
         with runtimes.load(args.artifact, options, decoding) as model:
             results = model.transcribe(args.audio, batch_size=args.batch_size)
     except (ToolkitError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for path, result in zip(args.audio, results):
-        print(f"{path}\t{result.text}")
+        print(render(path, result, args.format))
     return 0
+
+
+def render(path: Path, result, fmt: str) -> str:
+    """One file's output in ``fmt`` (see --format)."""
+    from runtimes.segments import srt, vtt
+
+    if fmt == "text":
+        return f"{path}\t{result.text}"
+    if fmt == "json":
+        import json
+
+        return json.dumps({"file": str(path), "text": result.text, "language": result.language,
+                           "duration": round(result.duration_s, 3),
+                           "segments": [{"start": s.start, "end": s.end, "text": s.text,
+                                         "compression_ratio": round(s.compression_ratio, 3)}
+                                        for s in result.segments]})
+    return f"# {path}\n{srt(result.segments) if fmt == 'srt' else vtt(result.segments)}"
 
 
 if __name__ == "__main__":

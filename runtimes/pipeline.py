@@ -13,10 +13,11 @@ from typing import Union
 
 import numpy as np
 
-from runtimes.audio import duration_s, is_silence, load_audio
+from runtimes.audio import duration_s, load_audio
 from runtimes.base import DecodingOptions, WhisperRuntime
-from runtimes.chunking import split_windows
+from runtimes.chunking import Window, WindowStream, blocks_of
 from runtimes.features import batch_log_mel
+from runtimes.segments import Segment, segments_of
 from runtimes.tokens import WhisperTokenizer
 
 AudioInput = Union[str, Path, np.ndarray]
@@ -32,6 +33,8 @@ class Transcription:
         duration_s: length of the audio in seconds.
         windows: how many <= 30 s windows were decoded (0 for silence).
         language: the language used (given, detected, or "en" for English-only models).
+        segments: Whisper's segments when decoded with ``timestamps`` (times in seconds
+            from the start of the audio), else one per window.
     """
 
     text: str
@@ -39,6 +42,7 @@ class Transcription:
     duration_s: float
     windows: int
     language: str
+    segments: tuple[Segment, ...] = ()
 
 
 def check_language(language: str | None, task: str, multilingual: bool) -> None:
@@ -61,6 +65,7 @@ def check_language(language: str | None, task: str, multilingual: bool) -> None:
 @dataclass(frozen=True)
 class _Window:
     owner: int  # index of the input this window belongs to
+    spans: Window  # where its speech lies in the input
     samples: np.ndarray
 
 
@@ -93,25 +98,27 @@ class Transcriber:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         audios = [x if isinstance(x, np.ndarray) else load_audio(x) for x in inputs]
         windows = [
-            _Window(i, w)
+            _Window(i, spans, samples)
             for i, audio in enumerate(audios)
-            if not is_silence(audio)
-            for w in split_windows(audio)
+            for spans, samples in WindowStream(blocks_of(audio))
         ]
         languages = self._languages(windows, len(audios), batch_size)
         tokens: list[list[int]] = [[] for _ in audios]
+        segments: list[list[Segment]] = [[] for _ in audios]
+        stamps = self.options.timestamps
         for start in range(0, len(windows), batch_size):
             batch = windows[start : start + batch_size]
-            prompts = [self.tokenizer.prompt(languages[w.owner], self.options.task) for w in batch]
+            prompts = [self.tokenizer.prompt(languages[w.owner], self.options.task, stamps)
+                       for w in batch]
             features = batch_log_mel([w.samples for w in batch], self.runtime.n_mels)
             for window, ids in zip(batch, self.runtime.generate(features, prompts, self.options)):
                 tokens[window.owner].extend(ids)
+                segments[window.owner] += segments_of(window.spans, ids, self.tokenizer, stamps)
         counts = np.bincount([w.owner for w in windows], minlength=len(audios))
         return [
-            Transcription(
-                self.tokenizer.decode(ids), tuple(ids), duration_s(audio), int(n), lang
-            )
-            for ids, audio, n, lang in zip(tokens, audios, counts, languages)
+            Transcription(self.tokenizer.decode(ids), tuple(ids), duration_s(audio), int(n),
+                          lang, tuple(parts))
+            for ids, audio, n, lang, parts in zip(tokens, audios, counts, languages, segments)
         ]
 
     def _languages(self, windows: list[_Window], n_inputs: int, batch_size: int) -> list[str]:

@@ -4,9 +4,10 @@
 
 Starts ``python -m runtimes.serve ARTIFACT`` (with any server arguments after ``--``),
 uploads each FILE in turn to /v1/audio/transcriptions and reads the server's RSS and CPU
-time from /proc before and after each request, and its peak RSS during it (Linux). ``--bomb`` adds the decompression
-bomb of the project's issue 15: a 21.6 KB WAV at 1 Hz whose header claims 3 hours. It is
-how the README's reliability figures were measured; the tests assert the memory bound.
+time from /proc before and after each request, and its peak RSS during it (Linux).
+``--bomb`` adds the decompression bomb of the project's issue 15: a 21.6 KB WAV at 1 Hz
+whose header claims 3 hours. It is how the README's reliability figures were measured; the
+tests assert the memory bound.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ class PyTorchRuntime(WhisperRuntime):
             num_beams=options.beam_size,
             do_sample=False,
             max_new_tokens=options.max_new_tokens,
-            return_timestamps=False,
+            return_timestamps=options.timestamps,
         )
         if self.multilingual:
             kwargs["language"] = self._languages[prompt[1]]

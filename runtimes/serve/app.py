@@ -145,7 +145,8 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
                 data = await args["file"].read()
                 name = args["file"].filename or "upload"
                 return await engine.transcribe_upload(data, name, args["language"],
-                                                      args["prompt"], task, config.max_audio_s)
+                                                      args["prompt"], task, config.max_audio_s,
+                                                      args["timestamps"])
 
             result = await _with_timeout(work(), config)
         finally:
@@ -222,17 +223,26 @@ def _parse(form, engine: ServeEngine, task: str) -> dict:
         raise ApiError(400, f"temperature {temperature!r} must be a number in 0..1 (decoding is "
                        "always deterministic, temperature 0)", "invalid_value", "temperature")
     granularities = form.getlist("timestamp_granularities[]")
+    unknown = [g for g in granularities if g not in ("segment", "word")]
+    if unknown:
+        raise ApiError(400, f"timestamp_granularities {unknown[0]!r} is not one of: segment, "
+                       "word", "invalid_value", "timestamp_granularities")
+    if granularities and response_format != "verbose_json":
+        raise ApiError(400, "timestamp_granularities needs response_format 'verbose_json'",
+                       "invalid_value", "timestamp_granularities")
     if "word" in granularities:
-        raise ApiError(400, "word timestamps are not supported; use 'segment'", "invalid_value",
-                       "timestamp_granularities")
+        raise ApiError(400, "word timestamps are not supported yet; use 'segment'",
+                       "invalid_value", "timestamp_granularities")
     language = _field(form, "language")
     language = language.lower() if language else None
     try:
         engine.check_language(language, task)
     except ToolkitError as exc:
         raise ApiError(400, str(exc), "invalid_value", "language") from None
-    return {"file": upload, "language": language,
-            "prompt": _field(form, "prompt"), "response_format": response_format}
+    return {"file": upload, "language": language, "prompt": _field(form, "prompt"),
+            "response_format": response_format,
+            # subtitles and verbose_json get Whisper's own segments (timestamp tokens)
+            "timestamps": response_format in ("srt", "vtt", "verbose_json")}
 
 
 def _install_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,20 +21,11 @@ from runtimes.audio import SAMPLE_RATE, stream_audio_bytes
 from runtimes.chunking import Window, WindowStream
 from runtimes.features import log_mel
 from runtimes.pipeline import Transcriber, check_language
+from runtimes.segments import Segment, segments_of
 from runtimes.serve.batcher import DynamicBatcher
 from runtimes.serve.stepper import IterationBatcher
 
 _DETECT = ("detect",)
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One decoded window: where it lies in the upload (seconds) and what was said."""
-
-    start: float
-    end: float
-    text: str
-    tokens: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -88,11 +79,14 @@ class ServeEngine:
 
     async def transcribe_upload(self, data: bytes, name: str, language: str | None,
                                 prompt: str | None, task: str = "transcribe",
-                                max_seconds: float | None = None) -> ServedResult:
+                                max_seconds: float | None = None,
+                                timestamps: bool = False) -> ServedResult:
         """Decode, window and transcribe an upload as a stream: blocks are decoded, windowed
         and log-mel'd on a worker thread while earlier windows are in the batcher, and at most
         ``max_in_flight`` windows wait there, so a 3-hour upload holds a block of samples and
         a few windows, not 690 MB of float32 plus 350 MB of log-mel (issue 15).
+        ``timestamps``: decode Whisper's timestamp tokens, so the segments are the model's
+        own (else one per window).
 
         Raises:
             AudioError: the upload is not audio (any window already submitted is abandoned).
@@ -115,9 +109,10 @@ class ServeEngine:
             while (item := await asyncio.to_thread(next_window)) is not None:
                 window, features = item
                 if key is None:
-                    language, ids = await self._prompt(features, language, prompt, task)
-                    key = (("generate", len(ids)) if self.mixes_requests
-                           else ("generate", len(ids), id(spans)))
+                    language, ids = await self._prompt(features, language, prompt, task,
+                                                       timestamps)
+                    key = (("generate", len(ids), timestamps) if self.mixes_requests
+                           else ("generate", len(ids), timestamps, id(spans)))
                 spans.append(window)
                 futures.append(self.batcher.submit(key, (features, ids)))
                 if len(futures) > self.max_in_flight:
@@ -126,27 +121,25 @@ class ServeEngine:
         except BaseException:  # a timeout (--timeout), or the upload failed mid-way
             self.batcher.abandon(futures)
             raise
-        return self._result(spans, outputs, language, stream.n_samples / SAMPLE_RATE)
+        return self._result(spans, outputs, language, stream.n_samples / SAMPLE_RATE,
+                            timestamps)
 
     async def _prompt(self, first: np.ndarray, language: str | None, prompt: str | None,
-                      task: str) -> tuple[str, list[int]]:
+                      task: str, timestamps: bool) -> tuple[str, list[int]]:
         """The language (detected on the first window when not given) and the prompt ids."""
         if language is None:
             language = await self._language(first)
         tokenizer = self.transcriber.tokenizer
-        ids = tokenizer.prompt(language, task)
+        ids = tokenizer.prompt(language, task, timestamps)
         if prompt:
             ids = tokenizer.previous_text(prompt) + ids
         return language, ids
 
     def _result(self, windows: list[Window], outputs: list[list[int]], language: str | None,
-                duration: float) -> ServedResult:
+                duration: float, timestamps: bool) -> ServedResult:
         tokenizer = self.transcriber.tokenizer
-        segments = tuple(
-            Segment(w[0][0] / SAMPLE_RATE, w[-1][1] / SAMPLE_RATE, tokenizer.decode(out),
-                    tuple(out))
-            for w, out in zip(windows, outputs)
-        )
+        segments = tuple(segment for w, out in zip(windows, outputs)
+                         for segment in segments_of(w, out, tokenizer, timestamps))
         text = tokenizer.decode([t for out in outputs for t in out])
         return ServedResult(text, language or "en", duration, segments)
 
@@ -161,7 +154,8 @@ class ServeEngine:
         if key == _DETECT:
             return runtime.detect_language(np.ascontiguousarray(np.stack(payloads)))
         features = np.ascontiguousarray(np.stack([window for window, _ in payloads]))
-        return runtime.generate(features, [ids for _, ids in payloads], self.transcriber.options)
+        options = replace(self.transcriber.options, timestamps=len(key) > 2 and bool(key[2]))
+        return runtime.generate(features, [ids for _, ids in payloads], options)
 
     def warm_up(self) -> None:
         """One model call on a second of faint noise, so the first request is not the one
@@ -171,7 +165,8 @@ class ServeEngine:
         language = "en" if not self.multilingual else None
         if language is None:
             language = self._run(_DETECT, [noise])[0]
-        self._run(("generate", 0), [(noise, self.transcriber.tokenizer.prompt(language, "transcribe"))])
+        prompt = self.transcriber.tokenizer.prompt(language, "transcribe")
+        self._run(("generate", len(prompt), False), [(noise, prompt)])
 
     def start(self) -> None:
         self.batcher.start()

@@ -20,13 +20,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from runtimes.base import DecodingOptions
 from runtimes.decoding import StepModel, SuppressRules, encoder_pass
+from runtimes.filters import Chain
 from runtimes.serve.batcher import DynamicBatcher, RunBatch, _Job
 
 
@@ -69,7 +70,9 @@ class _Slots:
 
 
 class IterationBatcher(DynamicBatcher):
-    """``DynamicBatcher``'s interface; ``key[0] == "generate"`` jobs decode step by step.
+    """``DynamicBatcher``'s interface; ``key[0] == "generate"`` jobs decode step by step
+    (keys ``("generate", prompt length, timestamps, ...)``; ``timestamps`` picks the rows'
+    logit filters).
 
     Args:
         model: a graph runtime whose decoder step takes ``cache_lengths``.
@@ -88,7 +91,7 @@ class IterationBatcher(DynamicBatcher):
             raise ValueError("iteration-level batching decodes greedily (beam_size 1)")
         super().__init__(run, max_batch, max_wait_s, observe)
         self.model, self.options, self.rules = model, options, rules
-        self.chain = rules.chain(options)  # the offline loops' filters, so tokens agree
+        self._chains: dict[bool, Chain] = {}  # per timestamps flag (key[2]), built on use
         self._slots: _Slots | None = None  # allocated at the first join
         self._abandoned: set[Future] = set()  # running rows whose request gave up
 
@@ -192,7 +195,7 @@ class IterationBatcher(DynamicBatcher):
     def _step(self, rows: _Rows) -> _Rows | None:
         """Pick every row's next token; finished rows leave; one decoder step for the rest."""
         rules = self.rules
-        self.chain.apply(rows.logits, rows.out)
+        self._filter(rows)
         tokens = rows.logits.argmax(-1)
         with self._cond:
             self._abandoned = {f for f in self._abandoned if not f.done()}
@@ -221,6 +224,25 @@ class IterationBatcher(DynamicBatcher):
         rows.lengths = rows.lengths + 1
         return rows
 
+    def _filter(self, rows: _Rows) -> None:
+        """The offline loops' logit filters (so tokens agree), per row's timestamps flag:
+        requests with and without timestamps share the batch."""
+        flags = np.asarray([_timestamps(job.key) for job in rows.jobs])
+        if flags.all() or not flags.any():
+            self._chain(bool(flags[0])).apply(rows.logits, rows.out)
+            return
+        for flag in (False, True):
+            index = np.flatnonzero(flags == flag)
+            part = rows.logits[index]
+            self._chain(flag).apply(part, [rows.out[i] for i in index])
+            rows.logits[index] = part
+
+    def _chain(self, timestamps: bool) -> Chain:
+        if timestamps not in self._chains:
+            options = replace(self.options, timestamps=timestamps)
+            self._chains[timestamps] = self.rules.chain(options)
+        return self._chains[timestamps]
+
     def _compact(self, keep: list[int]) -> np.ndarray:
         """Move kept rows from beyond the new batch size into the places of rows that left;
         return the new row order (old row index per new row)."""
@@ -242,6 +264,11 @@ def _fail(jobs: list[_Job], exc: BaseException) -> None:
 
 def _generates(key: Hashable) -> bool:
     return isinstance(key, tuple) and key[:1] == ("generate",)
+
+
+def _timestamps(key: tuple) -> bool:
+    """A generate key is ("generate", prompt length[, timestamps[, request]])."""
+    return len(key) > 2 and bool(key[2])
 
 
 def _leaves(tree: Any) -> list:

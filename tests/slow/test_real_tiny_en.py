@@ -62,3 +62,31 @@ def test_silence_gives_an_empty_transcript(ct2_int8, tmp_path):
     results = ct2_int8.transcribe([short, long])
     assert [r.text for r in results] == ["", ""]
     assert [r.windows for r in results] == [0, 0]
+
+
+def test_segment_timestamps_mean_the_same_on_every_runtime(jfk, en, pytorch_fp32, ct2_int8,
+                                                           onnx_fp32):
+    """The graph loop's timestamp rules (ONNX fp32), transformers' generate (PyTorch fp32)
+    and CTranslate2's (int8) split real clips the same way: measured 13 of 13 clips
+    identical for ONNX, 12 of 13 with as many segments and starts within 0.08 s for int8."""
+    import runtimes
+    from runtimes.base import DecodingOptions
+    from runtimes.pipeline import Transcriber
+
+    stamped = DecodingOptions(timestamps=True)
+    clips = [str(jfk), *en[1][:12]]
+
+    def segments(model):
+        again = Transcriber(model.runtime, model.tokenizer, stamped)
+        return [[(s.start, s.end, s.text) for s in t.segments]
+                for t in again.transcribe(clips, batch_size=8)]
+
+    reference = segments(pytorch_fp32)
+    with runtimes.load(onnx_fp32, runtimes.RuntimeOptions(threads=2)) as model:
+        graph = segments(model)
+    int8 = segments(ct2_int8)
+    assert len(reference[0]) == 2 and reference[0][0][:2] == (0.0, 8.0)  # jfk
+    assert sum(a == b for a, b in zip(reference, graph)) >= 12
+    alike = [(a, b) for a, b in zip(reference, int8) if len(a) == len(b)]
+    assert len(alike) >= 11
+    assert all(abs(x[0] - y[0]) <= 0.2 for a, b in alike for x, y in zip(a, b))

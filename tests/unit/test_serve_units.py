@@ -8,10 +8,11 @@ import time
 import pytest
 
 from runtimes.errors import OptionError
+from runtimes.segments import clock, compression_ratio, srt, vtt
 from runtimes.serve.batcher import DynamicBatcher
 from runtimes.serve.config import ServeConfig
 from runtimes.serve.engine import Segment, ServedResult
-from runtimes.serve.formats import compression_ratio, srt, timestamp, verbose_json, vtt
+from runtimes.serve.formats import verbose_json
 
 
 def _batcher(max_batch: int, max_wait_s: float, gate: threading.Event | None = None):
@@ -107,8 +108,8 @@ def test_close_fails_waiting_jobs_and_refuses_new_ones():
 
 
 def test_timestamps_and_subtitle_formats():
-    assert timestamp(3723.456, ",") == "01:02:03,456"
-    assert timestamp(0.0005, ".") == "00:00:00.000"
+    assert clock(3723.456, ",") == "01:02:03,456"
+    assert clock(0.0005, ".") == "00:00:00.000"
     segments = (Segment(0.0, 29.5, "Hello there.", (1, 2)), Segment(29.5, 31.0, "", ()),
                 Segment(31.0, 40.25, "Bye.", (3,)))
     assert srt(segments) == ("1\n00:00:00,000 --> 00:00:29,500\nHello there.\n\n"

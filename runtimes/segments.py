@@ -1,0 +1,141 @@
+"""Segments of a transcript: a window's timestamp tokens -> (start, end, text) on the
+recording's own time line.
+
+A window decoded with timestamps reads ``<|0.00|> text <|2.40|><|2.40|> text <|5.12|>``:
+each pair of consecutive timestamps closes one segment and opens the next (openai/whisper's
+rule, which faster-whisper and CTranslate2 share). Text after the last timestamp, or a
+window with no pair at all, is one segment ending at the window's end. A window is packed
+VAD speech (``runtimes.chunking``) with the pauses between its spans cut out, so a time in
+the window maps back to the recording through its spans, as faster-whisper's
+``restore_speech_timestamps`` does.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from runtimes.audio import SAMPLE_RATE
+from runtimes.chunking import Window
+from runtimes.filters import TIME_PRECISION
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of the recording and what was said in it.
+
+    Attributes:
+        start, end: seconds from the start of the recording.
+        text: the segment's text.
+        tokens: its text token ids (timestamp tokens excluded).
+        compression_ratio: gzip ratio of the text (faster-whisper's repetition signal: above
+            2.4 the decoding is likely a loop).
+    """
+
+    start: float
+    end: float
+    text: str
+    tokens: tuple[int, ...]
+    compression_ratio: float = 0.0
+
+
+def window_duration(window: Window) -> float:
+    """Seconds of speech in a window (its spans, pauses excluded)."""
+    return sum(end - start for start, end in window) / SAMPLE_RATE
+
+
+def split_tokens(tokens: Sequence[int], timestamp_begin: int,
+                 duration: float) -> list[tuple[float, float, list[int]]]:
+    """(start, end, text ids) of each segment of one window's ids, in window seconds.
+
+    ``duration``: the window's length, the end of a segment left open. A window decoded
+    without timestamps is one segment.
+    """
+    pieces: list[tuple[float, float, list[int]]] = []
+    start: float | None = None
+    text: list[int] = []
+    for i, token in enumerate(tokens):
+        if token < timestamp_begin:
+            text.append(token)
+            continue
+        time = (token - timestamp_begin) * TIME_PRECISION
+        if start is None:
+            start = time
+        elif i > 0 and tokens[i - 1] >= timestamp_begin and not text:
+            start = time  # the opening half of a pair: the next segment starts here
+        else:
+            pieces.append((start, time, text))
+            start, text = time, []
+    if text or not pieces:
+        pieces.append((start or 0.0, max(duration, start or 0.0), text))
+    return [p for p in pieces if p[2]]
+
+
+def to_recording(window: Window, seconds: float, is_end: bool = False) -> float:
+    """A time in the window's joined speech -> seconds in the recording."""
+    sample = seconds * SAMPLE_RATE
+    offset = 0
+    for start, end in window:
+        length = end - start
+        if sample < offset + length or (is_end and sample <= offset + length):
+            return (start + sample - offset) / SAMPLE_RATE
+        offset += length
+    return window[-1][1] / SAMPLE_RATE
+
+
+def window_segments(window: Window, tokens: Sequence[int], timestamp_begin: int,
+                    decode) -> list[Segment]:
+    """The segments of one decoded window on the recording's time line; ``decode`` turns
+    ids into text (the tokenizer's)."""
+    out = []
+    for start, end, ids in split_tokens(tokens, timestamp_begin, window_duration(window)):
+        text = decode(ids)
+        if text:
+            out.append(Segment(round(to_recording(window, start), 3),
+                               round(to_recording(window, end, is_end=True), 3), text,
+                               tuple(ids), compression_ratio(text)))
+    return out
+
+
+def compression_ratio(text: str) -> float:
+    """len(text) / len(zlib(text)), openai/whisper's and faster-whisper's measure."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def segments_of(window: Window, tokens: Sequence[int], tokenizer,
+                timestamps: bool) -> list[Segment]:
+    """A decoded window's segments: split at its timestamp tokens when it was decoded with
+    timestamps, else the whole window as one segment (its first span's start to its last
+    span's end)."""
+    if timestamps:
+        return window_segments(window, tokens, tokenizer.timestamp_begin, tokenizer.decode)
+    text = tokenizer.decode(list(tokens))
+    if not text:
+        return []
+    return [Segment(round(window[0][0] / SAMPLE_RATE, 3), round(window[-1][1] / SAMPLE_RATE, 3),
+                    text, tuple(tokens), compression_ratio(text))]
+
+
+def clock(seconds: float, decimal: str) -> str:
+    """``HH:MM:SS,mmm`` (SRT, decimal ",") or ``HH:MM:SS.mmm`` (WebVTT, decimal ".")."""
+    ms = round(seconds * 1000)
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
+
+
+def srt(segments: Sequence[Segment]) -> str:
+    """SubRip subtitles of the segments."""
+    spoken = [s for s in segments if s.text]
+    return "\n".join(f"{i}\n{clock(s.start, ',')} --> {clock(s.end, ',')}\n{s.text}\n"
+                     for i, s in enumerate(spoken, 1))
+
+
+def vtt(segments: Sequence[Segment]) -> str:
+    """WebVTT subtitles of the segments."""
+    blocks = [f"{clock(s.start, '.')} --> {clock(s.end, '.')}\n{s.text}\n"
+              for s in segments if s.text]
+    return "\n".join(["WEBVTT\n", *blocks])

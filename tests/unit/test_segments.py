@@ -1,0 +1,87 @@
+"""Timestamp tokens -> segments on the recording's time line, and Whisper's timestamp rules."""
+
+import numpy as np
+
+from runtimes.filters import TimestampRules, build_chain
+from runtimes.segments import Segment, split_tokens, srt, to_recording, window_segments
+
+TB = 1000  # the first timestamp token in these examples: <|0.00|>
+EOT = 900
+
+
+def t(seconds: float) -> int:
+    return TB + round(seconds / 0.02)
+
+
+def test_pairs_close_and_open_segments_and_trailing_text_ends_at_the_window():
+    tokens = [t(0), 1, 2, t(2.4), t(2.4), 3, t(5.0), t(5.2), 4]
+    assert split_tokens(tokens, TB, 9.0) == [
+        (0.0, 2.4, [1, 2]), (2.4, 5.0, [3]), (5.2, 9.0, [4])]
+    assert split_tokens([1, 2], TB, 7.5) == [(0.0, 7.5, [1, 2])]  # no timestamps
+    assert split_tokens([t(0), 5, t(3)], TB, 30.0) == [(0.0, 3.0, [5])]  # single ending
+
+
+def test_window_times_map_back_through_the_speech_spans():
+    window = ((16000, 48000), (80000, 96000))  # 1-3 s and 5-6 s, joined: 3 s of speech
+    assert to_recording(window, 0.5) == 1.5
+    assert to_recording(window, 2.0) == 5.0  # the second span starts at 2 s of speech
+    assert to_recording(window, 2.0, is_end=True) == 3.0  # an end stays in the first span
+    assert to_recording(window, 9.0) == 6.0  # past the speech: the window's end
+    segments = window_segments(window, [t(0), 7, t(2.0), t(2.0), 8, t(3.0)], TB,
+                               lambda ids: " ".join(map(str, ids)))
+    assert [(s.start, s.end, s.text) for s in segments] == [(1.0, 3.0, "7"), (5.0, 6.0, "8")]
+
+
+def test_subtitles_skip_empty_segments():
+    text = srt([Segment(0.0, 1.5, "Hi.", (1,)), Segment(1.5, 2.0, "", ())])
+    assert text == "1\n00:00:00,000 --> 00:00:01,500\nHi.\n"
+
+
+def _rules(max_initial_index=50):
+    return TimestampRules(EOT, TB - 1, TB, max_initial_index)
+
+
+def _logits(rows=1, vocab=TB + 1501):
+    return np.zeros((rows, vocab), np.float32)
+
+
+def test_the_first_token_is_a_timestamp_within_the_first_second():
+    logits = _logits()
+    logits[0, 5] = 10.0  # a text token the model prefers
+    _rules().apply(logits, [[]])
+    allowed = np.flatnonzero(np.isfinite(logits[0]))
+    assert allowed.min() == TB and allowed.max() == TB + 50
+
+
+def test_timestamps_come_in_pairs_and_never_go_back():
+    rules = _rules()
+    after_text = _logits()
+    rules.apply(after_text, [[t(1.0), 5, 6]])  # text after an opening timestamp
+    assert np.isneginf(after_text[0, TB:t(1.0) + 1]).all()  # no earlier or equal timestamp
+    assert np.isfinite(after_text[0, t(1.02)])
+    lone = _logits()
+    rules.apply(lone, [[t(1.0), 5, t(2.0)]])  # a closing timestamp: the next one or eot
+    assert np.isneginf(lone[0, :EOT]).all() and np.isfinite(lone[0, t(2.0)])
+    assert np.isneginf(lone[0, TB:t(2.0)]).all()
+    pair = _logits()
+    rules.apply(pair, [[t(1.0), 5, t(2.0), t(2.0)]])  # after a pair: text
+    assert np.isneginf(pair[0, TB:]).all()
+    assert np.isneginf(pair[0, TB - 1])  # <|notimestamps|> never
+
+
+def test_timestamps_win_when_together_they_beat_every_text_token():
+    logits = _logits()
+    logits[0, 5] = 3.0  # one text token at e^3 ~ 20 against 1500 timestamps at e^0
+    _rules().apply(logits, [[t(0.0), 5, 6]])
+    assert np.isneginf(logits[0, :TB]).all()
+
+
+def test_the_chain_applies_blank_then_suppress_list_then_timestamps():
+    chain = build_chain(EOT, (7,), (220, EOT), True, _rules())
+    logits = _logits(2)
+    logits[:, 220] = 10.0  # likelier than all timestamps together: text may follow
+    chain.apply(logits, [[], [t(0.0), 5]])
+    assert np.isneginf(logits[:, 7]).all()
+    assert np.isneginf(logits[0, [220, EOT]]).all() and np.isfinite(logits[1, 220])
+    assert [type(f).__name__ for f in chain.filters] == [
+        "SuppressBlank", "SuppressTokens", "TimestampRules"]
