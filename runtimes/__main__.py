@@ -28,6 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
     p.add_argument("--timestamps", action="store_true",
                    help="decode Whisper's segment timestamps (implied by --format srt|vtt|json)")
+    p.add_argument("--temperature", type=float, nargs="+", default=[0.0], metavar="T",
+                   help="0 = deterministic (default); several values = faster-whisper's "
+                   "fallback ladder, e.g. 0 0.2 0.4 0.6 0.8 1.0 (with no-speech detection)")
+    p.add_argument("--best-of", type=int, default=5, help="samples per window above 0")
+    p.add_argument("--compression-ratio-threshold", type=float, default=2.4)
+    p.add_argument("--log-prob-threshold", type=float, default=-1.0)
+    p.add_argument("--no-speech-threshold", type=float, default=0.6)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
     p.add_argument("--format", default="text", choices=FORMATS,
                    help="text: one 'FILE<TAB>transcript' line per file (default); srt, vtt: "
                    "subtitles, one block per file after a '# FILE' line; json: one object "
@@ -49,8 +57,13 @@ def main(argv: list[str] | None = None) -> int:
                                           trust_code=args.trust_torchscript,
                                           verify_checksums=not args.skip_checksums,
                                           expect_digest=args.expect_digest)
-        decoding = runtimes.DecodingOptions(args.beam_size, args.language, args.task,
-                                            timestamps=args.timestamps or args.format != "text")
+        decoding = runtimes.DecodingOptions(
+            args.beam_size, args.language, args.task,
+            timestamps=args.timestamps or args.format != "text",
+            temperature=tuple(args.temperature), best_of=args.best_of,
+            compression_ratio_threshold=args.compression_ratio_threshold,
+            log_prob_threshold=args.log_prob_threshold,
+            no_speech_threshold=args.no_speech_threshold, seed=args.seed)
         with runtimes.load(args.artifact, options, decoding) as model:
             results = model.transcribe(args.audio, batch_size=args.batch_size)
     except (ToolkitError, ValueError) as exc:
@@ -72,10 +85,19 @@ def render(path: Path, result, fmt: str) -> str:
 
         return json.dumps({"file": str(path), "text": result.text, "language": result.language,
                            "duration": round(result.duration_s, 3),
-                           "segments": [{"start": s.start, "end": s.end, "text": s.text,
-                                         "compression_ratio": round(s.compression_ratio, 3)}
-                                        for s in result.segments]})
+                           "segments": [segment_json(s) for s in result.segments]})
     return f"# {path}\n{srt(result.segments) if fmt == 'srt' else vtt(result.segments)}"
+
+
+def segment_json(segment) -> dict:
+    """A segment as JSON, scores rounded (null where not computed)."""
+    def number(value: float) -> float | None:
+        return None if value != value else round(value, 4)
+
+    return {"start": segment.start, "end": segment.end, "text": segment.text,
+            "temperature": segment.temperature, "avg_logprob": number(segment.avg_logprob),
+            "compression_ratio": round(segment.compression_ratio, 3),
+            "no_speech_prob": number(segment.no_speech_prob)}
 
 
 if __name__ == "__main__":

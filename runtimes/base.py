@@ -21,10 +21,24 @@ PROVIDERS = ("cuda", "tensorrt")
 class DecodingOptions:
     """Decoding settings that mean the same on every runtime (and are recorded in results).
 
-    Temperature is always 0 (no sampling, no fallback), so that every runtime runs the same
-    deterministic search. ``timestamps``: decode Whisper's timestamp tokens (the prompt
-    drops <|notimestamps|>, the timestamp rules apply) so a window splits into segments;
-    the generated ids then include the timestamp tokens.
+    By default the temperature is a single 0: no sampling, no fallback, so every runtime
+    runs the same deterministic search. ``timestamps``: decode Whisper's timestamp tokens
+    (the prompt drops <|notimestamps|>, the timestamp rules apply) so a window splits into
+    segments; the generated ids then include the timestamp tokens.
+
+    Temperature fallback (faster-whisper's names and defaults, used only when
+    ``temperature`` is more than a single 0): a window is decoded at the first temperature
+    (0 = greedy or beam search), and again at the next one (sampling, ``best_of``
+    candidates, the likeliest kept) while its text compresses better than
+    ``compression_ratio_threshold`` (a loop) or its average log-probability is below
+    ``log_prob_threshold``; a window whose no-speech probability is above
+    ``no_speech_threshold`` and whose average log-probability is below
+    ``log_prob_threshold`` is silence and gives no text. Sampling draws from a generator
+    seeded by ``seed`` and the window's place in its recording, so a rerun gives the same
+    text, whatever the batch holds, on the graph runtimes. PyTorch seeds one generator per
+    call (its sampled text is reproducible but batch-variant); CTranslate2 seeds a worker
+    thread's generator once, at its first draw (its sampled text is batch-variant and
+    reproducible only as the same sequence of calls in a fresh process).
     """
 
     beam_size: int = 1  # 1 = greedy search; >1 = beam search with this many beams
@@ -33,14 +47,68 @@ class DecodingOptions:
     max_new_tokens: int = 224  # generated tokens per 30 s window (Whisper's sample_len, the max)
     suppress_blank: bool = True  # no blank/eot as the first generated token (as openai/whisper)
     timestamps: bool = False  # segment timestamps (Whisper's timestamp tokens)
+    temperature: float | tuple[float, ...] = 0.0  # one value, or the fallback ladder
+    compression_ratio_threshold: float | None = 2.4
+    log_prob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    best_of: int = 5  # sampled candidates per window at a temperature > 0
+    seed: int = 0
 
     def __post_init__(self) -> None:
+        temps = self.temperature
+        temps = tuple(temps) if isinstance(temps, (list, tuple)) else (temps,)
+        if not temps or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in temps):
+            raise OptionError(f"temperature must be a number in 0..1 or a list of them, got "
+                              f"{self.temperature!r}")
+        object.__setattr__(self, "temperature", tuple(float(t) for t in temps))
+        for name in ("compression_ratio_threshold", "no_speech_threshold"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value >= 0):
+                raise OptionError(f"{name} must be a number >= 0 or None, got {value!r}")
+        if self.log_prob_threshold is not None and not (
+                isinstance(self.log_prob_threshold, (int, float))
+                and self.log_prob_threshold == self.log_prob_threshold):
+            raise OptionError(f"log_prob_threshold must be a number or None, got "
+                              f"{self.log_prob_threshold!r}")
+        if not isinstance(self.best_of, int) or self.best_of < 1:
+            raise OptionError(f"best_of must be an integer >= 1, got {self.best_of!r}")
         if not isinstance(self.beam_size, int) or self.beam_size < 1:
             raise OptionError(f"beam_size must be an integer >= 1, got {self.beam_size!r}")
         if self.task not in TASKS:
             raise OptionError(f"task {self.task!r} is not one of: {', '.join(TASKS)}")
         if not 1 <= self.max_new_tokens <= 224:
             raise OptionError(f"max_new_tokens must be in 1..224, got {self.max_new_tokens!r}")
+
+    @property
+    def fallback(self) -> bool:
+        """Whether temperature fallback and no-speech detection are on."""
+        return self.temperature != (0.0,)
+
+    @property
+    def scored(self) -> bool:
+        """Whether decoding computes each window's average log-probability and no-speech
+        probability (for segments and fallback; the text-only path skips the cost)."""
+        return self.timestamps or self.fallback
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One window's decoding.
+
+    Attributes:
+        tokens: generated ids after the prompt, without the end token.
+        avg_logprob: sum of the log-probabilities of the tokens and the end token, divided
+            by their number (openai/whisper's and faster-whisper's measure); nan when the
+            decoding was not ``scored``.
+        no_speech_prob: probability of <|nospeech|> after <|startoftranscript|>; nan when
+            not ``scored``.
+        temperature: the temperature that produced it.
+    """
+
+    tokens: list[int]
+    avg_logprob: float = float("nan")
+    no_speech_prob: float = float("nan")
+    temperature: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -132,19 +200,27 @@ class WhisperRuntime(ABC):
         """The precision the model computes in, e.g. "float32" or "int8_float32"."""
 
     @abstractmethod
-    def generate(
-        self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions
-    ) -> list[list[int]]:
-        """Decode a batch.
+    def decode(self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions,
+               temperature: float = 0.0, seeds: list[int] | None = None) -> list[Decoded]:
+        """Decode a batch at one temperature.
 
         Args:
             features: float32 log-mel, shape (batch, n_mels, 3000).
             prompts: the forced decoder prefix of each item (they differ only by language).
-            options: decoding settings.
+            options: decoding settings (scores are computed when ``options.scored``).
+            temperature: 0 = greedy or beam search; above 0, ``options.best_of`` samples
+                per item at this temperature, the likeliest kept.
+            seeds: one per item for sampling (default ``options.seed``).
 
         Returns:
-            For each item, the generated ids after the prompt, without the end token.
+            For each item, its ``Decoded``.
         """
+
+    def generate(
+        self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions
+    ) -> list[list[int]]:
+        """The generated ids of each item at temperature 0 (``decode`` without scores)."""
+        return [d.tokens for d in self.decode(features, prompts, options)]
 
     @abstractmethod
     def encode(self, features: np.ndarray) -> np.ndarray:

@@ -11,15 +11,15 @@ timestamp rules when timestamps are asked for, and stop at end-of-text or after
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from runtimes.base import DecodingOptions
+from runtimes.base import Decoded, DecodingOptions
 from runtimes.errors import ArtifactError, OptionError
-from runtimes.filters import Chain, TimestampRules, build_chain
+from runtimes.filters import Chain, TimestampRules, build_chain, log_softmax
 
 GENERATION_FILE = "generation_config.json"
 
@@ -35,6 +35,13 @@ class SuppressRules:
     at_begin: tuple[int, ...]
     no_timestamps: int | None = None
     max_initial_timestamp_index: int | None = 50
+    sot: int | None = None
+
+    @property
+    def no_speech(self) -> int | None:
+        """<|nospeech|> (<|nocaptions|> in English-only vocabularies): the token just before
+        <|notimestamps|> in every Whisper vocabulary, as transformers also takes it."""
+        return None if self.no_timestamps is None else self.no_timestamps - 1
 
     @classmethod
     def load(cls, model_dir: Path) -> SuppressRules:
@@ -46,7 +53,8 @@ class SuppressRules:
         return cls(eot, tuple(config.get("suppress_tokens") or ()),
                    tuple(config.get("begin_suppress_tokens") or (220, eot)),
                    config.get("no_timestamps_token_id"),
-                   config.get("max_initial_timestamp_index", 50))
+                   config.get("max_initial_timestamp_index", 50),
+                   config.get("decoder_start_token_id"))
 
     def chain(self, options: DecodingOptions) -> Chain:
         """The logit filters of a decoding with ``options`` (see ``runtimes.filters``)."""
@@ -97,39 +105,106 @@ def encoder_pass(model: StepModel, features: np.ndarray) -> Any:
                          for start in range(0, len(features), size)])
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
-
 def _check(prompts: list[list[int]]) -> None:
     if len({len(p) for p in prompts}) != 1:
         raise OptionError("prompts in one batch must have the same length")
 
 
-def generate(model: StepModel, features: np.ndarray, prompts: list[list[int]],
-             options: DecodingOptions, rules: SuppressRules) -> list[list[int]]:
-    """Greedy (beam_size 1) or beam search; ids after the prompt, without end-of-text."""
+def decode(model: StepModel, features: np.ndarray, prompts: list[list[int]],
+           options: DecodingOptions, rules: SuppressRules, temperature: float = 0.0,
+           seeds: list[int] | None = None) -> list[Decoded]:
+    """Greedy (beam_size 1), beam search, or at a temperature > 0 sampling of
+    ``options.best_of`` candidates per input (the likeliest kept)."""
     _check(prompts)
+    if temperature > 0:
+        return sample(model, features, prompts, options, rules, temperature,
+                      seeds or [options.seed] * len(prompts))
     if options.beam_size == 1:
         return greedy(model, features, prompts, options, rules)
     return beam_search(model, features, prompts, options, rules)
 
 
+def generate(model: StepModel, features: np.ndarray, prompts: list[list[int]],
+             options: DecodingOptions, rules: SuppressRules) -> list[list[int]]:
+    """Greedy (beam_size 1) or beam search; ids after the prompt, without end-of-text."""
+    return [d.tokens for d in decode(model, features, prompts, options, rules)]
+
+
+def prompt_pass(model: StepModel, prompts: np.ndarray, cross: Any, rules: SuppressRules,
+                scored: bool) -> tuple[np.ndarray, Any, np.ndarray]:
+    """The prompt's decoder pass: (next-token logits, cache, no-speech probabilities).
+
+    Scored, the prompt runs in two calls, up to <|startoftranscript|> and the rest, since
+    the no-speech probability is read at that token (openai/whisper's ``sot_index``); the
+    cache is the same. Unscored, or where the prompt has no such token, one call and nan.
+    """
+    empty = model.empty_cache(len(prompts))
+    nan = np.full(len(prompts), np.nan)
+    if not scored or rules.sot is None or rules.no_speech is None \
+            or rules.sot not in prompts[0].tolist():
+        return (*model.decode_step(prompts, empty, cross), nan)
+    at = prompts[0].tolist().index(rules.sot) + 1
+    if not (prompts[:, at - 1] == rules.sot).all():
+        return (*model.decode_step(prompts, empty, cross), nan)
+    logits, cache = model.decode_step(np.ascontiguousarray(prompts[:, :at]), empty, cross)
+    no_speech = np.exp(log_softmax(logits.astype(np.float64))[:, rules.no_speech])
+    if at < prompts.shape[1]:
+        logits, cache = model.decode_step(np.ascontiguousarray(prompts[:, at:]), cache, cross)
+    return logits, cache, no_speech
+
+
 def greedy(model: StepModel, features: np.ndarray, prompts: list[list[int]],
-           options: DecodingOptions, rules: SuppressRules) -> list[list[int]]:
-    """Greedy decoding. Finished rows are dropped from the batch once at most half of it is
-    still running, so one long transcript does not make the whole batch pay for it."""
+           options: DecodingOptions, rules: SuppressRules) -> list[Decoded]:
+    """Greedy decoding: the most likely token at every step."""
+    return _run(model, encoder_pass(model, features), np.asarray(prompts, np.int64), options,
+                rules, lambda logits, rows: logits.argmax(-1))
+
+
+def sample(model: StepModel, features: np.ndarray, prompts: list[list[int]],
+           options: DecodingOptions, rules: SuppressRules, temperature: float,
+           seeds: list[int]) -> list[Decoded]:
+    """``options.best_of`` samples per input at ``temperature``; the one with the highest
+    average log-probability is kept. Each candidate row draws from its own generator,
+    seeded by (input's seed, candidate), so a row's draws do not depend on its batch."""
+    k, n = options.best_of, len(prompts)
+    cross = model.select(encoder_pass(model, features), np.repeat(np.arange(n), k))
+    rngs = [np.random.default_rng([seed, j]) for seed in seeds for j in range(k)]
+
+    def pick(logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):  # finished rows may be all -inf
+            cdf = np.cumsum(np.exp(log_softmax(logits.astype(np.float64) / temperature)), -1)
+        draws = [min(int(np.searchsorted(c, rngs[r].random() * c[-1], "right")), len(c) - 1)
+                 for c, r in zip(cdf, rows)]
+        return np.asarray(draws)
+
+    found = _run(model, cross, np.repeat(np.asarray(prompts, np.int64), k, axis=0), options,
+                 rules, pick, scored=True)
+    best = [max(found[i * k:(i + 1) * k], key=lambda d: d.avg_logprob) for i in range(n)]
+    return [replace(d, temperature=temperature) for d in best]
+
+
+def _run(model: StepModel, cross: Any, prompts: np.ndarray, options: DecodingOptions,
+         rules: SuppressRules, pick, scored: bool | None = None) -> list[Decoded]:
+    """The token-by-token loop of greedy decoding and sampling; ``pick(logits, rows)``
+    chooses each row's next token (``rows``: which input each batch row decodes).
+
+    Finished rows are dropped from the batch once at most half of it is still running, so
+    one long transcript does not make the whole batch pay for it.
+    """
+    scored = options.scored if scored is None else scored
     chain = rules.chain(options)
-    cross = encoder_pass(model, features)
-    logits, cache = model.decode_step(np.asarray(prompts, np.int64),
-                                      model.empty_cache(len(prompts)), cross)
+    logits, cache, no_speech = prompt_pass(model, prompts, cross, rules, scored)
     out: list[list[int]] = [[] for _ in prompts]
+    sums = np.zeros(len(prompts))
     rows = np.arange(len(prompts))  # which input each batch row decodes
     alive = np.ones(len(rows), bool)  # finished rows stay in the batch until half are
     for step in range(options.max_new_tokens):
         chain.apply(logits, [out[row] for row in rows])
-        nxt = np.where(alive, logits.argmax(-1), rules.eot)
+        nxt = np.where(alive, pick(logits, rows), rules.eot)
+        if scored:
+            with np.errstate(invalid="ignore"):
+                chosen = log_softmax(logits.astype(np.float64))[np.arange(len(rows)), nxt]
+            sums[rows[alive]] += chosen[alive]
         running = nxt != rules.eot
         for row, token in zip(rows[running], nxt[running]):
             out[row].append(int(token))
@@ -142,26 +217,54 @@ def greedy(model: StepModel, features: np.ndarray, prompts: list[list[int]],
             running = np.ones(len(rows), bool)
         alive = running
         logits, cache = model.decode_step(nxt[:, None].astype(np.int64), cache, cross)
-    return out
+    if not scored:
+        return [Decoded(ids) for ids in out]
+    return [Decoded(ids, float(total / (len(ids) + 1)), float(p))
+            for ids, total, p in zip(out, sums, no_speech)]
+
+
+def token_scores(logits: np.ndarray, prompt: list[int], found: list[list[int]],
+                 options: DecodingOptions, rules: SuppressRules,
+                 temperature: float = 0.0) -> list[Decoded]:
+    """``Decoded`` of ids decoded elsewhere, scored from teacher-forced logits
+    (rows, len(prompt) + longest + 1, vocab) through the same filter chain as the loops."""
+    chain = rules.chain(options)
+    start = len(prompt) - 1  # the position whose logits give the first generated token
+    sums = np.zeros(len(found))
+    for t in range(logits.shape[1] - start):
+        rows = [r for r, ids in enumerate(found) if t <= len(ids)]
+        if not rows:
+            break
+        step = logits[rows, start + t].astype(np.float64)
+        chain.apply(step, [found[r][:t] for r in rows])
+        chosen = [found[r][t] if t < len(found[r]) else rules.eot for r in rows]
+        with np.errstate(invalid="ignore"):
+            sums[rows] += log_softmax(step)[np.arange(len(rows)), chosen]
+    no_speech = np.full(len(found), np.nan)
+    if rules.sot in prompt and rules.no_speech is not None:
+        at_sot = logits[:, prompt.index(rules.sot)].astype(np.float64)
+        no_speech = np.exp(log_softmax(at_sot)[:, rules.no_speech])
+    return [Decoded(ids, float(total / (len(ids) + 1)), float(p), temperature)
+            for ids, total, p in zip(found, sums, no_speech)]
 
 
 def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]],
-                options: DecodingOptions, rules: SuppressRules) -> list[list[int]]:
+                options: DecodingOptions, rules: SuppressRules) -> list[Decoded]:
     """Beam search with ``beam_size`` beams per input, scores = sum of log-probabilities /
     number of generated tokens (length penalty 1, as transformers' and CTranslate2's
     defaults); an input stops when it has ``beam_size`` finished hypotheses."""
     k, n = options.beam_size, len(prompts)
     cross = model.select(encoder_pass(model, features), np.repeat(np.arange(n), k))
-    logits, cache = model.decode_step(np.repeat(np.asarray(prompts, np.int64), k, axis=0),
-                                      model.empty_cache(n * k), cross)
+    logits, cache, no_speech = prompt_pass(model, np.repeat(np.asarray(prompts, np.int64), k,
+                                                            axis=0), cross, rules, options.scored)
     scores = np.tile(np.r_[0.0, np.full(k - 1, -np.inf)], n)  # only beam 0 starts alive
     seqs: list[list[int]] = [[] for _ in range(n * k)]
-    done: list[list[tuple[float, list[int]]]] = [[] for _ in range(n)]  # (score, ids) per input
+    done: list[list[tuple[float, float, list[int]]]] = [[] for _ in range(n)]  # (score, sum, ids)
     chain = rules.chain(options)
     for step in range(options.max_new_tokens):
         chain.apply(logits, seqs)
         with np.errstate(invalid="ignore"):  # dead placeholder beams may be all -inf
-            total = (_log_softmax(logits) + scores[:, None]).reshape(n, -1)  # (n, k * vocab)
+            total = (log_softmax(logits) + scores[:, None]).reshape(n, -1)  # (n, k * vocab)
         vocab = logits.shape[-1]
         rows, tokens, new_scores = [], [], []
         for i in range(n):
@@ -175,7 +278,7 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
                     continue  # as transformers: an end beyond the top k ranks is not a hypothesis
                 if token == rules.eot or step + 1 == options.max_new_tokens:
                     ids = seqs[beam] + ([] if token == rules.eot else [token])
-                    done[i].append((score / max(len(ids), 1), ids))
+                    done[i].append((score / max(len(ids), 1), score, ids))
                 elif alive < k:
                     rows.append(beam)
                     tokens.append(token)
@@ -193,7 +296,11 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
         scores = np.asarray(new_scores)
         cache = model.select(cache, order)
         logits, cache = model.decode_step(np.asarray(tokens, np.int64)[:, None], cache, cross)
-    return [max(d, key=lambda h: h[0])[1] if d else [] for d in done]
+    best = [max(d, key=lambda h: h[0]) if d else (0.0, 0.0, []) for d in done]
+    if not options.scored:
+        return [Decoded(ids) for _, _, ids in best]
+    return [Decoded(ids, total / (len(ids) + 1), float(no_speech[i * k]))
+            for i, (_, total, ids) in enumerate(best)]
 
 
 def detect_language(model: StepModel, features: np.ndarray, languages: dict[str, int],

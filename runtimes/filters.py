@@ -74,7 +74,7 @@ class TimestampRules:
                 if self.max_initial_index is not None:
                     logits[row, begin + self.max_initial_index + 1:] = -np.inf
         with np.errstate(invalid="ignore", divide="ignore"):
-            logprobs = _log_softmax(logits)
+            logprobs = log_softmax(logits)
             stamps = _logsumexp(logprobs[:, begin:])
             likelier = stamps > logprobs[:, :begin].max(-1)
         logits[np.ix_(np.flatnonzero(likelier), np.arange(begin))] = -np.inf
@@ -96,7 +96,8 @@ class TimestampRules:
             logits[begin:floor] = -np.inf
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """Log-probabilities along the last axis."""
     x = x - x.max(-1, keepdims=True)
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.artifact import GRAPH_SPEC, GraphSpec
-from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.decoding import SuppressRules, concat_rows, detect_language, generate
+from runtimes.base import Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.decoding import SuppressRules, concat_rows, decode, detect_language
 from runtimes.errors import OptionError
 
 
@@ -83,9 +83,9 @@ class GraphRuntime(WhisperRuntime):
         """Cross caches of consecutive chunks joined (numpy; torch engines override)."""
         return concat_rows(parts)
 
-    def generate(self, features: np.ndarray, prompts: list[list[int]],
-                 options: DecodingOptions) -> list[list[int]]:
-        return generate(self, features, prompts, options, self._rules)
+    def decode(self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions,
+               temperature: float = 0.0, seeds: list[int] | None = None) -> list[Decoded]:
+        return decode(self, features, prompts, options, self._rules, temperature, seeds)
 
     def detect_language(self, features: np.ndarray) -> list[str]:
         return detect_language(self, features, self._spec.languages, self.model_dir)

@@ -14,8 +14,9 @@ from typing import Union
 import numpy as np
 
 from runtimes.audio import duration_s, load_audio
-from runtimes.base import DecodingOptions, WhisperRuntime
+from runtimes.base import Decoded, DecodingOptions, WhisperRuntime
 from runtimes.chunking import Window, WindowStream, blocks_of
+from runtimes.fallback import decode_with_fallback
 from runtimes.features import batch_log_mel
 from runtimes.segments import Segment, segments_of
 from runtimes.tokens import WhisperTokenizer
@@ -34,7 +35,8 @@ class Transcription:
         windows: how many <= 30 s windows were decoded (0 for silence).
         language: the language used (given, detected, or "en" for English-only models).
         segments: Whisper's segments when decoded with ``timestamps`` (times in seconds
-            from the start of the audio), else one per window.
+            from the start of the audio), else one per window; a window found silent by
+            no-speech detection (fallback on) has none.
     """
 
     text: str
@@ -67,6 +69,7 @@ class _Window:
     owner: int  # index of the input this window belongs to
     spans: Window  # where its speech lies in the input
     samples: np.ndarray
+    index: int = 0  # its place among its input's windows (seeds sampling)
 
 
 class Transcriber:
@@ -98,9 +101,9 @@ class Transcriber:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         audios = [x if isinstance(x, np.ndarray) else load_audio(x) for x in inputs]
         windows = [
-            _Window(i, spans, samples)
+            _Window(i, spans, samples, index)
             for i, audio in enumerate(audios)
-            for spans, samples in WindowStream(blocks_of(audio))
+            for index, (spans, samples) in enumerate(WindowStream(blocks_of(audio)))
         ]
         languages = self._languages(windows, len(audios), batch_size)
         tokens: list[list[int]] = [[] for _ in audios]
@@ -111,15 +114,25 @@ class Transcriber:
             prompts = [self.tokenizer.prompt(languages[w.owner], self.options.task, stamps)
                        for w in batch]
             features = batch_log_mel([w.samples for w in batch], self.runtime.n_mels)
-            for window, ids in zip(batch, self.runtime.generate(features, prompts, self.options)):
-                tokens[window.owner].extend(ids)
-                segments[window.owner] += segments_of(window.spans, ids, self.tokenizer, stamps)
+            seeds = [self.options.seed * 1_000_000 + w.index for w in batch]
+            for window, found in zip(batch, self._decode(features, prompts, seeds)):
+                tokens[window.owner].extend(found.tokens)
+                segments[window.owner] += segments_of(window.spans, found, self.tokenizer,
+                                                      stamps)
         counts = np.bincount([w.owner for w in windows], minlength=len(audios))
         return [
             Transcription(self.tokenizer.decode(ids), tuple(ids), duration_s(audio), int(n),
                           lang, tuple(parts))
             for ids, audio, n, lang, parts in zip(tokens, audios, counts, languages, segments)
         ]
+
+    def _decode(self, features: np.ndarray, prompts: list[list[int]],
+                seeds: list[int]) -> list[Decoded]:
+        """The batch decoded, with temperature fallback when the options ask for it."""
+        if not self.options.fallback:
+            return self.runtime.decode(features, prompts, self.options)
+        return decode_with_fallback(self.runtime, self.tokenizer, features, prompts,
+                                    self.options, seeds)
 
     def _languages(self, windows: list[_Window], n_inputs: int, batch_size: int) -> list[str]:
         """One language per input: the option, "en" for English-only models, else detected

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from runtimes.audio import SAMPLE_RATE
+from runtimes.base import Decoded
 from runtimes.chunking import Window
 from runtimes.filters import TIME_PRECISION
 
@@ -31,6 +32,9 @@ class Segment:
         tokens: its text token ids (timestamp tokens excluded).
         compression_ratio: gzip ratio of the text (faster-whisper's repetition signal: above
             2.4 the decoding is likely a loop).
+        avg_logprob, no_speech_prob, temperature: of the window the segment was decoded in
+            (as openai/whisper and faster-whisper report them); nan when the decoding was
+            not scored (text-only).
     """
 
     start: float
@@ -38,6 +42,9 @@ class Segment:
     text: str
     tokens: tuple[int, ...]
     compression_ratio: float = 0.0
+    avg_logprob: float = float("nan")
+    no_speech_prob: float = float("nan")
+    temperature: float = 0.0
 
 
 def window_duration(window: Window) -> float:
@@ -104,18 +111,20 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
-def segments_of(window: Window, tokens: Sequence[int], tokenizer,
-                timestamps: bool) -> list[Segment]:
+def segments_of(window: Window, decoded: Decoded, tokenizer, timestamps: bool) -> list[Segment]:
     """A decoded window's segments: split at its timestamp tokens when it was decoded with
     timestamps, else the whole window as one segment (its first span's start to its last
-    span's end)."""
+    span's end); each carries the window's scores."""
+    tokens = decoded.tokens
     if timestamps:
-        return window_segments(window, tokens, tokenizer.timestamp_begin, tokenizer.decode)
-    text = tokenizer.decode(list(tokens))
-    if not text:
-        return []
-    return [Segment(round(window[0][0] / SAMPLE_RATE, 3), round(window[-1][1] / SAMPLE_RATE, 3),
-                    text, tuple(tokens), compression_ratio(text))]
+        found = window_segments(window, tokens, tokenizer.timestamp_begin, tokenizer.decode)
+    else:
+        text = tokenizer.decode(list(tokens))
+        found = [Segment(round(window[0][0] / SAMPLE_RATE, 3),
+                         round(window[-1][1] / SAMPLE_RATE, 3), text, tuple(tokens),
+                         compression_ratio(text))] if text else []
+    return [replace(s, avg_logprob=decoded.avg_logprob, no_speech_prob=decoded.no_speech_prob,
+                    temperature=decoded.temperature) for s in found]
 
 
 def clock(seconds: float, decimal: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.base import Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.registry import register
 
@@ -124,21 +124,40 @@ class CTranslate2Runtime(WhisperRuntime):
 
         return ctranslate2.StorageView.from_array(np.ascontiguousarray(features, np.float32))
 
-    def generate(
-        self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions
-    ) -> list[list[int]]:
+    def decode(self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions,
+               temperature: float = 0.0, seeds: list[int] | None = None) -> list[Decoded]:
+        scored = options.scored or temperature > 0
         results = self._model.generate(
             self._encoded(features),
             [list(p) for p in prompts],
-            beam_size=options.beam_size,
             # CTranslate2's Whisper decodes at most max_length // 2 tokens after the prompt,
             # whatever the prompt's length (measured: max_length 100 -> 50 new tokens).
             max_length=2 * options.max_new_tokens,
             suppress_blank=options.suppress_blank,
             suppress_tokens=[-1],  # the model's own suppress list, as transformers uses it
-            sampling_topk=1,
+            return_scores=scored,
+            return_no_speech_prob=scored,
+            **self._search(options, temperature, seeds),
         )
-        return [list(r.sequences_ids[0]) for r in results]
+        if not scored:
+            return [Decoded(list(r.sequences_ids[0])) for r in results]
+        return [max((_scored(ids, score, r.no_speech_prob, temperature)
+                     for ids, score in zip(r.sequences_ids, r.scores)),
+                    key=lambda d: d.avg_logprob) for r in results]
+
+    @staticmethod
+    def _search(options: DecodingOptions, temperature: float, seeds: list[int] | None) -> dict:
+        """Greedy or beam search at 0; else ``best_of`` samples from the whole vocabulary
+        (faster-whisper's settings). CTranslate2 draws from one generator per worker thread,
+        seeded (here, with the batch's first seed) only at that thread's first draw: its
+        sampled text depends on the batch and on what was sampled before in the process."""
+        if temperature == 0:
+            return dict(beam_size=options.beam_size, sampling_topk=1)
+        import ctranslate2
+
+        ctranslate2.set_random_seed(int((seeds or [options.seed])[0]))
+        return dict(beam_size=1, num_hypotheses=options.best_of, sampling_topk=0,
+                    sampling_temperature=temperature)
 
     def _encoded(self, features: np.ndarray):
         """Features for ``generate``: on CPU the encoder output computed one window at a
@@ -163,3 +182,11 @@ class CTranslate2Runtime(WhisperRuntime):
 
     def close(self) -> None:
         self._model = None
+
+
+def _scored(ids: list[int], score: float, no_speech_prob: float, temperature: float) -> Decoded:
+    """A hypothesis with openai's average log-probability: CTranslate2's score is the sum
+    over the tokens and the end token divided by the tokens' number (length penalty 1), as
+    faster-whisper converts it."""
+    ids = list(ids)
+    return Decoded(ids, score * len(ids) / (len(ids) + 1), float(no_speech_prob), temperature)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.artifact import is_multilingual
-from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.base import Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.registry import register
 
@@ -54,6 +54,7 @@ class PyTorchRuntime(WhisperRuntime):
         gen = self._model.generation_config
         self._languages = {v: k.strip("<|>") for k, v in (getattr(gen, "lang_to_id", None) or {}).items()}
         self._tasks = {v: k for k, v in (getattr(gen, "task_to_id", None) or {}).items()}
+        self._rules = None  # the shared filters' rules, read when scores are first asked
 
     def _load(self, torch):
         from transformers import WhisperForConditionalGeneration
@@ -120,22 +121,54 @@ class PyTorchRuntime(WhisperRuntime):
             row = row[len(prompt) :]
         return row[: row.index(eos)] if eos in row else row
 
-    def generate(
-        self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions
-    ) -> list[list[int]]:
+    def decode(self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions,
+               temperature: float = 0.0, seeds: list[int] | None = None) -> list[Decoded]:
         import torch
 
-        out: list[list[int]] = [[] for _ in prompts]
+        out: list[Decoded] = [Decoded([]) for _ in prompts]
+        k = options.best_of if temperature > 0 else 1
         for prompt in {tuple(p) for p in prompts}:  # one generate call per distinct prompt
             rows = [i for i, p in enumerate(prompts) if tuple(p) == prompt]
             inputs = torch.from_numpy(features[rows]).to(self._device, self._model.dtype)
+            kwargs = self._generate_kwargs(list(prompt), options)
+            if temperature > 0:  # one generator per call: sampled text is batch-variant
+                torch.manual_seed(int((seeds or [options.seed] * len(prompts))[rows[0]]))
+                kwargs.update(num_beams=1, temperature=temperature, do_sample=True, top_k=0,
+                              num_return_sequences=k)
             with torch.inference_mode():
-                sequences = self._model.generate(
-                    input_features=inputs, **self._generate_kwargs(list(prompt), options)
-                )
-            for i, seq in zip(rows, sequences.tolist()):
-                out[i] = self._strip(seq, list(prompt))
+                sequences = self._model.generate(input_features=inputs, **kwargs)
+            found = [self._strip(seq, list(prompt)) for seq in sequences.tolist()]
+            if options.scored or temperature > 0:
+                scored = self._score(inputs.repeat_interleave(k, 0), list(prompt), found,
+                                     options, temperature)
+                for j, i in enumerate(rows):
+                    out[i] = max(scored[j * k:(j + 1) * k], key=lambda d: d.avg_logprob)
+            else:
+                for i, ids in zip(rows, found):
+                    out[i] = Decoded(ids)
         return out
+
+    def _score(self, inputs, prompt: list[int], found: list[list[int]],
+               options: DecodingOptions, temperature: float) -> list[Decoded]:
+        """Average log-probability and no-speech probability of decoded ids, by one
+        teacher-forced decoder pass through the shared logit filters: transformers'
+        ``generate`` does not return them for timestamped output, and this gives them
+        exactly the graph runtimes' meaning."""
+        import torch
+
+        from runtimes.decoding import SuppressRules, token_scores
+
+        if self._rules is None:
+            self._rules = SuppressRules.load(self.model_dir)
+        eot = self._rules.eot
+        width = max(len(ids) for ids in found) + 1
+        ids = torch.tensor([prompt + t + [eot] * (width - len(t)) for t in found],
+                           device=self._device)
+        with torch.inference_mode():
+            encoded = self._model.model.encoder(inputs).last_hidden_state
+            hidden = self._model.model.decoder(input_ids=ids, encoder_hidden_states=encoded)
+            logits = self._model.proj_out(hidden.last_hidden_state).float().cpu().numpy()
+        return token_scores(logits, prompt, found, options, self._rules, temperature)
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         import torch

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.base import DecodingOptions, RuntimeOptions
+from runtimes.base import Decoded, DecodingOptions, RuntimeOptions
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.graph import GraphRuntime
 from runtimes.registry import register
@@ -139,12 +139,14 @@ class TensorRTRuntime(GraphRuntime):
             return {name: value.index_select(0, index) for name, value in cache.items()}
         return [value.index_select(0, index) for value in cache]
 
-    def generate(self, features: np.ndarray, prompts: list[list[int]],
-                 options: DecodingOptions) -> list[list[int]]:
-        if features.shape[0] * options.beam_size > (self._spec.max_batch or 0):
-            raise OptionError(f"batch x beams = {features.shape[0] * options.beam_size} exceeds "
-                              f"this engine's profile maximum {self._spec.max_batch}")
-        return super().generate(features, prompts, options)
+    def decode(self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions,
+               temperature: float = 0.0, seeds: list[int] | None = None) -> list[Decoded]:
+        rows = options.best_of if temperature > 0 else options.beam_size
+        if features.shape[0] * rows > (self._spec.max_batch or 0):
+            raise OptionError(f"batch x {'candidates' if temperature > 0 else 'beams'} = "
+                              f"{features.shape[0] * rows} exceeds this engine's profile "
+                              f"maximum {self._spec.max_batch}")
+        return super().decode(features, prompts, options, temperature, seeds)
 
     def close(self) -> None:
         self._encoder = self._decoder = None

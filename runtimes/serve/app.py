@@ -146,7 +146,7 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
                 name = args["file"].filename or "upload"
                 return await engine.transcribe_upload(data, name, args["language"],
                                                       args["prompt"], task, config.max_audio_s,
-                                                      args["timestamps"])
+                                                      args["timestamps"], args["temperature"])
 
             result = await _with_timeout(work(), config)
         finally:
@@ -220,8 +220,9 @@ def _parse(form, engine: ServeEngine, task: str) -> dict:
     except ValueError:
         ok = False
     if not ok:
-        raise ApiError(400, f"temperature {temperature!r} must be a number in 0..1 (decoding is "
-                       "always deterministic, temperature 0)", "invalid_value", "temperature")
+        raise ApiError(400, f"temperature {temperature!r} must be a number in 0..1 (0 = "
+                       "deterministic greedy decoding, above 0 = sampling)", "invalid_value",
+                       "temperature")
     granularities = form.getlist("timestamp_granularities[]")
     unknown = [g for g in granularities if g not in ("segment", "word")]
     if unknown:
@@ -240,7 +241,7 @@ def _parse(form, engine: ServeEngine, task: str) -> dict:
     except ToolkitError as exc:
         raise ApiError(400, str(exc), "invalid_value", "language") from None
     return {"file": upload, "language": language, "prompt": _field(form, "prompt"),
-            "response_format": response_format,
+            "response_format": response_format, "temperature": float(temperature),
             # subtitles and verbose_json get Whisper's own segments (timestamp tokens)
             "timestamps": response_format in ("srt", "vtt", "verbose_json")}
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from runtimes.audio import SAMPLE_RATE, stream_audio_bytes
+from runtimes.base import Decoded
 from runtimes.chunking import Window, WindowStream
 from runtimes.features import log_mel
 from runtimes.pipeline import Transcriber, check_language
@@ -80,13 +81,16 @@ class ServeEngine:
     async def transcribe_upload(self, data: bytes, name: str, language: str | None,
                                 prompt: str | None, task: str = "transcribe",
                                 max_seconds: float | None = None,
-                                timestamps: bool = False) -> ServedResult:
+                                timestamps: bool = False,
+                                temperature: float = 0.0) -> ServedResult:
         """Decode, window and transcribe an upload as a stream: blocks are decoded, windowed
         and log-mel'd on a worker thread while earlier windows are in the batcher, and at most
         ``max_in_flight`` windows wait there, so a 3-hour upload holds a block of samples and
         a few windows, not 690 MB of float32 plus 350 MB of log-mel (issue 15).
         ``timestamps``: decode Whisper's timestamp tokens, so the segments are the model's
-        own (else one per window).
+        own (else one per window). ``temperature`` > 0: each window is sampled
+        (``best_of`` candidates, seeded by its place in the upload), in one model call per
+        batch rather than step by step.
 
         Raises:
             AudioError: the upload is not audio (any window already submitted is abandoned).
@@ -111,10 +115,10 @@ class ServeEngine:
                 if key is None:
                     language, ids = await self._prompt(features, language, prompt, task,
                                                        timestamps)
-                    key = (("generate", len(ids), timestamps) if self.mixes_requests
-                           else ("generate", len(ids), timestamps, id(spans)))
+                    key = _key(len(ids), timestamps, temperature,
+                               None if self.mixes_requests else id(spans))
+                futures.append(self.batcher.submit(key, (features, ids, len(spans))))
                 spans.append(window)
-                futures.append(self.batcher.submit(key, (features, ids)))
                 if len(futures) > self.max_in_flight:
                     await asyncio.wrap_future(futures[-self.max_in_flight - 1])
             outputs = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
@@ -135,12 +139,12 @@ class ServeEngine:
             ids = tokenizer.previous_text(prompt) + ids
         return language, ids
 
-    def _result(self, windows: list[Window], outputs: list[list[int]], language: str | None,
+    def _result(self, windows: list[Window], outputs: list[Decoded], language: str | None,
                 duration: float, timestamps: bool) -> ServedResult:
         tokenizer = self.transcriber.tokenizer
         segments = tuple(segment for w, out in zip(windows, outputs)
                          for segment in segments_of(w, out, tokenizer, timestamps))
-        text = tokenizer.decode([t for out in outputs for t in out])
+        text = tokenizer.decode([t for out in outputs for t in out.tokens])
         return ServedResult(text, language or "en", duration, segments)
 
     async def _language(self, window: np.ndarray) -> str:
@@ -153,9 +157,11 @@ class ServeEngine:
         runtime = self.transcriber.runtime
         if key == _DETECT:
             return runtime.detect_language(np.ascontiguousarray(np.stack(payloads)))
-        features = np.ascontiguousarray(np.stack([window for window, _ in payloads]))
-        options = replace(self.transcriber.options, timestamps=len(key) > 2 and bool(key[2]))
-        return runtime.generate(features, [ids for _, ids in payloads], options)
+        features = np.ascontiguousarray(np.stack([p[0] for p in payloads]))
+        options = replace(self.transcriber.options, timestamps=bool(key[2]))
+        temperature = key[3] if key[0] == "sample" else 0.0
+        seeds = [options.seed * 1_000_000 + p[2] for p in payloads]
+        return runtime.decode(features, [p[1] for p in payloads], options, temperature, seeds)
 
     def warm_up(self) -> None:
         """One model call on a second of faint noise, so the first request is not the one
@@ -166,7 +172,7 @@ class ServeEngine:
         if language is None:
             language = self._run(_DETECT, [noise])[0]
         prompt = self.transcriber.tokenizer.prompt(language, "transcribe")
-        self._run(("generate", len(prompt), False), [(noise, prompt)])
+        self._run(_key(len(prompt), False, 0.0), [(noise, prompt, 0)])
 
     def start(self) -> None:
         self.batcher.start()
@@ -174,3 +180,13 @@ class ServeEngine:
     def close(self) -> None:
         self.batcher.close()
         self.transcriber.close()
+
+
+def _key(prompt_length: int, timestamps: bool, temperature: float,
+         request: int | None = None) -> tuple:
+    """The batcher key of a request's windows: ("generate", prompt length, timestamps[,
+    request]) for greedy decoding (the stepper's), ("sample", ..., temperature[, request])
+    for sampling; ``request`` keeps a batch-variant precision's windows to one request."""
+    kind = ("sample", prompt_length, timestamps, temperature) if temperature > 0 \
+        else ("generate", prompt_length, timestamps)
+    return kind if request is None else (*kind, request)

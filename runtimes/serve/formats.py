@@ -39,7 +39,14 @@ def verbose_json(result: ServedResult, task: str) -> dict:
         "segments": [
             {"id": i, "seek": round(s.start * 100), "start": round(s.start, 3),
              "end": round(s.end, 3), "text": s.text, "tokens": list(s.tokens),
-             "temperature": 0.0, "compression_ratio": round(s.compression_ratio, 3)}
+             "temperature": s.temperature, "avg_logprob": _number(s.avg_logprob),
+             "compression_ratio": round(s.compression_ratio, 3),
+             "no_speech_prob": _number(s.no_speech_prob)}
             for i, s in enumerate(result.segments)
         ],
     }
+
+
+def _number(value: float) -> float | None:
+    """A score for JSON: rounded, or null where it was not computed (nan)."""
+    return None if value != value else round(value, 4)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.base import DecodingOptions
-from runtimes.decoding import StepModel, SuppressRules, encoder_pass
-from runtimes.filters import Chain
+from runtimes.base import Decoded, DecodingOptions
+from runtimes.decoding import StepModel, SuppressRules, encoder_pass, prompt_pass
+from runtimes.filters import Chain, log_softmax
 from runtimes.serve.batcher import DynamicBatcher, RunBatch, _Job
 
 
@@ -41,6 +41,8 @@ class _Rows:
     lengths: np.ndarray  # each row's real cache length (the cache is right-aligned)
     cache: Any
     logits: np.ndarray
+    sums: np.ndarray  # each row's summed log-probabilities (rows that are scored)
+    no_speech: np.ndarray  # each row's no-speech probability (nan when not scored)
 
 
 class _Slots:
@@ -187,9 +189,12 @@ class IterationBatcher(DynamicBatcher):
             self._slots.write(running, group_cross)
             running += len(group)
             prompts = np.asarray([jobs[i].payload[1] for i in index], np.int64)
-            logits, cache = model.decode_step(prompts, model.empty_cache(len(group)), group_cross)
+            scored = any(_timestamps(jobs[i].key) for i in index)
+            logits, cache, no_speech = prompt_pass(model, prompts, group_cross, self.rules,
+                                                   scored)
             parts.append(_Rows([jobs[i] for i in index], [[] for _ in index],
-                               np.full(len(group), length), cache, logits))
+                               np.full(len(group), length), cache, logits,
+                               np.zeros(len(group)), no_speech))
         return _merge(model, parts)
 
     def _step(self, rows: _Rows) -> _Rows | None:
@@ -197,6 +202,7 @@ class IterationBatcher(DynamicBatcher):
         rules = self.rules
         self._filter(rows)
         tokens = rows.logits.argmax(-1)
+        self._score(rows, tokens)
         with self._cond:
             self._abandoned = {f for f in self._abandoned if not f.done()}
             abandoned = set(self._abandoned)
@@ -208,7 +214,7 @@ class IterationBatcher(DynamicBatcher):
             if token != rules.eot:
                 rows.out[i].append(int(token))
             if token == rules.eot or len(rows.out[i]) >= self.options.max_new_tokens:
-                rows.jobs[i].future.set_result(rows.out[i])
+                rows.jobs[i].future.set_result(_decoded(rows, i))
             else:
                 keep.append(i)
         if not keep:
@@ -237,6 +243,16 @@ class IterationBatcher(DynamicBatcher):
             self._chain(flag).apply(part, [rows.out[i] for i in index])
             rows.logits[index] = part
 
+    @staticmethod
+    def _score(rows: _Rows, tokens: np.ndarray) -> None:
+        """Add each scored row's chosen token's log-probability (as the offline loop)."""
+        scored = np.asarray([_timestamps(job.key) for job in rows.jobs])
+        if scored.any():
+            index = np.flatnonzero(scored)
+            with np.errstate(invalid="ignore"):
+                logprobs = log_softmax(rows.logits[index].astype(np.float64))
+            rows.sums[index] += logprobs[np.arange(len(index)), tokens[index]]
+
     def _chain(self, timestamps: bool) -> Chain:
         if timestamps not in self._chains:
             options = replace(self.options, timestamps=timestamps)
@@ -254,6 +270,14 @@ class IterationBatcher(DynamicBatcher):
             self._slots.move(hole, mover)
             order[hole] = mover
         return order
+
+
+def _decoded(rows: _Rows, i: int) -> Decoded:
+    """Row i's result; scored (timestamped requests) as ``runtimes.decoding`` scores it."""
+    out = rows.out[i]
+    if not _timestamps(rows.jobs[i].key):
+        return Decoded(out)
+    return Decoded(out, float(rows.sums[i] / (len(out) + 1)), float(rows.no_speech[i]))
 
 
 def _fail(jobs: list[_Job], exc: BaseException) -> None:
@@ -311,7 +335,8 @@ def _merge(model: StepModel, parts: list[_Rows]) -> _Rows:
         [job for p in parts for job in p.jobs], [out for p in parts for out in p.out],
         np.concatenate([p.lengths for p in parts]),
         model.concat([_left_pad(p.cache, total) for p in parts]),
-        np.concatenate([p.logits for p in parts]))
+        np.concatenate([p.logits for p in parts]), np.concatenate([p.sums for p in parts]),
+        np.concatenate([p.no_speech for p in parts]))
 
 
 def _select(model: StepModel, rows: _Rows, order: np.ndarray) -> _Rows:
@@ -323,4 +348,4 @@ def _select(model: StepModel, rows: _Rows, order: np.ndarray) -> _Rows:
         cache = [x[:, :, drop:].copy() if isinstance(x, np.ndarray) else x[:, :, drop:].contiguous()
                  for x in cache]
     return _Rows([rows.jobs[i] for i in order], [rows.out[i] for i in order], lengths, cache,
-                 rows.logits[order])
+                 rows.logits[order], rows.sums[order], rows.no_speech[order])

@@ -98,6 +98,20 @@ def test_transcribe_cli_prints_one_line_per_file(int8_artifact, jfk, tmp_path):
     assert bad.returncode == 2 and f"audio file not found: {missing}" in bad.stderr
 
 
+def test_transcribe_cli_json_carries_the_scores_of_the_fallback(int8_artifact, jfk):
+    import json
+
+    cmd = [sys.executable, "-m", "runtimes", str(int8_artifact), str(jfk), "--format", "json",
+           "--temperature", "0", "0.2", "0.4", "--threads", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    segments = json.loads(proc.stdout)["segments"]
+    assert [s["start"] for s in segments] == [0.0, 8.0]
+    for s in segments:
+        assert s["temperature"] == 0.0 and -1 < s["avg_logprob"] < 0
+        assert 0 <= s["no_speech_prob"] < 0.1 and s["compression_ratio"] > 0
+
+
 def test_ctranslate2_int8_is_batch_invariant_as_its_manifest_says(int8_artifact, ct2_int8,
                                                                    speech_rows):
     """CTranslate2 quantises activations row by row, so its int8 is batch-invariant."""

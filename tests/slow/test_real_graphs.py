@@ -61,8 +61,10 @@ def test_batched_greedy_equals_one_by_one(onnx_fp32, speech_rows):
 
 def test_iteration_batching_gives_each_window_its_own_greedy_tokens(onnx_fp32, speech_rows):
     """Windows that join a running batch at any step (cache padded on the left and masked),
-    with prompts of different lengths, decode exactly as each window alone."""
+    with prompts of different lengths, text-only and timestamped (scored) rows side by side,
+    decode exactly as each window alone, with the same scores."""
     import time
+    from dataclasses import replace
 
     from runtimes.features import log_mel
     from runtimes.serve.stepper import IterationBatcher
@@ -72,10 +74,12 @@ def test_iteration_batching_gives_each_window_its_own_greedy_tokens(onnx_fp32, s
         runtime, tokenizer = model.runtime, model.tokenizer
         windows = [log_mel(a[:480000]) for a in audio[:12]]
         plain = tokenizer.prompt("en", "transcribe")
-        prompts = [tokenizer.previous_text("Hello there.") + plain if i % 3 == 0 else plain
+        stamps = [i % 4 == 1 for i in range(len(windows))]
+        prompts = [tokenizer.previous_text("Hello there.") + plain if i % 3 == 0
+                   else tokenizer.prompt("en", "transcribe", True) if stamps[i] else plain
                    for i in range(len(windows))]
-        alone = [runtime.generate(w[None], [p], model.options)[0]
-                 for w, p in zip(windows, prompts)]
+        alone = [runtime.decode(w[None], [p], replace(model.options, timestamps=s))[0]
+                 for w, p, s in zip(windows, prompts, stamps)]
         rows: list[int] = []
         batcher = IterationBatcher(runtime, model.options, runtime.rules, lambda k, p: [],
                                    max_batch=4, max_wait_s=0.0, observe=rows.append)
@@ -83,12 +87,18 @@ def test_iteration_batching_gives_each_window_its_own_greedy_tokens(onnx_fp32, s
         try:
             futures = []
             for i, (window, prompt) in enumerate(zip(windows, prompts)):
-                futures.append(batcher.submit(("generate", len(prompt)), (window, prompt)))
+                key = ("generate", len(prompt), stamps[i])
+                futures.append(batcher.submit(key, (window, prompt)))
                 time.sleep(0.02 * (i % 3))  # arrive while others are mid-transcript
             joint = [f.result(timeout=120) for f in futures]
         finally:
             batcher.close()
-    assert joint == alone
+    assert [d.tokens for d in joint] == [d.tokens for d in alone]
+    for got, want, scored in zip(joint, alone, stamps):
+        assert scored == (want.avg_logprob == want.avg_logprob)  # nan unless scored
+        if scored:
+            assert abs(got.avg_logprob - want.avg_logprob) < 1e-3
+            assert abs(got.no_speech_prob - want.no_speech_prob) < 1e-3
     assert max(rows) == 4  # the batch filled up
     assert any(later > now for now, later in zip(rows, rows[1:]))  # rows joined a running batch
 
@@ -118,7 +128,7 @@ def test_an_abandoned_row_leaves_the_running_batch(onnx_fp32, speech_rows):
             batcher.abandon(futures[:1])
             with pytest.raises(concurrent.futures.CancelledError):
                 futures[0].result(timeout=60)
-            assert futures[1].result(timeout=60) == alone
+            assert futures[1].result(timeout=60).tokens == alone
         finally:
             batcher.close()
     assert len(alone) > 50  # long enough that the abandoned row was cut short

@@ -93,6 +93,20 @@ def test_openai_client_srt_and_verbose_json_with_segment_timestamps(client, jfk,
     assert english(" ".join(s.text for s in verbose.segments)) == english(jfk_text)
 
 
+def test_verbose_json_scores_and_a_sampled_request(server, jfk):
+    """Segments carry the window's scores; a temperature above 0 samples (best of 5) and
+    says so. (CTranslate2 draws from one generator per worker thread, so its sampled text is
+    not reproducible request to request; the graph runtimes' is, tested offline.)"""
+    from bench.metrics import normalizer
+
+    greedy = _post(server, jfk, response_format="verbose_json").json()["segments"]
+    assert all(s["temperature"] == 0.0 and -1 < s["avg_logprob"] < 0
+               and 0 <= s["no_speech_prob"] < 0.1 for s in greedy)
+    sampled = _post(server, jfk, response_format="verbose_json", temperature="0.5").json()
+    assert all(s["temperature"] == 0.5 and s["avg_logprob"] < 0 for s in sampled["segments"])
+    assert "fellow americans" in normalizer("en")(sampled["text"])
+
+
 def test_long_upload_gets_whispers_segments_inside_its_speech(server, speech_rows):
     row = next(r for r in speech_rows if r["subset"] == "longform")
     response = _post(server, SPEECH / row["path"], response_format="verbose_json")

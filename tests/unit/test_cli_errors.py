@@ -96,6 +96,20 @@ def test_transcribe_cli_names_a_directory_that_is_no_model(capsys, tmp_path):
     assert "is not a Whisper artifact or model directory" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--temperature", "1.5"], "temperature must be a number in 0..1 or a list of them"),
+    (["--temperature", "0", "nan"], "temperature must be a number in 0..1"),
+    (["--best-of", "0"], "best_of must be an integer >= 1, got 0"),
+    (["--log-prob-threshold", "nan"], "log_prob_threshold must be a number or None"),
+])
+def test_transcribe_cli_refuses_bad_fallback_settings(args, message, capsys, tmp_path):
+    from runtimes.__main__ import main as transcribe_main
+
+    assert transcribe_main([str(tmp_path), "a.wav", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
 def test_onnx_fp16_on_cpu_is_refused(capsys, tmp_path):
     code = main(["whisper", "--to", "onnx", "--fp16", "-o", str(tmp_path / "out")])
     assert code == 2

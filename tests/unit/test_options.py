@@ -10,10 +10,24 @@ from runtimes.errors import OptionError
     ({"beam_size": 0}, "beam_size must be an integer >= 1, got 0"),
     ({"task": "summarize"}, "task 'summarize' is not one of: transcribe, translate"),
     ({"max_new_tokens": 0}, "max_new_tokens must be in 1..224"),
+    ({"temperature": 1.5}, r"temperature must be a number in 0..1 or a list of them, got 1.5"),
+    ({"temperature": ()}, "temperature must be a number in 0..1"),
+    ({"temperature": (0.0, "hot")}, "temperature must be a number in 0..1"),
+    ({"best_of": 0}, "best_of must be an integer >= 1, got 0"),
+    ({"log_prob_threshold": float("nan")}, "log_prob_threshold must be a number or None"),
+    ({"no_speech_threshold": -0.1}, "no_speech_threshold must be a number >= 0 or None"),
 ])
 def test_decoding_options_reject_bad_values(kwargs, match):
     with pytest.raises(OptionError, match=match):
         DecodingOptions(**kwargs)
+
+
+def test_temperature_is_a_ladder_and_fallback_follows_it():
+    assert DecodingOptions().temperature == (0.0,) and not DecodingOptions().fallback
+    ladder = DecodingOptions(temperature=[0, 0.5, 1])
+    assert ladder.temperature == (0.0, 0.5, 1.0) and ladder.fallback and ladder.scored
+    assert DecodingOptions(temperature=0.4).fallback  # one temperature > 0: sampling
+    assert DecodingOptions(timestamps=True).scored and not DecodingOptions().scored
 
 
 def test_runtime_and_export_options_name_the_bad_device():
