@@ -97,3 +97,20 @@ def test_windows_judged_silent_give_no_text(onnx_fp32, jfk):
                                     log_prob_threshold=0.0)
     with runtimes.load(onnx_fp32, options, kept) as model:
         assert "fellow Americans" in model.transcribe([jfk])[0].text
+
+
+@pytest.mark.parametrize("level", [0.03, 0.1])
+def test_noise_gives_no_hallucinated_segment(onnx_fp32, level):
+    """20 s of generated white noise (one window, no VAD under 30 s): decoded plainly,
+    tiny.en makes up a sentence it is unsure of, with a high no-speech probability; with
+    the fallback on, the no-speech rule drops it."""
+    noise = np.random.default_rng(0).normal(0, level, 16000 * 20).astype(np.float32)
+    options = runtimes.RuntimeOptions(threads=THREADS)
+    with runtimes.load(onnx_fp32, options, SCORED) as model:
+        plain = model.transcribe([noise])[0]
+    assert plain.text and all(s.no_speech_prob > 0.6 and s.avg_logprob < -1
+                              for s in plain.segments)
+    with runtimes.load(onnx_fp32, options,
+                       runtimes.DecodingOptions(timestamps=True, temperature=LADDER)) as model:
+        result = model.transcribe([noise])[0]
+    assert result.text == "" and result.segments == () and result.windows == 1
