@@ -112,5 +112,9 @@ def load(
     from runtimes.tokens import load_tokenizer
 
     runtime = load_runtime(model_dir, options)
-    tokenizer = load_tokenizer(Path(model_dir), runtime.multilingual)
-    return Transcriber(runtime, tokenizer, decoding or DecodingOptions())
+    try:
+        tokenizer = load_tokenizer(Path(model_dir), runtime.multilingual)
+        return Transcriber(runtime, tokenizer, decoding or DecodingOptions())
+    except BaseException:  # a decoding option the model cannot honour: release it
+        runtime.close()
+        raise

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
     p.add_argument("--timestamps", action="store_true",
                    help="decode Whisper's segment timestamps (implied by --format srt|vtt|json)")
+    p.add_argument("--word-timestamps", action="store_true",
+                   help="words with their times (CTranslate2 artifacts and transformers "
+                   "directories; implies --timestamps; shown by --format json)")
     p.add_argument("--temperature", type=float, nargs="+", default=[0.0], metavar="T",
                    help="0 = deterministic (default); several values = faster-whisper's "
                    "fallback ladder, e.g. 0 0.2 0.4 0.6 0.8 1.0 (with no-speech detection)")
@@ -60,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         decoding = runtimes.DecodingOptions(
             args.beam_size, args.language, args.task,
             timestamps=args.timestamps or args.format != "text",
+            word_timestamps=args.word_timestamps,
             temperature=tuple(args.temperature), best_of=args.best_of,
             compression_ratio_threshold=args.compression_ratio_threshold,
             log_prob_threshold=args.log_prob_threshold,
@@ -94,10 +98,14 @@ def segment_json(segment) -> dict:
     def number(value: float) -> float | None:
         return None if value != value else round(value, 4)
 
-    return {"start": segment.start, "end": segment.end, "text": segment.text,
-            "temperature": segment.temperature, "avg_logprob": number(segment.avg_logprob),
-            "compression_ratio": round(segment.compression_ratio, 3),
-            "no_speech_prob": number(segment.no_speech_prob)}
+    found = {"start": segment.start, "end": segment.end, "text": segment.text,
+             "temperature": segment.temperature, "avg_logprob": number(segment.avg_logprob),
+             "compression_ratio": round(segment.compression_ratio, 3),
+             "no_speech_prob": number(segment.no_speech_prob)}
+    if segment.words:
+        found["words"] = [{"start": w.start, "end": w.end, "word": w.word,
+                           "probability": round(w.probability, 4)} for w in segment.words]
+    return found
 
 
 if __name__ == "__main__":

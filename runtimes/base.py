@@ -47,6 +47,7 @@ class DecodingOptions:
     max_new_tokens: int = 224  # generated tokens per 30 s window (Whisper's sample_len, the max)
     suppress_blank: bool = True  # no blank/eot as the first generated token (as openai/whisper)
     timestamps: bool = False  # segment timestamps (Whisper's timestamp tokens)
+    word_timestamps: bool = False  # words with times (cross-attention + DTW); implies timestamps
     temperature: float | tuple[float, ...] = 0.0  # one value, or the fallback ladder
     compression_ratio_threshold: float | None = 2.4
     log_prob_threshold: float | None = -1.0
@@ -55,6 +56,8 @@ class DecodingOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.word_timestamps and not self.timestamps:
+            object.__setattr__(self, "timestamps", True)  # words are placed in segments
         temps = self.temperature
         temps = tuple(temps) if isinstance(temps, (list, tuple)) else (temps,)
         if not temps or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in temps):
@@ -109,6 +112,22 @@ class Decoded:
     avg_logprob: float = float("nan")
     no_speech_prob: float = float("nan")
     temperature: float = 0.0
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Where a window's text tokens lie in its audio (for word timestamps).
+
+    Attributes:
+        text_indices, time_indices: the DTW path through the alignment heads' attention:
+            pairs (text token index, encoder frame of 20 ms), text index running over the
+            text tokens and the end token.
+        token_probs: each text token's probability (after the previous ones).
+    """
+
+    text_indices: np.ndarray
+    time_indices: np.ndarray
+    token_probs: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -221,6 +240,30 @@ class WhisperRuntime(ABC):
     ) -> list[list[int]]:
         """The generated ids of each item at temperature 0 (``decode`` without scores)."""
         return [d.tokens for d in self.decode(features, prompts, options)]
+
+    aligns = False  # whether ``align`` is implemented (word timestamps)
+
+    def align(self, features: np.ndarray, prompt: list[int], texts: list[list[int]],
+              num_frames: list[int]) -> list[Alignment]:
+        """Align each item's text ids (no timestamp tokens) with its audio, for word
+        timestamps.
+
+        Args:
+            features: float32 log-mel (batch, n_mels, 3000).
+            prompt: the text-only prompt (ending with <|notimestamps|>) shared by the batch.
+            texts: each item's text ids.
+            num_frames: each item's log-mel frames of real audio (100 per second).
+
+        Raises:
+            OptionError: this runtime has no cross-attention output.
+        """
+        raise OptionError(f"word timestamps are not available for {self.format} artifacts yet "
+                          "(they are for CTranslate2 artifacts and transformers directories)")
+
+    def check_aligns(self) -> None:
+        """Fail before any work where word timestamps would fail after decoding."""
+        if not self.aligns:
+            self.align(np.zeros((0, self.n_mels, 3000), np.float32), [], [], [])
 
     @abstractmethod
     def encode(self, features: np.ndarray) -> np.ndarray:

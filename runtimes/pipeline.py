@@ -18,8 +18,9 @@ from runtimes.base import Decoded, DecodingOptions, WhisperRuntime
 from runtimes.chunking import Window, WindowStream, blocks_of
 from runtimes.fallback import decode_with_fallback
 from runtimes.features import batch_log_mel
-from runtimes.segments import Segment, segments_of
+from runtimes.segments import Segment, attach_words, segments_of, window_duration
 from runtimes.tokens import WhisperTokenizer
+from runtimes.words import Word, words_of
 
 AudioInput = Union[str, Path, np.ndarray]
 
@@ -85,6 +86,8 @@ class Transcriber:
         self, runtime: WhisperRuntime, tokenizer: WhisperTokenizer, options: DecodingOptions
     ) -> None:
         check_language(options.language, options.task, runtime.multilingual)
+        if options.word_timestamps:
+            runtime.check_aligns()
         self.runtime = runtime
         self.tokenizer = tokenizer
         self.options = options
@@ -115,10 +118,15 @@ class Transcriber:
                        for w in batch]
             features = batch_log_mel([w.samples for w in batch], self.runtime.n_mels)
             seeds = [self.options.seed * 1_000_000 + w.index for w in batch]
-            for window, found in zip(batch, self._decode(features, prompts, seeds)):
+            decoded = self._decode(features, prompts, seeds)
+            words = (self._words(features, batch, decoded, languages)
+                     if self.options.word_timestamps else [None] * len(batch))
+            for window, found, found_words in zip(batch, decoded, words):
                 tokens[window.owner].extend(found.tokens)
-                segments[window.owner] += segments_of(window.spans, found, self.tokenizer,
-                                                      stamps)
+                parts = segments_of(window.spans, found, self.tokenizer, stamps)
+                if found_words is not None:
+                    parts = attach_words(window.spans, parts, found_words)
+                segments[window.owner] += parts
         counts = np.bincount([w.owner for w in windows], minlength=len(audios))
         return [
             Transcription(self.tokenizer.decode(ids), tuple(ids), duration_s(audio), int(n),
@@ -133,6 +141,23 @@ class Transcriber:
             return self.runtime.decode(features, prompts, self.options)
         return decode_with_fallback(self.runtime, self.tokenizer, features, prompts,
                                     self.options, seeds)
+
+    def _words(self, features: np.ndarray, batch: list[_Window], decoded: list[Decoded],
+               languages: list[str]) -> list[list[Word]]:
+        """Each window's words (window seconds), aligned in one call per language."""
+        tokenizer = self.tokenizer
+        texts = [[t for t in d.tokens if t < tokenizer.eot] for d in decoded]
+        out: list[list[Word]] = [[] for _ in batch]
+        for language in {languages[w.owner] for w in batch}:
+            rows = [i for i, w in enumerate(batch) if languages[w.owner] == language and texts[i]]
+            if not rows:
+                continue
+            frames = [round(window_duration(batch[i].spans) * 100) for i in rows]
+            prompt = tokenizer.prompt(language, self.options.task)
+            found = self.runtime.align(features[rows], prompt, [texts[i] for i in rows], frames)
+            for i, alignment in zip(rows, found):
+                out[i] = words_of(alignment, texts[i], tokenizer.decode_raw, language)
+        return out
 
     def _languages(self, windows: list[_Window], n_inputs: int, batch_size: int) -> list[str]:
         """One language per input: the option, "en" for English-only models, else detected

@@ -20,6 +20,7 @@ from runtimes.audio import SAMPLE_RATE
 from runtimes.base import Decoded
 from runtimes.chunking import Window
 from runtimes.filters import TIME_PRECISION
+from runtimes.words import Word, assign
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Segment:
         avg_logprob, no_speech_prob, temperature: of the window the segment was decoded in
             (as openai/whisper and faster-whisper report them); nan when the decoding was
             not scored (text-only).
+        words: its words with their times, with ``word_timestamps`` (else empty).
     """
 
     start: float
@@ -45,6 +47,7 @@ class Segment:
     avg_logprob: float = float("nan")
     no_speech_prob: float = float("nan")
     temperature: float = 0.0
+    words: tuple[Word, ...] = ()
 
 
 def window_duration(window: Window) -> float:
@@ -148,3 +151,13 @@ def vtt(segments: Sequence[Segment]) -> str:
     blocks = [f"{clock(s.start, '.')} --> {clock(s.end, '.')}\n{s.text}\n"
               for s in segments if s.text]
     return "\n".join(["WEBVTT\n", *blocks])
+
+
+def attach_words(window: Window, segments: list[Segment], words: list[Word]) -> list[Segment]:
+    """A window's segments with their words (times in window seconds) placed on the
+    recording's time line."""
+    groups = assign(words, [len(s.tokens) for s in segments])
+    return [replace(s, words=tuple(
+        replace(w, start=round(to_recording(window, w.start), 3),
+                end=round(to_recording(window, w.end, is_end=True), 3)) for w in group))
+        for s, group in zip(segments, groups)]

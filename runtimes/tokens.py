@@ -96,6 +96,12 @@ class WhisperTokenizer:
         return self._tok.decode([i for i in ids if i < self.eot], skip_special_tokens=True).strip()
 
 
+    def decode_raw(self, ids: list[int]) -> str:
+        """Text of ids as the vocabulary spells them, leading space kept (word timestamps
+        split words at it)."""
+        return self._tok.decode([i for i in ids if i < self.eot], skip_special_tokens=True)
+
+
 def load_tokenizer(model_dir: Path, multilingual: bool) -> WhisperTokenizer:
     """Tokenizer of an artifact or model directory; ArtifactError if the file is missing."""
     path = Path(model_dir) / TOKENIZER_FILE

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.base import Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.registry import register
 
@@ -158,6 +158,19 @@ class CTranslate2Runtime(WhisperRuntime):
         ctranslate2.set_random_seed(int((seeds or [options.seed])[0]))
         return dict(beam_size=1, num_hypotheses=options.best_of, sampling_topk=0,
                     sampling_temperature=temperature)
+
+    aligns = True
+
+    def align(self, features: np.ndarray, prompt: list[int], texts: list[list[int]],
+              num_frames: list[int]) -> list[Alignment]:
+        """CTranslate2's ``align`` (the alignment heads of the model's config, median filter
+        and DTW in C++): it appends <|notimestamps|> to the start sequence itself."""
+        results = self._model.align(self._encoded(features), list(prompt[:-1]),
+                                    [list(t) for t in texts], list(num_frames),
+                                    median_filter_width=7)
+        return [Alignment(np.asarray([a for a, _ in r.alignments]),
+                          np.asarray([b for _, b in r.alignments]),
+                          np.asarray(r.text_token_probs)) for r in results]
 
     def _encoded(self, features: np.ndarray):
         """Features for ``generate``: on CPU the encoder output computed one window at a

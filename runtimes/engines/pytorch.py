@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.artifact import is_multilingual
-from runtimes.base import Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.registry import register
 
@@ -169,6 +169,63 @@ class PyTorchRuntime(WhisperRuntime):
             hidden = self._model.model.decoder(input_ids=ids, encoder_hidden_states=encoded)
             logits = self._model.proj_out(hidden.last_hidden_state).float().cpu().numpy()
         return token_scores(logits, prompt, found, options, self._rules, temperature)
+
+    aligns = True
+
+    def align(self, features: np.ndarray, prompt: list[int], texts: list[list[int]],
+              num_frames: list[int]) -> list[Alignment]:
+        """The alignment heads' cross-attention (``generation_config.alignment_heads``) of
+        one teacher-forced decoder pass, computed from the layers' own projections (so any
+        attention implementation works), then the shared DTW."""
+        import torch
+
+        from runtimes.words import attention_path
+
+        heads = self._model.generation_config.alignment_heads
+        if not heads:
+            raise ArtifactError(f"{self.model_dir}: generation_config.json has no "
+                                "alignment_heads, which word timestamps need")
+        eot = self._model.generation_config.eos_token_id
+        width = max(len(t) for t in texts) + 1
+        ids = torch.tensor([prompt + t + [eot] * (width - len(t)) for t in texts],
+                           device=self._device)
+        layers = sorted({layer for layer, _ in heads})
+        seen: dict[int, torch.Tensor] = {}
+        hooks = [self._model.model.decoder.layers[i].encoder_attn.register_forward_pre_hook(
+            lambda _, args, kwargs, i=i: seen.__setitem__(
+                i, kwargs.get("hidden_states", args[0] if args else None)), with_kwargs=True)
+            for i in layers]
+        try:
+            with torch.inference_mode():
+                inputs = torch.from_numpy(features).to(self._device, self._model.dtype)
+                encoded = self._model.model.encoder(inputs).last_hidden_state
+                hidden = self._model.model.decoder(input_ids=ids, encoder_hidden_states=encoded)
+                logits = self._model.proj_out(hidden.last_hidden_state).float()
+                weights = {i: self._cross_weights(i, seen[i], encoded) for i in layers}
+        finally:
+            for hook in hooks:
+                hook.remove()
+        start = len(prompt) - 1  # <|notimestamps|>: its position predicts the first text token
+        attention = torch.stack([weights[layer][:, head] for layer, head in heads], 1)
+        attention = attention[:, :, start:].float().cpu().numpy()
+        probs = torch.softmax(logits[:, start:, :eot], -1).cpu().numpy()
+        out = []
+        for row, (text, frames) in enumerate(zip(texts, num_frames)):
+            text_index, time_index = attention_path(attention[row, :, : len(text) + 1], frames)
+            out.append(Alignment(text_index, time_index, probs[row, np.arange(len(text)), text]))
+        return out
+
+    def _cross_weights(self, layer: int, hidden, encoded):
+        """softmax(q k^T / sqrt(head dim)) of a decoder layer's cross-attention:
+        (batch, heads, tokens, frames)."""
+        import torch
+
+        attn = self._model.model.decoder.layers[layer].encoder_attn
+        b, t, _ = hidden.shape
+        h = self._model.config.decoder_attention_heads
+        q = attn.q_proj(hidden).view(b, t, h, -1).transpose(1, 2)
+        k = attn.k_proj(encoded).view(b, encoded.shape[1], h, -1).transpose(1, 2)
+        return torch.softmax(q.float() @ k.float().transpose(-1, -2) * q.shape[-1] ** -0.5, -1)
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         import torch

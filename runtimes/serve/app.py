@@ -146,7 +146,8 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
                 name = args["file"].filename or "upload"
                 return await engine.transcribe_upload(data, name, args["language"],
                                                       args["prompt"], task, config.max_audio_s,
-                                                      args["timestamps"], args["temperature"])
+                                                      args["timestamps"], args["temperature"],
+                                                      args["words"])
 
             result = await _with_timeout(work(), config)
         finally:
@@ -231,8 +232,9 @@ def _parse(form, engine: ServeEngine, task: str) -> dict:
     if granularities and response_format != "verbose_json":
         raise ApiError(400, "timestamp_granularities needs response_format 'verbose_json'",
                        "invalid_value", "timestamp_granularities")
-    if "word" in granularities:
-        raise ApiError(400, "word timestamps are not supported yet; use 'segment'",
+    if "word" in granularities and not engine.transcriber.runtime.aligns:
+        raise ApiError(400, f"word timestamps are not available for "
+                       f"{engine.transcriber.runtime.format} artifacts yet; use 'segment'",
                        "invalid_value", "timestamp_granularities")
     language = _field(form, "language")
     language = language.lower() if language else None
@@ -243,7 +245,8 @@ def _parse(form, engine: ServeEngine, task: str) -> dict:
     return {"file": upload, "language": language, "prompt": _field(form, "prompt"),
             "response_format": response_format, "temperature": float(temperature),
             # subtitles and verbose_json get Whisper's own segments (timestamp tokens)
-            "timestamps": response_format in ("srt", "vtt", "verbose_json")}
+            "timestamps": response_format in ("srt", "vtt", "verbose_json"),
+            "words": "word" in granularities}
 
 
 def _install_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:

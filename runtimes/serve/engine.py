@@ -22,9 +22,10 @@ from runtimes.base import Decoded
 from runtimes.chunking import Window, WindowStream
 from runtimes.features import log_mel
 from runtimes.pipeline import Transcriber, check_language
-from runtimes.segments import Segment, segments_of
+from runtimes.segments import Segment, attach_words, segments_of, window_duration
 from runtimes.serve.batcher import DynamicBatcher
 from runtimes.serve.stepper import IterationBatcher
+from runtimes.words import Word, words_of
 
 _DETECT = ("detect",)
 
@@ -82,7 +83,7 @@ class ServeEngine:
                                 prompt: str | None, task: str = "transcribe",
                                 max_seconds: float | None = None,
                                 timestamps: bool = False,
-                                temperature: float = 0.0) -> ServedResult:
+                                temperature: float = 0.0, words: bool = False) -> ServedResult:
         """Decode, window and transcribe an upload as a stream: blocks are decoded, windowed
         and log-mel'd on a worker thread while earlier windows are in the batcher, and at most
         ``max_in_flight`` windows wait there, so a 3-hour upload holds a block of samples and
@@ -90,7 +91,9 @@ class ServeEngine:
         ``timestamps``: decode Whisper's timestamp tokens, so the segments are the model's
         own (else one per window). ``temperature`` > 0: each window is sampled
         (``best_of`` candidates, seeded by its place in the upload), in one model call per
-        batch rather than step by step.
+        batch rather than step by step. ``words``: each window is also aligned (word
+        timestamps) in the same model call as its decoding, so its log-mel is not kept
+        after it.
 
         Raises:
             AudioError: the upload is not audio (any window already submitted is abandoned).
@@ -115,9 +118,13 @@ class ServeEngine:
                 if key is None:
                     language, ids = await self._prompt(features, language, prompt, task,
                                                        timestamps)
-                    key = _key(len(ids), timestamps, temperature,
-                               None if self.mixes_requests else id(spans))
-                futures.append(self.batcher.submit(key, (features, ids, len(spans))))
+                    key = _key(len(ids), timestamps or words, temperature,
+                               None if self.mixes_requests else id(spans), words)
+                    plain = self.transcriber.tokenizer.prompt(language, task)
+                payload = (features, ids, len(spans))
+                if words:
+                    payload += (round(window_duration(window) * 100), plain, language)
+                futures.append(self.batcher.submit(key, payload))
                 spans.append(window)
                 if len(futures) > self.max_in_flight:
                     await asyncio.wrap_future(futures[-self.max_in_flight - 1])
@@ -126,7 +133,7 @@ class ServeEngine:
             self.batcher.abandon(futures)
             raise
         return self._result(spans, outputs, language, stream.n_samples / SAMPLE_RATE,
-                            timestamps)
+                            timestamps or words)
 
     async def _prompt(self, first: np.ndarray, language: str | None, prompt: str | None,
                       task: str, timestamps: bool) -> tuple[str, list[int]]:
@@ -139,13 +146,18 @@ class ServeEngine:
             ids = tokenizer.previous_text(prompt) + ids
         return language, ids
 
-    def _result(self, windows: list[Window], outputs: list[Decoded], language: str | None,
+    def _result(self, windows: list[Window], outputs: list, language: str | None,
                 duration: float, timestamps: bool) -> ServedResult:
+        """Outputs are ``Decoded``, or (``Decoded``, words) when words were asked for."""
         tokenizer = self.transcriber.tokenizer
-        segments = tuple(segment for w, out in zip(windows, outputs)
-                         for segment in segments_of(w, out, tokenizer, timestamps))
-        text = tokenizer.decode([t for out in outputs for t in out.tokens])
-        return ServedResult(text, language or "en", duration, segments)
+        segments: list = []
+        for window, out in zip(windows, outputs):
+            decoded, words = out if isinstance(out, tuple) else (out, None)
+            parts = segments_of(window, decoded, tokenizer, timestamps)
+            segments += parts if words is None else attach_words(window, parts, words)
+        text = tokenizer.decode([t for out in outputs
+                                 for t in (out[0] if isinstance(out, tuple) else out).tokens])
+        return ServedResult(text, language or "en", duration, tuple(segments))
 
     async def _language(self, window: np.ndarray) -> str:
         if not self.multilingual:
@@ -159,9 +171,28 @@ class ServeEngine:
             return runtime.detect_language(np.ascontiguousarray(np.stack(payloads)))
         features = np.ascontiguousarray(np.stack([p[0] for p in payloads]))
         options = replace(self.transcriber.options, timestamps=bool(key[2]))
-        temperature = key[3] if key[0] == "sample" else 0.0
+        temperature = key[3] if key[0] in ("sample", "words") else 0.0
         seeds = [options.seed * 1_000_000 + p[2] for p in payloads]
-        return runtime.decode(features, [p[1] for p in payloads], options, temperature, seeds)
+        found = runtime.decode(features, [p[1] for p in payloads], options, temperature, seeds)
+        return found if key[0] != "words" else self._align(features, payloads, found)
+
+    def _align(self, features: np.ndarray, payloads: list[Any],
+               found: list[Decoded]) -> list[tuple[Decoded, list[Word]]]:
+        """Each decoded window with its words (window seconds): payloads end with (log-mel
+        frames of speech, text-only prompt, language); one align call per prompt."""
+        tokenizer = self.transcriber.tokenizer
+        texts = [[t for t in d.tokens if t < tokenizer.eot] for d in found]
+        words: list[list[Word]] = [[] for _ in found]
+        for prompt in {tuple(p[4]) for p in payloads}:
+            rows = [i for i, p in enumerate(payloads) if tuple(p[4]) == prompt and texts[i]]
+            if not rows:
+                continue
+            aligned = self.transcriber.runtime.align(
+                features[rows], list(prompt), [texts[i] for i in rows],
+                [payloads[i][3] for i in rows])
+            for i, alignment in zip(rows, aligned):
+                words[i] = words_of(alignment, texts[i], tokenizer.decode_raw, payloads[i][5])
+        return list(zip(found, words))
 
     def warm_up(self) -> None:
         """One model call on a second of faint noise, so the first request is not the one
@@ -183,10 +214,15 @@ class ServeEngine:
 
 
 def _key(prompt_length: int, timestamps: bool, temperature: float,
-         request: int | None = None) -> tuple:
+         request: int | None = None, words: bool = False) -> tuple:
     """The batcher key of a request's windows: ("generate", prompt length, timestamps[,
     request]) for greedy decoding (the stepper's), ("sample", ..., temperature[, request])
-    for sampling; ``request`` keeps a batch-variant precision's windows to one request."""
-    kind = ("sample", prompt_length, timestamps, temperature) if temperature > 0 \
-        else ("generate", prompt_length, timestamps)
+    for sampling, ("words", ..., temperature[, request]) for decoding and aligning;
+    ``request`` keeps a batch-variant precision's windows to one request."""
+    if words:
+        kind: tuple = ("words", prompt_length, True, temperature)
+    elif temperature > 0:
+        kind = ("sample", prompt_length, timestamps, temperature)
+    else:
+        kind = ("generate", prompt_length, timestamps)
     return kind if request is None else (*kind, request)

@@ -31,7 +31,9 @@ def render(result: ServedResult, response_format: str, task: str) -> Response:
 
 
 def verbose_json(result: ServedResult, task: str) -> dict:
-    return {
+    """OpenAI's verbose_json: segments with openai/whisper's fields, and ``words`` (word,
+    start, end, as OpenAI spells them) when the request asked for word timestamps."""
+    body = {
         "task": task,
         "language": LANGUAGES.get(result.language, result.language),
         "duration": round(result.duration_s, 3),
@@ -45,6 +47,11 @@ def verbose_json(result: ServedResult, task: str) -> dict:
             for i, s in enumerate(result.segments)
         ],
     }
+    words = [w for s in result.segments for w in s.words]
+    if words:
+        body["words"] = [{"word": w.word.strip(), "start": round(w.start, 3),
+                          "end": round(w.end, 3)} for w in words]
+    return body
 
 
 def _number(value: float) -> float | None:

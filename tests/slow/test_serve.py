@@ -107,6 +107,24 @@ def test_verbose_json_scores_and_a_sampled_request(server, jfk):
     assert "fellow americans" in normalizer("en")(sampled["text"])
 
 
+def test_openai_client_gets_words_and_segments(client, jfk, int8_artifact):
+    """timestamp_granularities=["word", "segment"]: the words of the pipeline's own word
+    timestamps, under their segments and in OpenAI's top-level list."""
+    import runtimes
+
+    with open(jfk, "rb") as f:
+        verbose = client.audio.transcriptions.create(
+            model="whisper-1", file=f, response_format="verbose_json",
+            timestamp_granularities=["word", "segment"])
+    with runtimes.load(int8_artifact, runtimes.RuntimeOptions(threads=2),
+                       runtimes.DecodingOptions(word_timestamps=True)) as model:
+        offline = [w for s in model.transcribe([jfk])[0].segments for w in s.words]
+    assert [(w.word, w.start, w.end) for w in verbose.words] == [
+        (w.word.strip(), w.start, w.end) for w in offline]
+    assert [w.word for w in verbose.words][:5] == ["And", "so", "my", "fellow", "Americans"]
+    assert len(verbose.segments) == 2 and verbose.words[0].start == 0.0
+
+
 def test_long_upload_gets_whispers_segments_inside_its_speech(server, speech_rows):
     row = next(r for r in speech_rows if r["subset"] == "longform")
     response = _post(server, SPEECH / row["path"], response_format="verbose_json")
@@ -123,7 +141,7 @@ def test_long_upload_gets_whispers_segments_inside_its_speech(server, speech_row
 
 
 @pytest.mark.parametrize("fields", [
-    {"response_format": "verbose_json", "timestamp_granularities[]": "word"},
+    {"response_format": "json", "timestamp_granularities[]": "word"},
     {"response_format": "json", "timestamp_granularities[]": "segment"},
     {"response_format": "verbose_json", "timestamp_granularities[]": "sentence"},
 ])
@@ -240,6 +258,10 @@ def test_graph_artifact_batches_at_every_step_and_serves_the_pipelines_text(onnx
                 lambda job: _post(running, job[0], key=None, response_format=job[1]),
                 zip(paths, formats)))
         metrics = httpx.get(running.url + "/metrics").text
+        words = _post(running, paths[0], key=None, response_format="verbose_json",
+                      **{"timestamp_granularities[]": "word"})
+    _assert_openai_error(words, 400, "invalid_value")
+    assert "not available for onnx artifacts" in words.json()["error"]["message"]
     assert [r.status_code for r in responses] == [200] * 8
     assert [r.json()["text"] for r in responses[::2]] == alone[::2]
     for response, expected in zip(responses[1::2], alone_stamped[1::2]):

@@ -1,0 +1,178 @@
+"""Word timestamps from cross-attention, as openai/whisper and faster-whisper compute them.
+
+Why here and not in the engines: the steps after the model (normalising the alignment heads'
+attention, the median filter, dynamic time warping, splitting tokens into words, merging
+punctuation, the duration hacks) are the same whatever computed the attention, so the graph
+and PyTorch runtimes share them, and CTranslate2 (whose ``align`` runs the DTW itself)
+shares everything after its (text index, time index) path. A runtime only returns an
+``Alignment``.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from runtimes.base import Alignment
+
+TOKENS_PER_SECOND = 50  # encoder frames per second: the DTW's time index unit
+MEDIAN_FILTER_WIDTH = 7
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+SENTENCE_END_MARKS = ".。!！?？"
+UNSPACED_LANGUAGES = ("zh", "ja", "th", "lo", "my", "yue")
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word with its start and end in seconds and the mean probability of its tokens."""
+
+    start: float
+    end: float
+    word: str
+    probability: float
+    tokens: tuple[int, ...] = ()
+
+
+def median_filter(x: np.ndarray, width: int) -> np.ndarray:
+    """openai/whisper's median filter along the last axis (reflect padding)."""
+    pad = width // 2
+    if x.shape[-1] <= pad:
+        return x
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)], mode="reflect")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, width, axis=-1), -1)
+
+
+def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dynamic time warping of a (tokens, frames) cost matrix: the cheapest monotonic path,
+    as (text indices, time indices). openai/whisper's ``dtw_cpu``, with the same tie rules,
+    computed one anti-diagonal at a time (each depends only on the two before it)."""
+    n, m = cost.shape
+    total = np.full((n + 1, m + 1), np.inf, np.float32)
+    trace = np.full((n + 1, m + 1), -1, np.int8)
+    total[0, 0] = 0
+    for d in range(2, n + m + 1):
+        i = np.arange(max(1, d - m), min(n, d - 1) + 1)
+        j = d - i
+        c0, c1, c2 = total[i - 1, j - 1], total[i - 1, j], total[i, j - 1]
+        choice = np.where((c0 < c1) & (c0 < c2), 0, np.where((c1 < c0) & (c1 < c2), 1, 2))
+        total[i, j] = cost[i - 1, j - 1] + np.choose(choice, [c0, c1, c2])
+        trace[i, j] = choice
+    trace[0, :], trace[:, 0] = 2, 1
+    path, i, j = [], n, m
+    while i > 0 or j > 0:
+        path.append((i - 1, j - 1))
+        step = trace[i, j]
+        i, j = (i - 1, j - 1) if step == 0 else (i - 1, j) if step == 1 else (i, j - 1)
+    text, time = np.asarray(path[::-1]).T
+    return text, time
+
+
+def attention_path(weights: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(text indices, time indices) from the alignment heads' attention weights
+    (heads, text tokens + 1, encoder frames): each head normalised over the tokens, median
+    filtered over time, averaged, and warped."""
+    w = weights[:, :, : max(num_frames // 2, 1)].astype(np.float64)
+    mean, std = w.mean(-2, keepdims=True), w.std(-2, keepdims=True)
+    w = median_filter((w - mean) / np.maximum(std, 1e-10), MEDIAN_FILTER_WIDTH)
+    return dtw(-w.mean(0).astype(np.float32))
+
+
+def split_words(tokens: list[int], decode, language: str | None) -> list[list[int]]:
+    """Text ids grouped into words (openai/whisper's ``split_to_word_tokens``): a token
+    that starts with a space or is punctuation starts a word; languages written without
+    spaces split at every complete character sequence."""
+    pieces, current, full, offset = [], [], decode(tokens), 0
+    for token in tokens:  # complete unicode pieces: a character may span tokens
+        current.append(token)
+        text = decode(current)
+        bad = text.find("\ufffd")
+        if bad < 0 or full[offset + bad: offset + bad + 1] == "\ufffd":
+            pieces.append((text, current))
+            current, offset = [], offset + len(text)
+    if language in UNSPACED_LANGUAGES:
+        return [ids for _, ids in pieces]
+    words: list[list[int]] = []
+    for text, ids in pieces:
+        if not words or text.startswith(" ") or text.strip() in string.punctuation:
+            words.append(list(ids))
+        else:
+            words[-1] += ids
+    return words
+
+
+def words_of(alignment: Alignment, tokens: list[int], decode,
+             language: str | None) -> list[Word]:
+    """Words of one window's text ids with their times in window seconds."""
+    if not tokens:
+        return []
+    groups = split_words(tokens, decode, language)
+    bounds = np.cumsum([0] + [len(g) for g in groups])
+    jumps = np.r_[True, np.diff(alignment.text_indices) != 0]
+    times = alignment.time_indices[jumps] / TOKENS_PER_SECOND
+    times = np.r_[times, np.full(max(0, len(tokens) + 1 - len(times)), times[-1])]
+    probs = np.asarray(alignment.token_probs, np.float64)
+    words = [Word(float(times[a]), float(times[b]), decode(g), float(probs[a:b].mean()), tuple(g))
+             for g, a, b in zip(groups, bounds[:-1], bounds[1:])]
+    return _merge_punctuation(_clip_long_words(words))
+
+
+def _clip_long_words(words: list[Word]) -> list[Word]:
+    """faster-whisper's hack: a word next to a sentence end that lasts more than twice the
+    median word (at most 0.7 s) is cut to that."""
+    durations = np.asarray([w.end - w.start for w in words])
+    durations = durations[durations > 0]
+    if not len(durations):
+        return words
+    longest = 2 * min(0.7, float(np.median(durations)))
+    out = list(words)
+    for i in range(1, len(out)):
+        w = out[i]
+        if w.end - w.start > longest:
+            if w.word in SENTENCE_END_MARKS:
+                out[i] = replace(w, end=w.start + longest)
+            elif out[i - 1].word in SENTENCE_END_MARKS:
+                out[i] = replace(w, start=w.end - longest)
+    return out
+
+
+def _merge_punctuation(words: list[Word]) -> list[Word]:
+    """Opening punctuation joins the word after it, closing punctuation the word before."""
+    out = list(words)
+    j = len(out) - 1
+    for i in range(len(out) - 2, -1, -1):
+        before, after = out[i], out[j]
+        if before.word.startswith(" ") and before.word.strip() in PREPEND_PUNCTUATIONS:
+            out[j] = replace(after, word=before.word + after.word,
+                             tokens=before.tokens + after.tokens)
+            out[i] = replace(before, word="", tokens=())
+        else:
+            j = i
+    i = 0
+    for j in range(1, len(out)):
+        before, after = out[i], out[j]
+        if not before.word.endswith(" ") and after.word in APPEND_PUNCTUATIONS:
+            out[i] = replace(before, word=before.word + after.word,
+                             tokens=before.tokens + after.tokens)
+            out[j] = replace(after, word="", tokens=())
+        else:
+            i = j
+    return out
+
+
+def assign(words: list[Word], token_counts: list[int]) -> list[list[Word]]:
+    """Words shared out to consecutive segments by their text tokens' counts (a merged
+    punctuation mark travels with its word); empty merged-away words dropped."""
+    out: list[list[Word]] = []
+    k = 0
+    for count in token_counts:
+        taken, mine = 0, []
+        while k < len(words) and taken < count:
+            if words[k].word:
+                mine.append(words[k])
+            taken += len(words[k].tokens)
+            k += 1
+        out.append(mine)
+    return out

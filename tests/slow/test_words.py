@@ -1,0 +1,61 @@
+"""Word timestamps of real tiny.en on real speech against faster-whisper's (issue 16)."""
+
+import numpy as np
+import pytest
+
+import runtimes
+from runtimes.errors import OptionError
+from tests.slow.conftest import THREADS, subset
+
+WORDS = runtimes.DecodingOptions(word_timestamps=True)
+
+
+@pytest.fixture(scope="module")
+def clips(speech_rows, jfk):
+    return [jfk, *subset(speech_rows, "en")[1][:7]]
+
+
+@pytest.fixture(scope="module")
+def faster_whisper_words(bundled_ct2_dir, clips):
+    """faster-whisper's own word_timestamps=True on the same model (greedy, no VAD: every
+    clip is one window)."""
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(bundled_ct2_dir), cpu_threads=THREADS)
+    return [[(w.word, w.start) for s in model.transcribe(c, beam_size=1, word_timestamps=True)[0]
+             for w in s.words] for c in clips]
+
+
+def _starts_gap(ours, theirs):
+    """|start difference| of the words both have, matched in order by their text."""
+    gaps, k = [], 0
+    for word, start in ours:
+        for j in range(k, min(k + 3, len(theirs))):
+            if theirs[j][0].strip(" .,?!") == word.strip(" .,?!"):
+                gaps.append(abs(start - theirs[j][1]))
+                k = j + 1
+                break
+    return gaps
+
+
+@pytest.mark.parametrize("source", ["int8_artifact", "tinyen_hf"])
+def test_word_starts_agree_with_faster_whisper(source, request, clips, faster_whisper_words):
+    """CTranslate2 int8 (its align) and PyTorch fp32 (the alignment heads' attention and the
+    shared DTW) against faster-whisper: median start gap under 0.2 s over the words."""
+    path = request.getfixturevalue(source)
+    with runtimes.load(path, runtimes.RuntimeOptions(threads=THREADS), WORDS) as model:
+        found = model.transcribe(clips, batch_size=8)
+    gaps, total = [], 0
+    for result, theirs in zip(found, faster_whisper_words):
+        ours = [(w.word, w.start) for s in result.segments for w in s.words]
+        total += len(ours)
+        assert all(s.start <= w.start <= w.end <= s.end + 1.0
+                   for s in result.segments for w in s.words)
+        gaps += _starts_gap(ours, theirs)
+    print(f"{source}: {len(gaps)} of {total} words matched, median gap {np.median(gaps):.3f} s")
+    assert len(gaps) >= 0.9 * total and np.median(gaps) < 0.2
+
+
+def test_graph_artifacts_refuse_word_timestamps_before_any_work(onnx_fp32):
+    with pytest.raises(OptionError, match="not available for onnx artifacts yet"):
+        runtimes.load(onnx_fp32, runtimes.RuntimeOptions(threads=THREADS), WORDS)
