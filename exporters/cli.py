@@ -39,6 +39,9 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--bundle", action="store_true",
                    help="add serve/: pinned requirements, Dockerfile and serve command")
+    p.add_argument("--word-timestamps", action="store_true",
+                   help="onnx: also export alignment.onnx (the alignment heads' cross-attention, "
+                   "an fp32 copy of the decoder) so the artifact gives word timestamps")
     p.add_argument("--int8-kernels", default="auto", choices=INT8_KERNELS,
                    help="CPU kind an onnx int8/int4 artifact is tuned for: vnni (CPUs with "
                    "AVX-512 VNNI or AVX-VNNI: full 8-bit weights), avx2 (CPUs without VNNI: "
@@ -95,7 +98,8 @@ def _run(args: argparse.Namespace) -> int:
     from exporters.targets.base import ExportOptions
 
     options = ExportOptions(args.to, args.precision, args.device, args.threads,
-                            calibration.from_args(args), args.int8_kernels)
+                            calibration.from_args(args), args.int8_kernels,
+                            args.word_timestamps)
     if args.parity_audio is not None and not args.parity_audio.is_file():
         raise ToolkitError(f"--parity-audio {args.parity_audio} is not a file")
     result = export(args.model, options, args.output, args.force, parity_clip(args.parity_audio),

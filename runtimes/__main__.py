@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamps", action="store_true",
                    help="decode Whisper's segment timestamps (implied by --format srt|vtt|json)")
     p.add_argument("--word-timestamps", action="store_true",
-                   help="words with their times (CTranslate2 artifacts and transformers "
-                   "directories; implies --timestamps; shown by --format json)")
+                   help="words with their times (CTranslate2 artifacts, ONNX artifacts "
+                   "exported with --word-timestamps, transformers directories; implies "
+                   "--timestamps; shown by --format json)")
     p.add_argument("--temperature", type=float, nargs="+", default=[0.0], metavar="T",
                    help="0 = deterministic (default); several values = faster-whisper's "
                    "fallback ladder, e.g. 0 0.2 0.4 0.6 0.8 1.0 (with no-speech detection)")

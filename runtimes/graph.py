@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.artifact import GRAPH_SPEC, GraphSpec
-from runtimes.base import Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.decoding import SuppressRules, concat_rows, decode, detect_language
+from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.decoding import SuppressRules, concat_rows, decode, detect_language, encoder_pass
 from runtimes.errors import OptionError
+from runtimes.filters import log_softmax
 
 
 class GraphRuntime(WhisperRuntime):
@@ -20,6 +21,8 @@ class GraphRuntime(WhisperRuntime):
 
     #: The encoder and decoder files of this format, e.g. ("encoder.onnx", "decoder.onnx").
     graph_files: tuple[str, str] = ("", "")
+    #: Whether this format's exporter can add the alignment graph (--word-timestamps).
+    exports_alignment: bool = False
     #: Most windows per encoder call; 0 = the whole batch (see runtimes.decoding.StepModel).
     encoder_batch: int = 0
 
@@ -86,6 +89,33 @@ class GraphRuntime(WhisperRuntime):
     def decode(self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions,
                temperature: float = 0.0, seeds: list[int] | None = None) -> list[Decoded]:
         return decode(self, features, prompts, options, self._rules, temperature, seeds)
+
+    def alignment_pass(self, tokens: np.ndarray, cross) -> tuple[np.ndarray, np.ndarray]:
+        """(logits (B, T, vocab), alignment heads' attention (B, heads, T, frames)) of a
+        teacher-forced pass; engines whose artifacts carry an alignment graph override it."""
+        raise NotImplementedError
+
+    def align(self, features: np.ndarray, prompt: list[int], texts: list[list[int]],
+              num_frames: list[int]) -> list[Alignment]:
+        if not self.aligns and self.exports_alignment:
+            raise OptionError(f"{self.model_dir} has no alignment graph: word timestamps need "
+                              f"an artifact exported with `python -m exporters whisper --to "
+                              f"{self.format} --word-timestamps`")
+        if not self.aligns:
+            return super().align(features, prompt, texts, num_frames)
+        from runtimes.words import attention_path
+
+        eot = self._rules.eot
+        width = max(len(t) for t in texts) + 1
+        ids = np.asarray([prompt + t + [eot] * (width - len(t)) for t in texts], np.int64)
+        logits, attention = self.alignment_pass(ids, encoder_pass(self, features))
+        start = len(prompt) - 1  # <|notimestamps|>: its position predicts the first text token
+        probs = np.exp(log_softmax(logits[:, start:, :eot].astype(np.float64)))
+        out = []
+        for row, (text, frames) in enumerate(zip(texts, num_frames)):
+            path = attention_path(attention[row, :, start:start + len(text) + 1], frames)
+            out.append(Alignment(*path, probs[row, np.arange(len(text)), text]))
+        return out
 
     def detect_language(self, features: np.ndarray) -> list[str]:
         return detect_language(self, features, self._spec.languages, self.model_dir)

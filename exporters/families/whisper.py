@@ -128,6 +128,62 @@ class DecoderStepGraph(nn.Module):
         return self.embed.index_select(1, ids).t()
 
 
+class AlignmentGraph(DecoderStepGraph):
+    """A teacher-forced decoder pass for word timestamps: tokens (B, T) and the cross K/V
+    -> logits of every position (B, T, vocab) and the alignment heads' cross-attention
+    weights (B, heads, T, frames). A graph of its own, exported only when asked, so the
+    decoder step stays exactly as fast."""
+
+    def __init__(self, model, heads: list[list[int]]) -> None:
+        super().__init__(model)
+        self.heads = [(int(layer), int(head)) for layer, head in heads]
+
+    def forward(self, input_ids: torch.Tensor, *cross: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        b, t = input_ids.shape
+        steps = torch.arange(t, device=input_ids.device)
+        x = self._lookup(input_ids.reshape(-1)).reshape(b, t, -1)
+        x = x + self.positions.index_select(0, steps)[None]
+        mask = torch.where(steps[None, :] > steps[:, None], float("-inf"), 0.0).to(x.dtype)
+        weights = []
+        for i, layer in enumerate(self.layers):
+            h = layer.self_attn_layer_norm(x)
+            sa = layer.self_attn
+            q, k, v = (_heads(proj(h), self.n_heads) for proj in (sa.q_proj, sa.k_proj, sa.v_proj))
+            x = x + sa.out_proj(self._attend(q, k, v, mask))
+            h = layer.encoder_attn_layer_norm(x)
+            ca = layer.encoder_attn
+            q = _heads(ca.q_proj(h), self.n_heads)
+            probs = torch.softmax(torch.matmul(q * self.scale, cross[2 * i].transpose(-1, -2)), -1)
+            weights.append(probs)
+            x = x + ca.out_proj(_merge(torch.matmul(probs, cross[2 * i + 1])))
+            h = layer.final_layer_norm(x)
+            x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
+        logits = torch.matmul(self.layer_norm(x), self.embed)
+        attention = torch.stack([weights[layer][:, head] for layer, head in self.heads], 1)
+        return logits, attention
+
+
+def export_alignment_onnx(model, out_dir, heads: list[list[int]], opset: int = 17) -> None:
+    """``out_dir``/alignment.onnx (fp32, whatever the artifact's precision: attention
+    weights steer the word times and the graph runs once per window)."""
+    import warnings
+    from pathlib import Path
+
+    spec = spec_of(model)
+    _, step_inputs = dummy_inputs(spec)
+    ids, cross = step_inputs[0], step_inputs[1 + 2 * spec.n_layers: 1 + 4 * spec.n_layers]
+    names = spec.cross_names()
+    axes = {"input_ids": {0: "batch", 1: "tokens"}, "logits": {0: "batch", 1: "tokens"},
+            "attention": {0: "batch", 2: "tokens"}, **{n: {0: "batch"} for n in names}}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            AlignmentGraph(model, heads).eval(), (ids, *cross),
+            str(Path(out_dir) / "alignment.onnx"), dynamo=False, opset_version=opset,
+            input_names=["input_ids", *names], output_names=["logits", "attention"],
+            dynamic_axes=axes)
+
+
 def dummy_inputs(spec: GraphSpec, batch: int = 2, tokens: int = 3, past: int = 2):
     """Example inputs for tracing (sizes are made dynamic by the exporter)."""
     ids = torch.full((batch, tokens), 50257, dtype=torch.long)

@@ -38,6 +38,8 @@ class ExportOptions:
             that quantise activations (``Target.calibrated``); refused for the others.
         int8_kernels: the CPU kind a dynamically quantised int8 artifact is tuned for, one
             of INT8_KERNELS (targets where it changes the weights: ``Target.tunes_int8``).
+        word_timestamps: also export what word timestamps need, where the target has it
+            (``Target.aligns``; CTranslate2 artifacts always can).
     """
 
     target: str
@@ -46,6 +48,7 @@ class ExportOptions:
     threads: int = 0
     calibration: CalibrationSet | None = None
     int8_kernels: str = "auto"
+    word_timestamps: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -85,6 +88,8 @@ class Target(ABC):
     name: str = ""
     #: Artifact format written to artifact.json; picks the runtime that loads it.
     format: str = ""
+    #: Whether ``ExportOptions.word_timestamps`` can be honoured.
+    aligns: bool = False
 
     @abstractmethod
     def precision(self, requested: str | None, device: str) -> str:

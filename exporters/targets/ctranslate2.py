@@ -26,6 +26,7 @@ _SHORTHAND = {
 class CTranslate2Target(Target):
     name = "ctranslate2"
     format = "ctranslate2"
+    aligns = True  # always: CTranslate2 aligns with the heads in its config.json
 
     def precision(self, requested: str | None, device: str) -> str:
         requested = requested or "fp32"

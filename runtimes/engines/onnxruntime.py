@@ -159,6 +159,7 @@ class OnnxRuntime(GraphRuntime):
 
     format = "onnx"
     graph_files = ("encoder.onnx", "decoder.onnx")
+    exports_alignment = True
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         super().__init__(model_dir, options)
@@ -173,6 +174,19 @@ class OnnxRuntime(GraphRuntime):
         self._past_names = [i.name for i in self._decoder.get_inputs() if i.name.startswith("past")]
         self._present_names = [n.replace("past", "present") for n in self._past_names]
         self._io = _CudaIO(self._encoder, self._decoder) if options.device == "cuda" else None
+        aligner = self.model_dir / "alignment.onnx"  # exported with --word-timestamps
+        self._aligner = _session(aligner, options, False, stream) if aligner.is_file() else None
+
+    @property
+    def aligns(self) -> bool:
+        return self._aligner is not None
+
+    def alignment_pass(self, tokens: np.ndarray, cross) -> tuple[np.ndarray, np.ndarray]:
+        """The alignment graph (fp32 whatever the artifact's precision) on the cross K/V."""
+        values = cross if isinstance(cross, list) else [cross[n] for n in self._cross_names]
+        feeds = {name: _float32(value) for name, value in zip(self._cross_names, values)}
+        logits, attention = self._aligner.run(None, {"input_ids": tokens, **feeds})
+        return logits, attention
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -245,7 +259,14 @@ class OnnxRuntime(GraphRuntime):
         return [(op, ms, int(n)) for op, (ms, n) in totals.items()]
 
     def close(self) -> None:
-        self._encoder = self._decoder = self._io = None
+        self._encoder = self._decoder = self._io = self._aligner = None
+
+
+def _float32(value) -> np.ndarray:
+    """A cross K/V (numpy, or a CUDA tensor with IO binding) as float32 numpy."""
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float32, copy=False)
+    return value.float().cpu().numpy()
 
 
 def _torch_stream() -> int:

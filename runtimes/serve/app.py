@@ -233,9 +233,11 @@ def _parse(form, engine: ServeEngine, task: str) -> dict:
         raise ApiError(400, "timestamp_granularities needs response_format 'verbose_json'",
                        "invalid_value", "timestamp_granularities")
     if "word" in granularities and not engine.transcriber.runtime.aligns:
-        raise ApiError(400, f"word timestamps are not available for "
-                       f"{engine.transcriber.runtime.format} artifacts yet; use 'segment'",
-                       "invalid_value", "timestamp_granularities")
+        try:
+            engine.transcriber.runtime.check_aligns()
+        except ToolkitError as exc:
+            raise ApiError(400, f"{exc}; or ask for 'segment' only", "invalid_value",
+                           "timestamp_granularities") from None
     language = _field(form, "language")
     language = language.lower() if language else None
     try:

@@ -261,7 +261,7 @@ def test_graph_artifact_batches_at_every_step_and_serves_the_pipelines_text(onnx
         words = _post(running, paths[0], key=None, response_format="verbose_json",
                       **{"timestamp_granularities[]": "word"})
     _assert_openai_error(words, 400, "invalid_value")
-    assert "not available for onnx artifacts" in words.json()["error"]["message"]
+    assert "--to onnx --word-timestamps" in words.json()["error"]["message"]
     assert [r.status_code for r in responses] == [200] * 8
     assert [r.json()["text"] for r in responses[::2]] == alone[::2]
     for response, expected in zip(responses[1::2], alone_stamped[1::2]):

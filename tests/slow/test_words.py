@@ -38,10 +38,23 @@ def _starts_gap(ours, theirs):
     return gaps
 
 
-@pytest.mark.parametrize("source", ["int8_artifact", "tinyen_hf"])
+@pytest.fixture(scope="module")
+def onnx_words(tmp_path_factory, speech_rows):
+    """ONNX fp32 exported with its alignment graph."""
+    from exporters.api import export
+    from exporters.targets.base import ExportOptions
+
+    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-onnx-words"
+    export("bundled:tiny.en", ExportOptions("onnx", threads=THREADS, word_timestamps=True),
+           out, log=lambda _: None)
+    return out
+
+
+@pytest.mark.parametrize("source", ["int8_artifact", "tinyen_hf", "onnx_words"])
 def test_word_starts_agree_with_faster_whisper(source, request, clips, faster_whisper_words):
-    """CTranslate2 int8 (its align) and PyTorch fp32 (the alignment heads' attention and the
-    shared DTW) against faster-whisper: median start gap under 0.2 s over the words."""
+    """CTranslate2 int8 (its align), PyTorch fp32 (the alignment heads' attention and the
+    shared DTW) and ONNX fp32 (its alignment graph, the same DTW) against faster-whisper:
+    median start gap under 0.2 s over the words."""
     path = request.getfixturevalue(source)
     with runtimes.load(path, runtimes.RuntimeOptions(threads=THREADS), WORDS) as model:
         found = model.transcribe(clips, batch_size=8)
@@ -56,6 +69,17 @@ def test_word_starts_agree_with_faster_whisper(source, request, clips, faster_wh
     assert len(gaps) >= 0.9 * total and np.median(gaps) < 0.2
 
 
-def test_graph_artifacts_refuse_word_timestamps_before_any_work(onnx_fp32):
-    with pytest.raises(OptionError, match="not available for onnx artifacts yet"):
+def test_onnx_words_are_pytorchs(onnx_words, tinyen_hf, clips):
+    """The alignment graph computes what the PyTorch model's heads give (fp32)."""
+    words = []
+    for path in (onnx_words, tinyen_hf):
+        with runtimes.load(path, runtimes.RuntimeOptions(threads=THREADS), WORDS) as model:
+            words.append([(w.word, w.start, w.end) for t in model.transcribe(clips[:3], 3)
+                          for s in t.segments for w in s.words])
+    assert words[0] == words[1] and len(words[0]) > 40
+
+
+def test_an_artifact_without_the_alignment_graph_names_the_export_flag(onnx_fp32):
+    with pytest.raises(OptionError, match="exported with `python -m exporters whisper --to "
+                                          "onnx --word-timestamps`"):
         runtimes.load(onnx_fp32, runtimes.RuntimeOptions(threads=THREADS), WORDS)

@@ -39,6 +39,8 @@ def test_bad_export_arguments(args, message, capsys, tmp_path):
      "--calibration-subset needs --calibration"),
     (["--quantization", "int8_static", "--calibration", ".", "--calibration-size", "0"],
      "--calibration-size must be >= 1, got 0"),
+    (["--word-timestamps"], "--word-timestamps is not available for openvino exports yet "
+                            "(it is for onnx and ctranslate2)"),
 ])
 def test_bad_calibration_arguments(args, message, capsys, tmp_path):
     pytest.importorskip("openvino", reason="the openvino extra is not installed")
