@@ -43,3 +43,21 @@ def start_errors(truth: Sequence[float], predicted: Sequence[float]) -> np.ndarr
 def summary_ms(errors: np.ndarray) -> tuple[float, float]:
     """(median, 90th percentile) of errors in ms."""
     return float(np.median(errors) * 1000), float(np.percentile(errors, 90) * 1000)
+
+
+def word_start_gaps(ours: Sequence[tuple[str, float]],
+                    theirs: Sequence[tuple[str, float]]) -> list[float]:
+    """|start difference| in seconds of the words two transcripts share: (word, start)
+    pairs matched in order by their text (punctuation and case ignored), looking at most 3
+    words ahead, so an inserted or dropped word costs a match, not the rest."""
+    def norm(word: str) -> str:
+        return word.strip(" .,?!;:\"'").lower()
+
+    gaps, k = [], 0
+    for word, start in ours:
+        for j in range(k, min(k + 3, len(theirs))):
+            if norm(theirs[j][0]) == norm(word):
+                gaps.append(abs(start - theirs[j][1]))
+                k = j + 1
+                break
+    return gaps

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import runtimes
+from bench.timing import word_start_gaps
 from runtimes.errors import OptionError
 from tests.slow.conftest import THREADS, subset
 
@@ -12,7 +13,7 @@ WORDS = runtimes.DecodingOptions(word_timestamps=True)
 
 @pytest.fixture(scope="module")
 def clips(speech_rows, jfk):
-    return [jfk, *subset(speech_rows, "en")[1][:7]]
+    return [jfk, *subset(speech_rows, "en")[1][:4]]
 
 
 @pytest.fixture(scope="module")
@@ -24,18 +25,6 @@ def faster_whisper_words(bundled_ct2_dir, clips):
     model = WhisperModel(str(bundled_ct2_dir), cpu_threads=THREADS)
     return [[(w.word, w.start) for s in model.transcribe(c, beam_size=1, word_timestamps=True)[0]
              for w in s.words] for c in clips]
-
-
-def _starts_gap(ours, theirs):
-    """|start difference| of the words both have, matched in order by their text."""
-    gaps, k = [], 0
-    for word, start in ours:
-        for j in range(k, min(k + 3, len(theirs))):
-            if theirs[j][0].strip(" .,?!") == word.strip(" .,?!"):
-                gaps.append(abs(start - theirs[j][1]))
-                k = j + 1
-                break
-    return gaps
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +53,7 @@ def test_word_starts_agree_with_faster_whisper(source, request, clips, faster_wh
         total += len(ours)
         assert all(s.start <= w.start <= w.end <= s.end + 1.0
                    for s in result.segments for w in s.words)
-        gaps += _starts_gap(ours, theirs)
+        gaps += word_start_gaps(ours, theirs)
     print(f"{source}: {len(gaps)} of {total} words matched, median gap {np.median(gaps):.3f} s")
     assert len(gaps) >= 0.9 * total and np.median(gaps) < 0.2
 
@@ -76,7 +65,7 @@ def test_onnx_words_are_pytorchs(onnx_words, tinyen_hf, clips):
         with runtimes.load(path, runtimes.RuntimeOptions(threads=THREADS), WORDS) as model:
             words.append([(w.word, w.start, w.end) for t in model.transcribe(clips[:3], 3)
                           for s in t.segments for w in s.words])
-    assert words[0] == words[1] and len(words[0]) > 40
+    assert words[0] == words[1] and len(words[0]) > 30
 
 
 def test_an_artifact_without_the_alignment_graph_names_the_export_flag(onnx_fp32):
