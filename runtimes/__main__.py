@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from runtimes.cli import add_integrity_arguments
-from runtimes.errors import ToolkitError
+from runtimes.errors import OptionError, ToolkitError
 
 FORMATS = ("text", "srt", "vtt", "json")
 
@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="words with their times (CTranslate2 artifacts, ONNX artifacts "
                    "exported with --word-timestamps, transformers directories; implies "
                    "--timestamps; shown by --format json)")
+    p.add_argument("--max-subtitle-s", type=float, default=None, metavar="S",
+                   help="srt/vtt: cut segments longer than S seconds at word timestamps "
+                   "(implies --word-timestamps), e.g. 7")
     p.add_argument("--temperature", type=float, nargs="+", default=[0.0], metavar="T",
                    help="0 = deterministic (default); several values = faster-whisper's "
                    "fallback ladder, e.g. 0 0.2 0.4 0.6 0.8 1.0 (with no-speech detection)")
@@ -61,10 +64,13 @@ def main(argv: list[str] | None = None) -> int:
                                           trust_code=args.trust_torchscript,
                                           verify_checksums=not args.skip_checksums,
                                           expect_digest=args.expect_digest)
+        if args.max_subtitle_s is not None and not args.max_subtitle_s >= 1:
+            raise OptionError(f"--max-subtitle-s must be a number of seconds >= 1, got "
+                              f"{args.max_subtitle_s}")
         decoding = runtimes.DecodingOptions(
             args.beam_size, args.language, args.task,
             timestamps=args.timestamps or args.format != "text",
-            word_timestamps=args.word_timestamps,
+            word_timestamps=args.word_timestamps or args.max_subtitle_s is not None,
             temperature=tuple(args.temperature), best_of=args.best_of,
             compression_ratio_threshold=args.compression_ratio_threshold,
             log_prob_threshold=args.log_prob_threshold,
@@ -75,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for path, result in zip(args.audio, results):
-        print(render(path, result, args.format))
+        print(render(path, result, args.format, args.max_subtitle_s))
     return 0
 
 
-def render(path: Path, result, fmt: str) -> str:
-    """One file's output in ``fmt`` (see --format)."""
-    from runtimes.segments import srt, vtt
+def render(path: Path, result, fmt: str, max_subtitle_s: float | None = None) -> str:
+    """One file's output in ``fmt`` (see --format); subtitles cut at ``max_subtitle_s``."""
+    from runtimes.segments import split_long, srt, vtt
 
     if fmt == "text":
         return f"{path}\t{result.text}"
@@ -91,7 +97,9 @@ def render(path: Path, result, fmt: str) -> str:
         return json.dumps({"file": str(path), "text": result.text, "language": result.language,
                            "duration": round(result.duration_s, 3),
                            "segments": [segment_json(s) for s in result.segments]})
-    return f"# {path}\n{srt(result.segments) if fmt == 'srt' else vtt(result.segments)}"
+    segments = result.segments if max_subtitle_s is None else split_long(result.segments,
+                                                                          max_subtitle_s)
+    return f"# {path}\n{srt(segments) if fmt == 'srt' else vtt(segments)}"
 
 
 def segment_json(segment) -> dict:

@@ -161,3 +161,34 @@ def attach_words(window: Window, segments: list[Segment], words: list[Word]) -> 
         replace(w, start=round(to_recording(window, w.start), 3),
                 end=round(to_recording(window, w.end, is_end=True), 3)) for w in group))
         for s, group in zip(segments, groups)]
+
+
+def split_long(segments: Sequence[Segment], max_seconds: float) -> list[Segment]:
+    """Subtitle-sized segments: one longer than ``max_seconds`` is cut at its word
+    timestamps into pieces of at most that length where the words allow (a single longer
+    word stays whole), preferring a cut after punctuation in the second half of a piece.
+    Segments without words are kept as they are."""
+    out: list[Segment] = []
+    for segment in segments:
+        if segment.end - segment.start <= max_seconds or not segment.words:
+            out.append(segment)
+            continue
+        for piece in _word_runs(segment.words, max_seconds):
+            text = "".join(w.word for w in piece).strip()
+            out.append(replace(segment, start=piece[0].start, end=piece[-1].end, text=text,
+                               tokens=tuple(t for w in piece for t in w.tokens),
+                               compression_ratio=compression_ratio(text), words=tuple(piece)))
+    return out
+
+
+def _word_runs(words: Sequence[Word], max_seconds: float) -> list[list[Word]]:
+    runs: list[list[Word]] = []
+    run: list[Word] = []
+    for word in words:
+        if run and word.end - run[0].start > max_seconds:
+            cut = next((i for i in range(len(run) - 1, len(run) // 2 - 1, -1)
+                        if run[i].word.rstrip()[-1:] in ",.;:!?"), len(run) - 1) + 1
+            runs.append(run[:cut])
+            run = run[cut:]
+        run.append(word)
+    return runs + [run] if run else runs

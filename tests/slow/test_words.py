@@ -72,3 +72,19 @@ def test_an_artifact_without_the_alignment_graph_names_the_export_flag(onnx_fp32
     with pytest.raises(OptionError, match="exported with `python -m exporters whisper --to "
                                           "onnx --word-timestamps`"):
         runtimes.load(onnx_fp32, runtimes.RuntimeOptions(threads=THREADS), WORDS)
+
+
+def test_subtitles_of_a_long_recording_are_cut_to_size(int8_artifact, speech_rows):
+    """The 233 s LJ Speech recording: Whisper's segments run to 9 s (int8); cut at word
+    timestamps (--max-subtitle-s 5) every subtitle lasts at most 5 s and the words are the
+    same, in order."""
+    from runtimes.segments import split_long
+
+    rows, audio = subset(speech_rows, "longform")
+    lj = next(a for r, a in zip(rows, audio) if "ljspeech" in r["path"].lower())
+    with runtimes.load(int8_artifact, runtimes.RuntimeOptions(threads=THREADS), WORDS) as model:
+        segments = model.transcribe([lj], batch_size=8)[0].segments
+    pieces = split_long(segments, 5.0)
+    assert max(s.end - s.start for s in segments) > 7 and len(pieces) > len(segments)
+    assert all(p.end - p.start <= 5.0 or len(p.words) == 1 for p in pieces)
+    assert [w for p in pieces for w in p.words] == [w for s in segments for w in s.words]

@@ -103,6 +103,8 @@ def test_transcribe_cli_names_a_directory_that_is_no_model(capsys, tmp_path):
     (["--temperature", "0", "nan"], "temperature must be a number in 0..1"),
     (["--best-of", "0"], "best_of must be an integer >= 1, got 0"),
     (["--log-prob-threshold", "nan"], "log_prob_threshold must be a number or None"),
+    (["--max-subtitle-s", "0.5"], "--max-subtitle-s must be a number of seconds >= 1, got 0.5"),
+    (["--max-subtitle-s", "nan"], "--max-subtitle-s must be a number of seconds >= 1, got nan"),
 ])
 def test_transcribe_cli_refuses_bad_fallback_settings(args, message, capsys, tmp_path):
     from runtimes.__main__ import main as transcribe_main

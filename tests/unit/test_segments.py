@@ -85,3 +85,25 @@ def test_the_chain_applies_blank_then_suppress_list_then_timestamps():
     assert np.isneginf(logits[0, [220, EOT]]).all() and np.isfinite(logits[1, 220])
     assert [type(f).__name__ for f in chain.filters] == [
         "SuppressBlank", "SuppressTokens", "TimestampRules"]
+
+
+def test_long_segments_are_cut_at_words_preferring_punctuation():
+    from runtimes.segments import split_long
+    from runtimes.words import Word
+
+    words = tuple(Word(float(i), i + 0.8, f" w{i}" + ("," if i == 3 else ""), 0.9, (i,))
+                  for i in range(10))  # 10 words, one per second, a comma after the 4th
+    long = Segment(0.0, 9.8, " ".join(w.word.strip() for w in words), tuple(range(10)),
+                   words=words)
+    short = Segment(10.0, 12.0, "Short.", (99,))
+    pieces = split_long([long, short], 6.0)
+    assert [(p.start, p.end) for p in pieces] == [(0.0, 3.8), (4.0, 9.8), (10.0, 12.0)]
+    assert pieces[0].text == "w0 w1 w2 w3," and pieces[0].tokens == (0, 1, 2, 3)
+    assert all(p.end - p.start <= 6.0 for p in pieces)
+    assert split_long([replace_words(long)], 6.0) == [replace_words(long)]  # no words: kept
+
+
+def replace_words(segment):
+    from dataclasses import replace
+
+    return replace(segment, words=())
