@@ -20,7 +20,7 @@ from runtimes.fallback import decode_with_fallback
 from runtimes.features import batch_log_mel
 from runtimes.segments import Segment, attach_words, segments_of, window_duration
 from runtimes.tokens import WhisperTokenizer
-from runtimes.words import Word, words_of
+from runtimes.words import Word, align_windows
 
 AudioInput = Union[str, Path, np.ndarray]
 
@@ -144,20 +144,12 @@ class Transcriber:
 
     def _words(self, features: np.ndarray, batch: list[_Window], decoded: list[Decoded],
                languages: list[str]) -> list[list[Word]]:
-        """Each window's words (window seconds), aligned in one call per language."""
-        tokenizer = self.tokenizer
-        texts = [[t for t in d.tokens if t < tokenizer.eot] for d in decoded]
-        out: list[list[Word]] = [[] for _ in batch]
-        for language in {languages[w.owner] for w in batch}:
-            rows = [i for i, w in enumerate(batch) if languages[w.owner] == language and texts[i]]
-            if not rows:
-                continue
-            frames = [round(window_duration(batch[i].spans) * 100) for i in rows]
-            prompt = tokenizer.prompt(language, self.options.task)
-            found = self.runtime.align(features[rows], prompt, [texts[i] for i in rows], frames)
-            for i, alignment in zip(rows, found):
-                out[i] = words_of(alignment, texts[i], tokenizer.decode_raw, language)
-        return out
+        """Each window's words (window seconds)."""
+        langs = [languages[w.owner] for w in batch]
+        return align_windows(self.runtime, self.tokenizer, features,
+                             [self.tokenizer.prompt(lang, self.options.task) for lang in langs],
+                             decoded, [round(window_duration(w.spans) * 100) for w in batch],
+                             langs)
 
     def _languages(self, windows: list[_Window], n_inputs: int, batch_size: int) -> list[str]:
         """One language per input: the option, "en" for English-only models, else detected

@@ -162,6 +162,25 @@ def _merge_punctuation(words: list[Word]) -> list[Word]:
     return out
 
 
+def align_windows(runtime, tokenizer, features: np.ndarray, prompts: list[list[int]],
+                  decoded: list, num_frames: list[int],
+                  languages: list[str | None]) -> list[list[Word]]:
+    """Each decoded window's words (window seconds): its text ids aligned by ``runtime``
+    with its text-only prompt, one ``align`` call per distinct prompt (windows with no
+    text have no words). Shared by the pipeline and the server."""
+    texts = [[t for t in d.tokens if t < tokenizer.eot] for d in decoded]
+    out: list[list[Word]] = [[] for _ in decoded]
+    for prompt in {tuple(p) for p in prompts}:
+        rows = [i for i, p in enumerate(prompts) if tuple(p) == prompt and texts[i]]
+        if not rows:
+            continue
+        found = runtime.align(features[rows], list(prompt), [texts[i] for i in rows],
+                              [num_frames[i] for i in rows])
+        for i, alignment in zip(rows, found):
+            out[i] = words_of(alignment, texts[i], tokenizer.decode_raw, languages[i])
+    return out
+
+
 def assign(words: list[Word], token_counts: list[int]) -> list[list[Word]]:
     """Words shared out to consecutive segments by their text tokens' counts (a merged
     punctuation mark travels with its word); empty merged-away words dropped."""

@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most seconds an upload may decode to (default 10800 = 3 h); never "
                    "more than 1 s per 64 bytes of upload, so a tiny file claiming hours is "
                    "refused with 413 after decoding only that much")
+    p.add_argument("--max-subtitle-s", type=float, default=None, metavar="S",
+                   help="srt/vtt: cut segments longer than S seconds at word timestamps "
+                   "(the artifact must align: CTranslate2, ONNX exported with "
+                   "--word-timestamps, transformers)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--trust-torchscript", action="store_true",
                    help="serve a TorchScript artifact: it is a program, so only one you made "
@@ -77,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = ServeConfig(args.model_id or args.artifact.resolve().name, args.api_key,
                              args.max_batch_size, args.max_wait_ms, args.batching,
-                             args.max_queue, args.max_upload_mb, args.timeout, args.max_audio_s)
+                             args.max_queue, args.max_upload_mb, args.timeout, args.max_audio_s,
+                             args.max_subtitle_s)
         if not 0 < args.port < 65536:
             raise ToolkitError(f"port {args.port} is not in 1..65535")
         options = runtimes.RuntimeOptions(args.device, args.precision, args.threads,
@@ -86,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                                           expect_digest=args.expect_digest)
         decoding = runtimes.DecodingOptions(args.beam_size)
         model = runtimes.load(args.artifact, options, decoding)
+        if config.max_subtitle_s is not None:
+            model.runtime.check_aligns()  # subtitles are cut at word timestamps
         engine = ServeEngine(model, config.max_batch_size, config.max_wait_ms / 1000,
                              batching=config.batching,
                              batch_invariant=runtimes.batch_invariant(args.artifact))

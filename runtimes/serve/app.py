@@ -134,7 +134,7 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
         # each held a slot while trickling in (hardening issue, item 4).
         started = time.perf_counter()
         form = await _read_form(request, config)
-        args = _parse(form, engine, task)
+        args = _parse(form, engine, task, config.max_subtitle_s)
         if state["in_flight"] >= config.max_queue:
             raise ApiError(503, f"server busy: {config.max_queue} requests already queued "
                            "(--max-queue); retry shortly", "queue_full", type_="server_error",
@@ -154,7 +154,7 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
             state["in_flight"] -= 1
         metrics.latency.observe(time.perf_counter() - started)
         metrics.audio_seconds.inc(result.duration_s)
-        return render(result, args["response_format"], task)
+        return render(result, args["response_format"], task, config.max_subtitle_s)
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request) -> Response:
@@ -205,7 +205,7 @@ def _field(form, name: str) -> str | None:
     return value.strip() or None
 
 
-def _parse(form, engine: ServeEngine, task: str) -> dict:
+def _parse(form, engine: ServeEngine, task: str, max_subtitle_s: float | None) -> dict:
     """The request's fields, checked; ApiError(400) names the bad field and what is accepted."""
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
@@ -248,7 +248,8 @@ def _parse(form, engine: ServeEngine, task: str) -> dict:
             "response_format": response_format, "temperature": float(temperature),
             # subtitles and verbose_json get Whisper's own segments (timestamp tokens)
             "timestamps": response_format in ("srt", "vtt", "verbose_json"),
-            "words": "word" in granularities}
+            "words": "word" in granularities or (
+                max_subtitle_s is not None and response_format in ("srt", "vtt"))}
 
 
 def _install_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:

@@ -29,6 +29,8 @@ class ServeConfig:
         timeout_s: a request not answered by then gets 504 and its queued work is dropped.
         max_audio_s: most seconds an upload may decode to (and never more than one second
             per ``runtimes.audio.MIN_BYTES_PER_SECOND`` bytes); decoding stops there: 413.
+        max_subtitle_s: srt and vtt answers cut segments longer than this at their word
+            timestamps (the artifact must align); None = Whisper's segments as they are.
     """
 
     model_id: str
@@ -40,8 +42,12 @@ class ServeConfig:
     max_upload_mb: float = 25.0
     timeout_s: float = 120.0
     max_audio_s: float = 3 * 3600.0
+    max_subtitle_s: float | None = None
 
     def __post_init__(self) -> None:
+        if self.max_subtitle_s is not None and not self.max_subtitle_s >= 1:
+            raise OptionError(f"max_subtitle_s must be a number of seconds >= 1, got "
+                              f"{self.max_subtitle_s!r}")
         bounds = (("max_batch_size", 1, False), ("max_wait_ms", 0, False), ("max_queue", 1, False),
                   ("max_upload_mb", 0, True), ("timeout_s", 0, True), ("max_audio_s", 0, True))
         for name, low, strict in bounds:

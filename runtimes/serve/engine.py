@@ -25,7 +25,7 @@ from runtimes.pipeline import Transcriber, check_language
 from runtimes.segments import Segment, attach_words, segments_of, window_duration
 from runtimes.serve.batcher import DynamicBatcher
 from runtimes.serve.stepper import IterationBatcher
-from runtimes.words import Word, words_of
+from runtimes.words import Word, align_windows
 
 _DETECT = ("detect",)
 
@@ -179,19 +179,10 @@ class ServeEngine:
     def _align(self, features: np.ndarray, payloads: list[Any],
                found: list[Decoded]) -> list[tuple[Decoded, list[Word]]]:
         """Each decoded window with its words (window seconds): payloads end with (log-mel
-        frames of speech, text-only prompt, language); one align call per prompt."""
-        tokenizer = self.transcriber.tokenizer
-        texts = [[t for t in d.tokens if t < tokenizer.eot] for d in found]
-        words: list[list[Word]] = [[] for _ in found]
-        for prompt in {tuple(p[4]) for p in payloads}:
-            rows = [i for i, p in enumerate(payloads) if tuple(p[4]) == prompt and texts[i]]
-            if not rows:
-                continue
-            aligned = self.transcriber.runtime.align(
-                features[rows], list(prompt), [texts[i] for i in rows],
-                [payloads[i][3] for i in rows])
-            for i, alignment in zip(rows, aligned):
-                words[i] = words_of(alignment, texts[i], tokenizer.decode_raw, payloads[i][5])
+        frames of speech, text-only prompt, language)."""
+        words = align_windows(self.transcriber.runtime, self.transcriber.tokenizer, features,
+                              [p[4] for p in payloads], found, [p[3] for p in payloads],
+                              [p[5] for p in payloads])
         return list(zip(found, words))
 
     def warm_up(self) -> None:

@@ -11,22 +11,26 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from runtimes.languages import LANGUAGES
-from runtimes.segments import srt, vtt
+from runtimes.segments import split_long, srt, vtt
 from runtimes.serve.engine import ServedResult
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 
 
-def render(result: ServedResult, response_format: str, task: str) -> Response:
+def render(result: ServedResult, response_format: str, task: str,
+           max_subtitle_s: float | None = None) -> Response:
     """The HTTP response for ``response_format`` (one of FORMATS, checked by the caller)."""
     if response_format == "json":
         return JSONResponse({"text": result.text})
     if response_format == "text":
         return PlainTextResponse(result.text + "\n")
+    segments = result.segments
+    if max_subtitle_s is not None and response_format in ("srt", "vtt"):
+        segments = tuple(split_long(segments, max_subtitle_s))
     if response_format == "srt":
-        return PlainTextResponse(srt(result.segments))
+        return PlainTextResponse(srt(segments))
     if response_format == "vtt":
-        return PlainTextResponse(vtt(result.segments), media_type="text/vtt")
+        return PlainTextResponse(vtt(segments), media_type="text/vtt")
     return JSONResponse(verbose_json(result, task))
 
 

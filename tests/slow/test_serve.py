@@ -225,6 +225,27 @@ def test_bad_command_line_exits_2_with_a_message(tmp_path):
     assert result.returncode == 2 and "max_batch_size must be a finite number >= 1" in result.stderr
 
 
+def test_subtitles_are_cut_at_word_timestamps(int8_artifact, jfk, onnx_fp32):
+    """--max-subtitle-s: srt answers cut Whisper's segments at word times; an artifact that
+    cannot align is refused at start-up."""
+    import subprocess
+    import sys
+
+    with start_server(int8_artifact, "--threads", "2", "--max-subtitle-s", "5") as running:
+        srt = _post(running, jfk, key=None, response_format="srt").text
+        stamped = _post(running, jfk, key=None, response_format="verbose_json").json()
+    blocks = [b.splitlines() for b in srt.strip().split("\n\n")]
+    assert len(blocks) >= 3  # Whisper's 8 s + 3 s segments, the first cut
+    for _, times, _ in blocks:
+        start, end = (sum(float(x) * m for x, m in zip(t.replace(",", ".").split(":"),
+                                                        (3600, 60, 1))) for t in times.split(" --> "))
+        assert end - start <= 5.0
+    assert " ".join(b[2] for b in blocks) == " ".join(s["text"] for s in stamped["segments"])
+    result = subprocess.run([sys.executable, "-m", "runtimes.serve", str(onnx_fp32),
+                             "--max-subtitle-s", "5"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--word-timestamps" in result.stderr
+
+
 @pytest.mark.parametrize("artifact", ["int8_artifact", "onnx_fp32"])  # windows, steps
 def test_slow_request_gets_504_and_its_work_is_dropped(artifact, speech_rows, request):
     row = next(r for r in speech_rows if r["subset"] == "longform")
