@@ -192,7 +192,7 @@ def export(
     target.check(options, precision)
     if options.word_timestamps and not target.aligns:
         raise ExportError(f"--word-timestamps is not available for {target.name} exports yet "
-                          "(it is for onnx and ctranslate2)")
+                          "(it is for onnx, openvino and ctranslate2)")
     calibration = _calibration(target, precision, options)
     tuning = _int8_kernels(target, precision, options)
     output = Path(output or default_output(model, target.name, precision))

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamps", action="store_true",
                    help="decode Whisper's segment timestamps (implied by --format srt|vtt|json)")
     p.add_argument("--word-timestamps", action="store_true",
-                   help="words with their times (CTranslate2 artifacts, ONNX artifacts "
+                   help="words with their times (CTranslate2 artifacts, ONNX and OpenVINO artifacts "
                    "exported with --word-timestamps, transformers directories; implies "
                    "--timestamps; shown by --format json)")
     p.add_argument("--max-subtitle-s", type=float, default=None, metavar="S",

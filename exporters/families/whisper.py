@@ -184,6 +184,22 @@ def export_alignment_onnx(model, out_dir, heads: list[list[int]], opset: int = 1
             dynamic_axes=axes)
 
 
+def export_alignment(model, hf_dir, out_dir, opset: int = 17) -> None:
+    """alignment.onnx with the source's alignment heads (its generation_config.json), for
+    the targets that take --word-timestamps."""
+    import json
+    from pathlib import Path
+
+    from exporters.errors import ExportError
+
+    heads = json.loads((Path(hf_dir) / "generation_config.json").read_text()).get(
+        "alignment_heads")
+    if not heads:
+        raise ExportError(f"{hf_dir}: generation_config.json has no alignment_heads, which "
+                          "--word-timestamps needs")
+    export_alignment_onnx(model, out_dir, heads, opset)
+
+
 def dummy_inputs(spec: GraphSpec, batch: int = 2, tokens: int = 3, past: int = 2):
     """Example inputs for tracing (sizes are made dynamic by the exporter)."""
     ids = torch.full((batch, tokens), 50257, dtype=torch.long)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporters.errors import ExportError
 from exporters.registry import register
 from exporters.sources import Source
 from exporters.targets.base import ExportOptions, ParityTolerance, Target
@@ -91,20 +90,6 @@ def _to_fp16(path: Path, kernels: str) -> None:
 _CONVERT = {"int8": _quantize_int8, "int4": _quantize_int4, "fp16": _to_fp16}
 
 
-def _export_alignment(model, hf_dir: Path, out_dir: Path) -> None:
-    """alignment.onnx with the source's alignment heads (generation_config.json)."""
-    import json
-
-    from exporters.families.whisper import export_alignment_onnx
-
-    heads = json.loads((Path(hf_dir) / "generation_config.json").read_text()).get(
-        "alignment_heads")
-    if not heads:
-        raise ExportError(f"{hf_dir}: generation_config.json has no alignment_heads, which "
-                          "--word-timestamps needs")
-    export_alignment_onnx(model, out_dir, heads, OPSET)
-
-
 @register
 class OnnxTarget(Target):
     name = "onnx"
@@ -137,7 +122,7 @@ class OnnxTarget(Target):
 
     def convert(self, source: Source, out_dir: Path, precision: str,
                 options: ExportOptions) -> list[Path]:
-        from exporters.families.whisper import export_onnx, load_model, write_graph_files
+        from exporters.families.whisper import export_alignment, export_onnx, load_model, write_graph_files
 
         model = load_model(source.hf_dir)
         spec = export_onnx(model, out_dir, OPSET)
@@ -146,7 +131,7 @@ class OnnxTarget(Target):
             for graph in ("encoder.onnx", "decoder.onnx"):
                 _CONVERT[precision](out_dir / graph, kernels)
         if options.word_timestamps:
-            _export_alignment(model, source.hf_dir, out_dir)
+            export_alignment(model, source.hf_dir, out_dir, OPSET)
         # Transformer fusions are applied by ONNX Runtime when a session loads
         # (ORT_ENABLE_ALL, 0.2 s for tiny.en), not stored offline: an offline-optimised graph
         # is tied to one machine's providers.

@@ -64,6 +64,7 @@ def _calibration_windows(options: ExportOptions, n_mels: int) -> list:
 class OpenVINOTarget(Target):
     name = "openvino"
     format = "openvino"
+    aligns = True
 
     def precision(self, requested: str | None, device: str) -> str:
         return self._one_of(requested, PRECISIONS,
@@ -88,7 +89,7 @@ class OpenVINOTarget(Target):
                 options: ExportOptions) -> list[Path]:
         import openvino as ov
 
-        from exporters.families.whisper import export_onnx, load_model, write_graph_files
+        from exporters.families.whisper import export_alignment, export_onnx, load_model, write_graph_files
 
         model = load_model(source.hf_dir)
         with tempfile.TemporaryDirectory(prefix="onnx-", dir=out_dir.parent) as tmp:
@@ -100,6 +101,10 @@ class OpenVINOTarget(Target):
                 else:
                     ir = _compress(ir, precision)
                 ov.save_model(ir, str(out_dir / f"{graph}.xml"), compress_to_fp16=False)
+            if options.word_timestamps:  # fp32, as the ONNX target's (see there)
+                export_alignment(model, source.hf_dir, Path(tmp))
+                ov.save_model(ov.convert_model(str(Path(tmp) / "alignment.onnx")),
+                              str(out_dir / "alignment.xml"), compress_to_fp16=False)
         write_graph_files(spec, source.hf_dir, out_dir, precision)
         return sorted(p for p in out_dir.iterdir() if p.is_file())
 

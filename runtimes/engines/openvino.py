@@ -27,6 +27,7 @@ class OpenVINORuntime(GraphRuntime):
 
     format = "openvino"
     graph_files = ("encoder.xml", "decoder.xml")
+    exports_alignment = True
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         super().__init__(model_dir, options)
@@ -66,6 +67,23 @@ class OpenVINORuntime(GraphRuntime):
         self._past = [p.get_any_name() for p in self._decoder.inputs
                       if p.get_any_name().startswith("past")]
         self._cross = [p.get_any_name() for p in self._encoder.outputs][1:]
+        self._aligner = None  # alignment.xml, exported with --word-timestamps
+        if (self.model_dir / "alignment.xml").is_file():
+            self._aligner = self._compile(core, self._read(core, "alignment.xml"),
+                                          "alignment.xml", device,
+                                          {**config, "INFERENCE_PRECISION_HINT": "f32"})
+            self._requests[id(self._aligner)] = self._aligner.create_infer_request()
+
+    @property
+    def aligns(self) -> bool:
+        return self._aligner is not None
+
+    def alignment_pass(self, tokens: np.ndarray, cross) -> tuple[np.ndarray, np.ndarray]:
+        """The alignment graph in f32 on the cross K/V (raw bf16 bits widened)."""
+        feeds = {name: (value.astype(np.uint32) << 16).view(np.float32)
+                 if value.dtype == np.uint16 else value for name, value in cross.items()}
+        result = self._infer(self._aligner, {"input_ids": tokens, **feeds})
+        return result["logits"].copy(), result["attention"].copy()
 
     def _read(self, core, name: str):
         path = self.model_dir / name
@@ -132,7 +150,7 @@ class OpenVINORuntime(GraphRuntime):
         return [(op, ms, int(n)) for op, (ms, n) in self._perf.items()]
 
     def close(self) -> None:
-        self._encoder = self._decoder = None
+        self._encoder = self._decoder = self._aligner = None
 
 
 def _decoder_config(device: str, hint: str) -> dict:

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "refused with 413 after decoding only that much")
     p.add_argument("--max-subtitle-s", type=float, default=None, metavar="S",
                    help="srt/vtt: cut segments longer than S seconds at word timestamps "
-                   "(the artifact must align: CTranslate2, ONNX exported with "
+                   "(the artifact must align: CTranslate2, ONNX or OpenVINO exported with "
                    "--word-timestamps, transformers)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--trust-torchscript", action="store_true",

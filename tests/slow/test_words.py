@@ -39,7 +39,21 @@ def onnx_words(tmp_path_factory, speech_rows):
     return out
 
 
-@pytest.mark.parametrize("source", ["int8_artifact", "tinyen_hf", "onnx_words"])
+@pytest.fixture(scope="module")
+def openvino_words(tmp_path_factory, speech_rows):
+    """OpenVINO int8 exported with its alignment graph (bf16 inference where the CPU has
+    it: the cross K/V reach the f32 alignment graph widened from bf16)."""
+    from exporters.api import export
+    from exporters.targets.base import ExportOptions
+
+    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-openvino-int8-words"
+    export("bundled:tiny.en", ExportOptions("openvino", "int8", threads=THREADS,
+                                            word_timestamps=True), out, log=lambda _: None)
+    return out
+
+
+@pytest.mark.parametrize("source", ["int8_artifact", "tinyen_hf", "onnx_words",
+                                    "openvino_words"])
 def test_word_starts_agree_with_faster_whisper(source, request, clips, faster_whisper_words):
     """CTranslate2 int8 (its align), PyTorch fp32 (the alignment heads' attention and the
     shared DTW) and ONNX fp32 (its alignment graph, the same DTW) against faster-whisper:

@@ -39,8 +39,6 @@ def test_bad_export_arguments(args, message, capsys, tmp_path):
      "--calibration-subset needs --calibration"),
     (["--quantization", "int8_static", "--calibration", ".", "--calibration-size", "0"],
      "--calibration-size must be >= 1, got 0"),
-    (["--word-timestamps"], "--word-timestamps is not available for openvino exports yet "
-                            "(it is for onnx and ctranslate2)"),
 ])
 def test_bad_calibration_arguments(args, message, capsys, tmp_path):
     pytest.importorskip("openvino", reason="the openvino extra is not installed")
@@ -112,6 +110,13 @@ def test_transcribe_cli_refuses_bad_fallback_settings(args, message, capsys, tmp
     assert transcribe_main([str(tmp_path), "a.wav", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_word_timestamps_on_a_target_without_an_alignment_graph(capsys, tmp_path):
+    code = main(["whisper", "--to", "torchscript", "--word-timestamps", "-o", str(tmp_path / "o")])
+    assert code == 2 and not (tmp_path / "o").exists()
+    assert ("--word-timestamps is not available for torchscript exports yet (it is for onnx, "
+            "openvino and ctranslate2)") in capsys.readouterr().err
 
 
 def test_onnx_fp16_on_cpu_is_refused(capsys, tmp_path):
