@@ -29,10 +29,11 @@ def longform_clips(speech: Path):
     return from_manifest(speech / "manifest.tsv", "longform")
 
 
-def artifact_starts(artifact: Path, paths: list[Path], threads: int) -> tuple[str, list]:
+def artifact_starts(artifact: Path, paths: list[Path], threads: int,
+                    trust: bool = False) -> tuple[str, list]:
     import runtimes
 
-    with runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads),
+    with runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, trust_code=trust),
                        runtimes.DecodingOptions(timestamps=True)) as model:
         name = f"{model.runtime.format} {model.runtime.precision}"
         results = model.transcribe([str(p) for p in paths], batch_size=8)
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("artifacts", type=Path, nargs="*")
     p.add_argument("--faster-whisper", metavar="TYPE", help="add faster-whisper (e.g. int8)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="load TorchScript artifacts (they are programs: only yours)")
     p.add_argument("--speech", type=Path, default=ROOT.parent / "shared/data/speech")
     args = p.parse_args(argv)
     from bench.timing import start_errors, summary_ms, true_starts
@@ -67,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         clips = longform_clips(args.speech)
         paths = [clip.path for clip in clips]
         truth = [true_starts(clip.id, args.speech) for clip in clips]
-        jobs = [(lambda a=a: artifact_starts(a, paths, args.threads)) for a in args.artifacts]
+        jobs = [(lambda a=a: artifact_starts(a, paths, args.threads, args.trust_torchscript))
+                for a in args.artifacts]
         if args.faster_whisper:
             jobs.append(lambda: faster_whisper_starts(args.faster_whisper, paths, args.threads))
         if not jobs:

@@ -35,10 +35,11 @@ def reference(compute_type: str, paths: list[Path], threads: int) -> list[list[t
              for w in s.words] for p in paths]
 
 
-def words(artifact: Path, paths: list[Path], threads: int) -> tuple[str, list]:
+def words(artifact: Path, paths: list[Path], threads: int,
+          trust: bool = False) -> tuple[str, list]:
     import runtimes
 
-    with runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads),
+    with runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads, trust_code=trust),
                        runtimes.DecodingOptions(word_timestamps=True)) as model:
         name = f"{model.runtime.format} {model.runtime.precision}"
         results = model.transcribe([str(p) for p in paths], batch_size=8)
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faster-whisper", metavar="TYPE", default="int8",
                    help="the reference's compute type (default int8)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="load TorchScript artifacts (they are programs: only yours)")
     p.add_argument("--speech", type=Path, default=ROOT.parent / "shared/data/speech")
     args = p.parse_args(argv)
     from bench.timing import word_start_gaps
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| system | words | matched | median ms | p90 ms |")
         print("|---|---:|---:|---:|---:|")
         for artifact in args.artifacts:
-            name, ours = words(artifact, paths, args.threads)
+            name, ours = words(artifact, paths, args.threads, args.trust_torchscript)
             gaps = np.asarray([g for a, b in zip(ours, theirs) for g in word_start_gaps(a, b)])
             total = sum(map(len, ours))
             print(f"| {name} | {total} | {len(gaps) / max(total, 1):.1%} | "
