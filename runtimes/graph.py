@@ -92,8 +92,9 @@ class GraphRuntime(WhisperRuntime):
 
     def alignment_pass(self, tokens: np.ndarray, cross) -> tuple[np.ndarray, np.ndarray]:
         """(logits (B, T, vocab), alignment heads' attention (B, heads, T, frames)) of a
-        teacher-forced pass; engines whose artifacts carry an alignment graph override it."""
-        raise NotImplementedError
+        teacher-forced pass. Engines whose artifacts carry an alignment graph override it
+        (and set ``aligns``); ``align`` never calls it otherwise."""
+        raise OptionError(f"{self.model_dir}: this {self.format} runtime has no alignment graph")
 
     def align(self, features: np.ndarray, prompt: list[int], texts: list[list[int]],
               num_frames: list[int]) -> list[Alignment]:
