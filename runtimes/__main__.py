@@ -104,8 +104,7 @@ def render(path: Path, result, fmt: str, max_subtitle_s: float | None = None) ->
 
 def segment_json(segment) -> dict:
     """A segment as JSON, scores rounded (null where not computed)."""
-    def number(value: float) -> float | None:
-        return None if value != value else round(value, 4)
+    from runtimes.segments import score_json as number
 
     found = {"start": segment.start, "end": segment.end, "text": segment.text,
              "temperature": segment.temperature, "avg_logprob": number(segment.avg_logprob),

@@ -130,6 +130,11 @@ def segments_of(window: Window, decoded: Decoded, tokenizer, timestamps: bool) -
                     temperature=decoded.temperature) for s in found]
 
 
+def score_json(value: float) -> float | None:
+    """A score for JSON output: rounded to 4 places, or null where it was not computed."""
+    return None if value != value else round(value, 4)
+
+
 def clock(seconds: float, decimal: str) -> str:
     """``HH:MM:SS,mmm`` (SRT, decimal ",") or ``HH:MM:SS.mmm`` (WebVTT, decimal ".")."""
     ms = round(seconds * 1000)

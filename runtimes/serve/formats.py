@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from runtimes.languages import LANGUAGES
-from runtimes.segments import split_long, srt, vtt
+from runtimes.segments import score_json, split_long, srt, vtt
 from runtimes.serve.engine import ServedResult
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
@@ -45,9 +45,9 @@ def verbose_json(result: ServedResult, task: str) -> dict:
         "segments": [
             {"id": i, "seek": round(s.start * 100), "start": round(s.start, 3),
              "end": round(s.end, 3), "text": s.text, "tokens": list(s.tokens),
-             "temperature": s.temperature, "avg_logprob": _number(s.avg_logprob),
+             "temperature": s.temperature, "avg_logprob": score_json(s.avg_logprob),
              "compression_ratio": round(s.compression_ratio, 3),
-             "no_speech_prob": _number(s.no_speech_prob)}
+             "no_speech_prob": score_json(s.no_speech_prob)}
             for i, s in enumerate(result.segments)
         ],
     }
@@ -57,7 +57,3 @@ def verbose_json(result: ServedResult, task: str) -> dict:
                           "end": round(w.end, 3)} for w in words]
     return body
 
-
-def _number(value: float) -> float | None:
-    """A score for JSON: rounded, or null where it was not computed (nan)."""
-    return None if value != value else round(value, 4)
