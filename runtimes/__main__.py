@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-prob-threshold", type=float, default=-1.0)
     p.add_argument("--no-speech-threshold", type=float, default=0.6)
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    p.add_argument("--long-form", default="vad", choices=("vad", "sequential"),
+                   help="recordings over 30 s: vad = speech windows decoded in parallel "
+                   "(default); sequential = openai/whisper's seeking from segment to segment, "
+                   "each window prompted with the text before it (implies --timestamps)")
+    p.add_argument("--no-condition-on-previous-text", action="store_true",
+                   help="sequential: do not prompt a window with the text before it")
     p.add_argument("--format", default="text", choices=FORMATS,
                    help="text: one 'FILE<TAB>transcript' line per file (default); srt, vtt: "
                    "subtitles, one block per file after a '# FILE' line; json: one object "
@@ -74,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             temperature=tuple(args.temperature), best_of=args.best_of,
             compression_ratio_threshold=args.compression_ratio_threshold,
             log_prob_threshold=args.log_prob_threshold,
-            no_speech_threshold=args.no_speech_threshold, seed=args.seed)
+            no_speech_threshold=args.no_speech_threshold, seed=args.seed,
+            long_form=args.long_form,
+            condition_on_previous_text=not args.no_condition_on_previous_text)
         with runtimes.load(args.artifact, options, decoding) as model:
             results = model.transcribe(args.audio, batch_size=args.batch_size)
     except (ToolkitError, ValueError) as exc:

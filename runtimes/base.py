@@ -15,6 +15,7 @@ from runtimes.errors import OptionError
 TASKS = ("transcribe", "translate")
 DEVICES = ("cpu", "cuda")
 PROVIDERS = ("cuda", "tensorrt")
+LONG_FORMS = ("vad", "sequential")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,14 @@ class DecodingOptions:
     call (its sampled text is reproducible but batch-variant); CTranslate2 seeds a worker
     thread's generator once, at its first draw (its sampled text is batch-variant and
     reproducible only as the same sequence of calls in a fresh process).
+
+    ``long_form``: how a recording longer than 30 s is cut. "vad" (default): speech found
+    by Silero VAD packed into 30 s windows decoded in parallel (faster-whisper's batched
+    pipeline). "sequential": openai/whisper's seeking, each window starting where the last
+    complete segment ended (implies ``timestamps``), prompted with the text before it when
+    ``condition_on_previous_text`` (reset after a window decoded above
+    ``prompt_reset_on_temperature``, as faster-whisper). ``runtimes.sequential`` says why
+    both.
     """
 
     beam_size: int = 1  # 1 = greedy search; >1 = beam search with this many beams
@@ -54,9 +63,19 @@ class DecodingOptions:
     no_speech_threshold: float | None = 0.6
     best_of: int = 5  # sampled candidates per window at a temperature > 0
     seed: int = 0
+    long_form: str = "vad"  # "vad" or "sequential"
+    condition_on_previous_text: bool = True  # sequential only
+    prompt_reset_on_temperature: float = 0.5  # sequential only
 
     def __post_init__(self) -> None:
-        if self.word_timestamps and not self.timestamps:
+        if self.long_form not in LONG_FORMS:
+            raise OptionError(f"long_form {self.long_form!r} is not one of: "
+                              f"{', '.join(LONG_FORMS)}")
+        reset = self.prompt_reset_on_temperature
+        if not (isinstance(reset, (int, float)) and 0.0 <= reset <= 1.0):
+            raise OptionError(f"prompt_reset_on_temperature must be a number in 0..1, got "
+                              f"{reset!r}")
+        if (self.word_timestamps or self.long_form == "sequential") and not self.timestamps:
             object.__setattr__(self, "timestamps", True)  # words are placed in segments
         temps = self.temperature
         temps = tuple(temps) if isinstance(temps, (list, tuple)) else (temps,)

@@ -17,7 +17,7 @@ from runtimes.audio import duration_s, load_audio
 from runtimes.base import Decoded, DecodingOptions, WhisperRuntime
 from runtimes.chunking import Window, WindowStream, blocks_of
 from runtimes.fallback import decode_with_fallback
-from runtimes.features import batch_log_mel
+from runtimes.features import N_SAMPLES, batch_log_mel
 from runtimes.segments import Segment, attach_words, segments_of, window_duration
 from runtimes.tokens import WhisperTokenizer
 from runtimes.words import Word, align_windows
@@ -103,6 +103,8 @@ class Transcriber:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         audios = [x if isinstance(x, np.ndarray) else load_audio(x) for x in inputs]
+        if self.options.long_form == "sequential":
+            return self._sequential(audios, batch_size)
         windows = [
             _Window(i, spans, samples, index)
             for i, audio in enumerate(audios)
@@ -133,6 +135,26 @@ class Transcriber:
                           lang, tuple(parts))
             for ids, audio, n, lang, parts in zip(tokens, audios, counts, languages, segments)
         ]
+
+    def _sequential(self, audios: list[np.ndarray], batch_size: int) -> list[Transcription]:
+        """openai-style seeking through each recording (``runtimes.sequential``); a silent
+        recording has no windows, as with VAD windows."""
+        from runtimes.audio import is_silence
+        from runtimes.sequential import transcribe_sequential
+
+        spoken = [i for i, audio in enumerate(audios) if not is_silence(audio)]
+        firsts = [_Window(i, ((0, min(audios[i].size, N_SAMPLES)),), audios[i][:N_SAMPLES])
+                  for i in spoken]
+        languages = self._languages(firsts, len(audios), batch_size)
+        found = transcribe_sequential(self, [audios[i] for i in spoken],
+                                      [languages[i] for i in spoken], batch_size)
+        results = {i: r for i, r in zip(spoken, found)}
+        out = []
+        for i, (audio, lang) in enumerate(zip(audios, languages)):
+            ids, parts, n = results.get(i, ([], [], 0))
+            out.append(Transcription(self.tokenizer.decode(ids), tuple(ids), duration_s(audio),
+                                     n, lang, tuple(parts)))
+        return out
 
     def _decode(self, features: np.ndarray, prompts: list[list[int]],
                 seeds: list[int]) -> list[Decoded]:

@@ -102,12 +102,26 @@ class PyTorchRuntime(WhisperRuntime):
         return self._model
 
     def _generate_kwargs(self, prompt: list[int], options: DecodingOptions) -> dict:
+        """transformers' arguments for the shared prompt: its language and task tokens, and
+        the previous text before <|startoftranscript|> (``<|startofprev|> ...``) as
+        ``prompt_ids``."""
+        import torch
+
+        at = prompt.index(self._model.generation_config.decoder_start_token_id)
+        previous, prompt = prompt[:at], prompt[at:]
         kwargs = dict(
             num_beams=options.beam_size,
             do_sample=False,
             max_new_tokens=options.max_new_tokens,
             return_timestamps=options.timestamps,
         )
+        if options.timestamps:
+            # One decoding of the window, as the other runtimes: without it transformers
+            # decodes a window that ends inside a segment again from that segment's start
+            # and appends the result, with timestamps that start over from 0.
+            kwargs["force_unique_generate_call"] = True
+        if previous:
+            kwargs["prompt_ids"] = torch.tensor(previous, device=self._device)
         if self.multilingual:
             kwargs["language"] = self._languages[prompt[1]]
             kwargs["task"] = self._tasks[prompt[2]]
@@ -116,9 +130,14 @@ class PyTorchRuntime(WhisperRuntime):
         return kwargs
 
     def _strip(self, row: list[int], prompt: list[int]) -> list[int]:
+        """The generated ids of a returned row (transformers returns the forced prompt with
+        them, the previous text included or not)."""
         eos = self._model.generation_config.eos_token_id
-        if row[: len(prompt)] == prompt:
-            row = row[len(prompt) :]
+        start = prompt[prompt.index(self._model.generation_config.decoder_start_token_id):]
+        for head in (prompt, start):
+            if row[: len(head)] == head:
+                row = row[len(head) :]
+                break
         return row[: row.index(eos)] if eos in row else row
 
     def decode(self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions,

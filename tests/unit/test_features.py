@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from runtimes.audio import load_audio
-from runtimes.features import N_FRAMES, batch_log_mel, log_mel, mel_filters
+from runtimes.features import N_FRAMES, batch_log_mel, log_mel, mel_filters, recording_log_mel
 
 
 def test_mel_filters_match_transformers():
@@ -23,6 +23,23 @@ def test_log_mel_matches_whisper_feature_extractor_on_real_speech(jfk):
     ours = log_mel(audio)
     assert ours.shape == (80, N_FRAMES)
     np.testing.assert_allclose(ours, ref.input_features[0], atol=1e-4)
+
+
+def test_a_recordings_log_mel_is_faster_whispers_and_a_clips_is_its_windows(jfk):
+    """Sequential decoding's log-mel: faster-whisper's (the whole recording, one floor) on a
+    long recording, and for a clip of at most 30 s the same as its window's."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    audio = load_audio(jfk)
+    long = np.concatenate([audio, 0.3 * audio, audio, audio])  # 44 s, louder and quieter
+    ours = recording_log_mel(long)
+    assert ours.shape == (80, (long.size + 480000) // 160)
+    ref = FeatureExtractor()(long)
+    frames = long.size // 160 - 1  # faster-whisper pads 160 samples, not 30 s: the last differs
+    np.testing.assert_allclose(ours[:, :frames], ref[:, :frames], atol=1e-5)
+    clip = recording_log_mel(audio)
+    active = audio.size // 160
+    np.testing.assert_allclose(clip[:, :active], log_mel(audio)[:, :active], atol=1e-5)
 
 
 def test_long_audio_is_cut_and_batches_stack():

@@ -16,6 +16,8 @@ from runtimes.errors import OptionError
     ({"best_of": 0}, "best_of must be an integer >= 1, got 0"),
     ({"log_prob_threshold": float("nan")}, "log_prob_threshold must be a number or None"),
     ({"no_speech_threshold": -0.1}, "no_speech_threshold must be a number >= 0 or None"),
+    ({"long_form": "chunks"}, "long_form 'chunks' is not one of: vad, sequential"),
+    ({"prompt_reset_on_temperature": 2}, "prompt_reset_on_temperature must be a number in 0..1"),
 ])
 def test_decoding_options_reject_bad_values(kwargs, match):
     with pytest.raises(OptionError, match=match):

@@ -21,6 +21,22 @@ def test_pairs_close_and_open_segments_and_trailing_text_ends_at_the_window():
     assert split_tokens([t(0), 5, t(3)], TB, 30.0) == [(0.0, 3.0, [5])]  # single ending
 
 
+def test_sequential_decoding_seeks_to_the_last_complete_segment():
+    """openai/whisper's rule: a window that ends inside a segment keeps its complete
+    segments and the next starts at the last one's end (frames of 10 ms); a single closing
+    timestamp, or no pair, moves a whole window; a pair at 0 cannot stall decoding."""
+    from runtimes.sequential import seek_step
+
+    cut = [t(0), 1, t(2.4), t(2.4), 3, t(5.0), t(5.0), 4, 5]
+    assert seek_step(cut, TB, 3000) == (cut[:6], 500)
+    closed = [t(0), 1, t(2.4), t(2.4), 3, t(5.0)]
+    assert seek_step(closed, TB, 3000) == (closed, 3000)
+    assert seek_step([t(0), 1, 2], TB, 3000) == ([t(0), 1, 2], 3000)
+    assert seek_step([], TB, 1200) == ([], 1200)  # silence: the window is skipped
+    assert seek_step([t(0), t(0), 1], TB, 3000) == ([t(0), t(0), 1], 3000)
+    assert seek_step(cut, TB, 400) == (cut[:6], 400)  # never past the window
+
+
 def test_window_times_map_back_through_the_speech_spans():
     window = ((16000, 48000), (80000, 96000))  # 1-3 s and 5-6 s, joined: 3 s of speech
     assert to_recording(window, 0.5) == 1.5

@@ -1,0 +1,167 @@
+"""openai/whisper's sequential decoding of long recordings: a 30 s window decoded with
+timestamps, then the next window starts at the last complete segment's end ("seek"), so no
+segment is cut in two; each window may be prompted with the text before it
+(``condition_on_previous_text``).
+
+Why both this and VAD windows (``runtimes.chunking``): VAD windows are decoded in parallel
+and are faster on a batch-friendly runtime, but a sentence split across two windows is
+decoded from half its audio each time; seeking never splits one, and the previous text keeps
+names and spelling consistent. It is what openai/whisper and faster-whisper's
+``WhisperModel.transcribe`` do, so their users get the same output here.
+
+Recordings are decoded side by side: each round decodes the next window of every unfinished
+recording, in batches of windows whose prompts have the same length (the decoding loops need
+that). Without the previous text every prompt has the same length, so a round is one batch;
+with it, a round usually splits into one batch per recording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from runtimes.base import Decoded
+from runtimes.chunking import Window
+from runtimes.features import HOP_LENGTH, N_FRAMES, recording_log_mel
+from runtimes.segments import Segment, attach_words, segments_of
+from runtimes.tokens import MAX_PREVIOUS_TOKENS
+
+#: Log-mel frames (10 ms) per timestamp step (20 ms).
+FRAMES_PER_TIMESTAMP = 2
+
+
+def seek_step(tokens: Sequence[int], timestamp_begin: int,
+              window_frames: int) -> tuple[list[int], int]:
+    """What to keep of a window's decoded ids and how many log-mel frames to move on
+    (openai/whisper's rule).
+
+    A window that ends inside a segment (its last pair of timestamps is followed by text
+    without a closing timestamp) keeps its complete segments only and moves to the last
+    one's end, where the cut segment is decoded again whole. A window that ends with a
+    single closing timestamp, or that has no pair of timestamps, is kept whole and the
+    next starts after it. A move of zero frames (the timestamp rules allow none) moves a
+    whole window, so decoding always ends.
+    """
+    is_time = [t >= timestamp_begin for t in tokens]
+    single_ending = len(tokens) >= 2 and is_time[-1] and not is_time[-2]
+    pairs = [i for i in range(1, len(tokens)) if is_time[i - 1] and is_time[i]]
+    if pairs and not single_ending:
+        last = pairs[-1]
+        frames = (tokens[last - 1] - timestamp_begin) * FRAMES_PER_TIMESTAMP
+        if frames > 0:
+            return list(tokens[:last]), min(frames, window_frames)
+    return list(tokens), window_frames
+
+
+@dataclass
+class _Recording:
+    """One recording's decoding state."""
+
+    owner: int  # its index among the inputs
+    mel: np.ndarray  # the whole recording's log-mel (``recording_log_mel``)
+    frames: int  # log-mel frames of the recording itself (100 per second)
+    language: str
+    seek: int = 0  # log-mel frames decoded so far
+    windows: int = 0  # windows decoded so far (seeds each window's sampling)
+    previous: list[int] = field(default_factory=list)  # ids since the last prompt reset
+    tokens: list[int] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.seek >= self.frames
+
+    def window(self) -> tuple[Window, np.ndarray, int]:
+        """The next window: its span on the recording (samples), its log-mel (the
+        recording's frames from ``seek``, zeros after its end, as openai pads), and how
+        many of its frames are the recording's."""
+        frames = min(N_FRAMES, self.frames - self.seek)
+        mel = np.zeros((self.mel.shape[0], N_FRAMES), np.float32)
+        mel[:, :frames] = self.mel[:, self.seek:self.seek + frames]
+        start = self.seek * HOP_LENGTH
+        return ((start, start + frames * HOP_LENGTH),), mel, frames
+
+
+@dataclass(frozen=True)
+class _Item:
+    recording: _Recording
+    spans: Window
+    mel: np.ndarray
+    frames: int
+    prompt: list[int]
+
+
+def transcribe_sequential(transcriber, audios: Sequence[np.ndarray], languages: list[str],
+                          batch_size: int) -> list[tuple[list[int], list[Segment], int]]:
+    """(generated ids, segments, windows) of each recording, decoded openai-style.
+
+    ``transcriber``: a ``runtimes.pipeline.Transcriber`` (its runtime, tokenizer and
+    options; its ``_decode`` and ``_words`` do the decoding, fallback and alignment).
+    """
+    n_mels = transcriber.runtime.n_mels
+    recordings = [_Recording(i, recording_log_mel(a, n_mels), a.shape[-1] // HOP_LENGTH, lang)
+                  for i, (a, lang) in enumerate(zip(audios, languages))]
+    while todo := [r for r in recordings if not r.done]:
+        items = [_item(transcriber, r) for r in todo]
+        for group in _batches(items, batch_size):
+            _decode_batch(transcriber, group)
+    return [(r.tokens, r.segments, r.windows) for r in recordings]
+
+
+def _item(transcriber, recording: _Recording) -> _Item:
+    tokenizer, options = transcriber.tokenizer, transcriber.options
+    prompt = tokenizer.prompt(recording.language, options.task, True)
+    if options.condition_on_previous_text and recording.previous:
+        prompt = [tokenizer.token_id("<|startofprev|>"),
+                  *recording.previous[-MAX_PREVIOUS_TOKENS:], *prompt]
+    spans, mel, frames = recording.window()
+    return _Item(recording, spans, mel, frames, prompt)
+
+
+def _batches(items: list[_Item], batch_size: int) -> list[list[_Item]]:
+    """Items with prompts of the same length, at most ``batch_size`` together, in order."""
+    by_length: dict[int, list[_Item]] = {}
+    for item in items:
+        by_length.setdefault(len(item.prompt), []).append(item)
+    return [group[i:i + batch_size] for group in by_length.values()
+            for i in range(0, len(group), batch_size)]
+
+
+def _decode_batch(transcriber, items: list[_Item]) -> None:
+    """Decode one window of each item's recording and move each recording on."""
+    tokenizer, options = transcriber.tokenizer, transcriber.options
+    features = np.ascontiguousarray(np.stack([item.mel for item in items]))
+    seeds = [options.seed * 1_000_000 + item.recording.windows for item in items]
+    decoded = transcriber._decode(features, [item.prompt for item in items], seeds)
+    kept = []
+    for item, found in zip(items, decoded):
+        tokens, frames = seek_step(found.tokens, tokenizer.timestamp_begin, item.frames)
+        kept.append((replace(found, tokens=tokens), frames))
+    words = (_words(transcriber, features, items, [k for k, _ in kept])
+             if options.word_timestamps else [None] * len(items))
+    for item, (found, frames), found_words in zip(items, kept, words):
+        recording = item.recording
+        spans = ((item.spans[0][0], item.spans[0][0] + frames * HOP_LENGTH),)
+        parts = segments_of(spans, found, tokenizer, True)
+        if found_words is not None:
+            parts = attach_words(spans, parts, found_words)
+        recording.segments += parts
+        recording.tokens += found.tokens
+        recording.previous += found.tokens
+        if not options.condition_on_previous_text \
+                or found.temperature > options.prompt_reset_on_temperature:
+            recording.previous = []
+        recording.seek += frames
+        recording.windows += 1
+
+
+def _words(transcriber, features: np.ndarray, items: list[_Item], decoded: list[Decoded]):
+    from runtimes.words import align_windows
+
+    tokenizer, task = transcriber.tokenizer, transcriber.options.task
+    langs = [item.recording.language for item in items]
+    return align_windows(transcriber.runtime, tokenizer, features,
+                         [tokenizer.prompt(lang, task) for lang in langs], decoded,
+                         [item.frames for item in items], langs)
