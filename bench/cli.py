@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--language", default=None, help="force a language (multilingual models)")
     p.add_argument("--max-new-tokens", type=int, default=224, help="per 30 s window (max 224)")
+    add_long_form_arguments(p)
     p.add_argument("--trust-torchscript", action="store_true",
                    help="load TorchScript artifacts: they are programs, so only ones you made "
                    "or trust (see RuntimeOptions.trust_code)")
@@ -99,15 +100,30 @@ def run(options: BenchOptions, command: str) -> tuple[str, list[runner.Row]]:
     """Measure, write the report into ``options.out``; return it as Markdown, and the rows."""
     clips = datasets.load_clips(options.manifest, options.subset, options.limit)
     specs, notes = systems(options)
+    truth = options.truth(clips)
     rows = runner.run(specs, clips, options.runtime(), options.decoding(), options.sizes,
-                      options.repeats)
+                      options.repeats, truth)
     dataset = {"source": str(options.manifest), "subset": options.subset, "clips": len(clips),
                "audio_s": rows[0].audio_s if rows and not rows[0].error else 0.0}
-    info = run_info(options, dataset, runner.normalizers_used(clips), notes, command)
+    info = run_info(options, dataset, runner.normalizers_used(clips), notes, command,
+                    start_error_clips=[clips[i].id for i in truth])
     out = options.out or Path("results") / time.strftime("bench-%Y%m%d-%H%M%S")
     text = report.write(out, rows, info, options.sizes)
     print(f"wrote {out}/report.md, report.csv, results.jsonl", file=sys.stderr)
     return text, rows
+
+
+def add_long_form_arguments(p: argparse.ArgumentParser) -> None:
+    """The decoding and start-error options both command lines take."""
+    p.add_argument("--long-form", default="vad", choices=("vad", "sequential"),
+                   help="recordings over 30 s: vad = speech windows decoded in parallel "
+                   "(default); sequential = openai/whisper's seeking, prompted with the "
+                   "previous text")
+    p.add_argument("--no-condition-on-previous-text", action="store_true",
+                   help="sequential: no previous-text prompt")
+    p.add_argument("--no-start-error", action="store_true",
+                   help="skip the timestamped pass over the recordings whose utterance starts "
+                   "are known (the longform subset) that fills the start-error columns")
 
 
 def measure_fields(args: argparse.Namespace) -> dict:
@@ -117,7 +133,10 @@ def measure_fields(args: argparse.Namespace) -> dict:
         manifest=manifest_or_checkout(args.manifest), limit=args.limit,
         batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, threads=args.threads,
         beam_size=args.beam_size, language=args.language, device=args.device,
-        faster_whisper=args.faster_whisper, faster_whisper_batched=args.faster_whisper_batched)
+        faster_whisper=args.faster_whisper, faster_whisper_batched=args.faster_whisper_batched,
+        long_form=args.long_form,
+        condition_on_previous_text=not args.no_condition_on_previous_text,
+        start_error=not args.no_start_error)
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:

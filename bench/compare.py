@@ -46,6 +46,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)  # row name -> model directory
     first_clips: list = field(default_factory=list)  # clips of the first subset
+    start_error_clips: list[str] = field(default_factory=list)  # ids with known starts
 
 
 def plan(device: str, targets: list[str] | None = None,
@@ -145,15 +146,17 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
                                          options.parity_audio)
     skipped = [v for v in variants if v.skip_reason] + failed
     specs = _specs(options, source, paths)
-    rows = {}
+    rows, timed_clips = {}, []
     for subset, clips in clip_sets.items():
         print(f"[bench] subset {subset}: {len(clips)} clips, {len(specs)} systems",
               file=sys.stderr, flush=True)
+        truth = options.truth(clips)
         rows[subset] = runner.run(specs, clips, options.runtime(), options.decoding(),
-                                  options.sizes, options.repeats)
+                                  options.sizes, options.repeats, truth)
+        timed_clips += [clips[i].id for i in truth]
         for row in rows[subset]:
             row.export_s = export_s.get(row.name, float("nan"))
-    comparison = Comparison(rows, skipped, export_s)
+    comparison = Comparison(rows, skipped, export_s, start_error_clips=timed_clips)
     if calib is not None and _overlaps(calib, options.manifest, options.subsets):
         comparison.notes.append("the calibration audio overlaps the evaluation subsets, so "
                                 "calibrated rows' WER may be optimistic")

@@ -35,6 +35,10 @@ class MeasureOptions:
         faster_whisper, faster_whisper_batched: compute types of the faster-whisper
             reference rows ("none" leaves a row out).
         trust_code: load TorchScript artifacts (programs: see RuntimeOptions.trust_code).
+        long_form, condition_on_previous_text: how recordings over 30 s are decoded
+            (DecodingOptions); faster-whisper's sequential row follows the second.
+        start_error: also decode the recordings whose utterance starts are known (the
+            `longform` subset) with timestamps, once, for the start-error columns.
     """
 
     manifest: Path
@@ -49,6 +53,9 @@ class MeasureOptions:
     faster_whisper: str = "int8"
     faster_whisper_batched: str = "none"
     trust_code: bool = False
+    long_form: str = "vad"
+    condition_on_previous_text: bool = True
+    start_error: bool = True
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -75,7 +82,17 @@ class MeasureOptions:
 
     def decoding(self) -> DecodingOptions:
         return DecodingOptions(beam_size=self.beam_size, language=self.language,
-                               max_new_tokens=self.max_new_tokens)
+                               max_new_tokens=self.max_new_tokens, long_form=self.long_form,
+                               condition_on_previous_text=self.condition_on_previous_text)
+
+    def truth(self, clips: list) -> dict[int, list[float]]:
+        """True utterance starts of the clips that have them (none when ``start_error`` is
+        off or the clips come from a folder)."""
+        from bench.timing import known_starts
+
+        if not self.start_error or not Path(self.manifest).is_file():
+            return {}
+        return known_starts(clips, Path(self.manifest).parent)
 
     def runtime(self) -> RuntimeOptions:
         return RuntimeOptions(device=self.device, threads=self.threads,

@@ -35,9 +35,10 @@ Column = tuple[str, Callable[[Row], str]]
 
 
 def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
-            vram: bool = False) -> list[Column]:
+            vram: bool = False, starts: bool = False) -> list[Column]:
     """(header, row -> cell) for the table and the CSV, in order; ``extra`` columns (the
-    comparison's export time and device) follow the precision; ``vram`` adds GPU memory."""
+    comparison's export time and device) follow the precision; ``vram`` adds GPU memory,
+    ``starts`` the segment-start error."""
     cols = [
         ("system", lambda r: r.name),
         ("runtime", lambda r: r.runtime),
@@ -70,6 +71,9 @@ def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
         ("empty", lambda r: str(r.empty_outputs)),
         ("rep 5-gram", lambda r: str(r.repeated_5grams)),
     ]
+    if starts:
+        cols += [("start err med ms", lambda r: fmt(r.start_median_ms, 0)),
+                 ("start err p90 ms", lambda r: fmt(r.start_p90_ms, 0))]
     return cols
 
 
@@ -82,8 +86,12 @@ def _has_vram(rows: list[Row]) -> bool:
     return any(not math.isnan(r.vram_mb) for r in rows)
 
 
+def _has_starts(rows: list[Row]) -> bool:
+    return any(r.utterances for r in rows)
+
+
 def markdown_table(rows: list[Row], batch_sizes: list[int], extra: Sequence[Column] = ()) -> str:
-    cols = columns(batch_sizes, extra, _has_vram(rows))
+    cols = columns(batch_sizes, extra, _has_vram(rows), _has_starts(rows))
     lines = ["| " + " | ".join(h for h, _ in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     for row in rows:
@@ -103,8 +111,9 @@ def settings(run: dict) -> str:
     return (
         f"- data: {data['source']} (subset {data['subset'] or 'all'}), {data['clips']} clips, "
         f"{data['audio_s']:.0f} s of audio; normaliser: {', '.join(run['normalizers']) or 'none'}\n"
-        f"- decoding: beam {d['beam_size']}, temperature 0, no timestamps, language "
+        f"- decoding: beam {d['beam_size']}, temperature 0, {_long_form(d)}, language "
         f"{d['language'] or 'auto/English-only'}, task {d['task']}, max {d['max_new_tokens']} new tokens\n"
+        f"{_starts_line(run)}"
         f"- machine: {env['cpu']}, {env['cores']} cores, {env['threads']} threads, "
         f"{_isa_note(env)}"
         f"Python {env['python']}; {versions}\n"
@@ -120,6 +129,24 @@ def settings(run: dict) -> str:
         f"threads would otherwise take the runtime's cores)\n"
         f"- command: `{run['command']}`{notes}"
     )
+
+
+def _long_form(decoding: dict) -> str:
+    """How long recordings were cut (older results.jsonl lack it: VAD windows)."""
+    if decoding.get("long_form", "vad") == "vad":
+        return "no timestamps, long recordings in VAD windows decoded in parallel"
+    prompt = ("prompted with the previous text" if decoding.get("condition_on_previous_text")
+              else "no previous-text prompt")
+    return f"timestamps, long recordings decoded sequentially (openai's seeking, {prompt})"
+
+
+def _starts_line(run: dict) -> str:
+    if not run.get("start_error_clips"):
+        return ""
+    return (f"- start err: the recordings with known utterance starts "
+            f"({', '.join(run['start_error_clips'])}) decoded once more with timestamps "
+            f"(largest batch size, untimed); median / 90th percentile over their utterances "
+            f"of |nearest segment start - true start| (bench.timing)\n")
 
 
 def _gpu_line(env: dict) -> str:
@@ -143,7 +170,8 @@ def _isa_note(env: dict) -> str:
 def write_csv(path: Path, rows: dict[str, list[Row]], batch_sizes: list[int],
               extra: Sequence[Column] = ()) -> None:
     """One CSV line per row, subsets in the first column."""
-    cols = columns(batch_sizes, extra, any(_has_vram(r) for r in rows.values()))
+    cols = columns(batch_sizes, extra, any(_has_vram(r) for r in rows.values()),
+                   any(_has_starts(r) for r in rows.values()))
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["subset"] + [h for h, _ in cols] + ["cpu", "backend", "error"])

@@ -24,6 +24,7 @@ from bench.metrics import (
     token_agreement,
 )
 from bench.systems import SystemSpec
+from bench.timing import start_errors, summary_ms
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.cpu import cpu_info
 from runtimes.datasets import Clip
@@ -56,6 +57,9 @@ class Row:
     token_agreement: float = float("nan")  # vs the baseline's greedy tokens, 0..1
     empty_outputs: int = 0  # clips with a reference but an empty transcript
     repeated_5grams: int = 0  # clips whose transcript repeats a word 5-gram more than the reference
+    start_median_ms: float = float("nan")  # segment-start error on recordings with known starts
+    start_p90_ms: float = float("nan")
+    utterances: int = 0  # how many known starts the start error is over
     export_s: float = float("nan")  # filled in by the comparison script
     device: str = "cpu"
     cpu: str = ""  # the CPU and its int8/bf16-relevant features (runtimes.cpu), where it ran
@@ -147,8 +151,10 @@ def _highest(values) -> float:
     return max(numbers) if numbers else float("nan")
 
 
-def to_row(spec: SystemSpec, m: dict, clips: list[Clip]) -> Row:
-    """Statistics of one (merged) measurement: latency percentiles, RTFx, corpus WER/CER."""
+def to_row(spec: SystemSpec, m: dict, clips: list[Clip],
+           truth: dict[int, list[float]] | None = None) -> Row:
+    """Statistics of one (merged) measurement: latency percentiles, RTFx, corpus WER/CER,
+    and the segment-start error on the clips whose true starts ``truth`` gives."""
     audio_s = m["audio_s"]
     row = Row(
         name=spec.name, runtime=m["runtime"], precision=m["precision"],
@@ -173,17 +179,26 @@ def to_row(spec: SystemSpec, m: dict, clips: list[Clip]) -> Row:
         row.empty_outputs = sum(1 for c, t in scored if c.reference.strip() and not t.strip())
         row.repeated_5grams = repeated_ngram_clips([c.reference for c, _ in scored],
                                                    [t for _, t in scored])
+    if truth and m.get("starts"):
+        errors = np.concatenate([start_errors(truth[i], found)
+                                 for i, found in zip(sorted(truth), m["starts"])])
+        row.start_median_ms, row.start_p90_ms = summary_ms(errors)
+        row.utterances = len(errors)
     return row
 
 
 def run(
     systems: list[SystemSpec], clips: list[Clip], runtime: RuntimeOptions,
     decoding: DecodingOptions, batch_sizes: list[int], rounds: int = 1,
+    truth: dict[int, list[float]] | None = None,
 ) -> list[Row]:
     """Measure every system in its own process, ``rounds`` times in alternation (round 1:
-    A, B, C; round 2: A, B, C; ...), merge the rounds and fill in ΔWER vs the baseline."""
+    A, B, C; round 2: A, B, C; ...), merge the rounds and fill in ΔWER vs the baseline.
+    ``truth``: true utterance starts of some clips (``bench.timing.known_starts``); each
+    system also transcribes those with timestamps, once, for the start-error columns."""
     job = {"runtime": asdict(runtime), "decoding": asdict(decoding),
-           "audio": [str(c.path) for c in clips], "batch_sizes": batch_sizes}
+           "audio": [str(c.path) for c in clips], "batch_sizes": batch_sizes,
+           "timestamp_clips": sorted(truth or {})}
     measured: dict[str, list[dict]] = {s.name: [] for s in systems}
     errors: dict[str, str] = {}
     for r in range(1, rounds + 1):
@@ -193,13 +208,14 @@ def run(
             label = f" (round {r}/{rounds})" if rounds > 1 else ""
             print(f"[{i}/{len(systems)}] {spec.name}{label}", file=sys.stderr, flush=True)
             try:
-                measured[spec.name].append(run_worker({**job, "system": spec.to_dict()}))
+                timed = job if r == 1 else {**job, "timestamp_clips": []}
+                measured[spec.name].append(run_worker({**timed, "system": spec.to_dict()}))
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 errors[spec.name] = str(exc)
                 print(f"  failed: {exc}", file=sys.stderr)
     rows = [
         Row(name=s.name, baseline=s.baseline, error=errors[s.name]) if s.name in errors
-        else to_row(s, merge_rounds(measured[s.name]), clips)
+        else to_row(s, merge_rounds(measured[s.name]), clips, truth)
         for s in systems
     ]
     baseline = next((r for r in rows if r.baseline and not r.error), None)

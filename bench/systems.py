@@ -54,6 +54,10 @@ class System(Protocol):
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]: ...
 
+    def segment_starts(self, audio: list[np.ndarray], batch_size: int) -> list[list[float]]:
+        """Each recording's segment starts (seconds), decoded with timestamps."""
+        ...
+
 
 class ToolkitSystem:
     """Any artifact through ``runtimes.load`` and the shared pipeline."""
@@ -70,8 +74,17 @@ class ToolkitSystem:
         self.backend = self._model.runtime.backend
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
-        return [(t.text, list(t.tokens))
+        eot = self._model.tokenizer.eot  # text ids only: timestamps (sequential) left out
+        return [(t.text, [i for i in t.tokens if i < eot])
                 for t in self._model.transcribe(audio, batch_size=batch_size)]
+
+    def segment_starts(self, audio: list[np.ndarray], batch_size: int) -> list[list[float]]:
+        from runtimes.pipeline import Transcriber
+
+        model = self._model
+        stamped = Transcriber(model.runtime, model.tokenizer,
+                              replace(model.options, timestamps=True))
+        return [[s.start for s in t.segments] for t in stamped.transcribe(audio, batch_size)]
 
 
 class FasterWhisperSystem:
@@ -95,20 +108,28 @@ class FasterWhisperSystem:
         # feature extractor's matmul would otherwise leave OpenBLAS threads spinning on the
         # cores CTranslate2 needs, and this row should show faster-whisper at its best.
         with single_threaded_blas():
-            return [self._one(samples) for samples in audio]
+            return [self._output(self._one(samples)) for samples in audio]
 
-    def _one(self, samples: np.ndarray) -> Output:
+    def _one(self, samples: np.ndarray, timestamps: bool = False) -> list:
+        """Its segments of one recording. It always seeks openai-style; it is prompted with
+        the previous text only where our rows are (``long_form="sequential"`` with
+        ``condition_on_previous_text``)."""
         d = self._decoding
         segments, _ = self._model.transcribe(
             samples, beam_size=d.beam_size, temperature=0.0, language=d.language,
-            task=d.task, without_timestamps=True, condition_on_previous_text=False,
+            task=d.task, without_timestamps=not (timestamps or d.timestamps),
+            condition_on_previous_text=d.long_form == "sequential" and d.condition_on_previous_text,
             vad_filter=False, suppress_blank=d.suppress_blank, suppress_tokens=[-1],
             # Its default max_length (448) is what decodes up to 224 new tokens, our
             # default: CTranslate2 halves max_length, and faster-whisper's own
             # max_new_tokens (prompt + N) would cap it at (prompt + 224) / 2.
             max_new_tokens=None,
         )
-        return self._output(list(segments))  # a lazy generator: decoding happens here
+        return list(segments)  # a lazy generator: decoding happens here
+
+    def segment_starts(self, audio: list[np.ndarray], batch_size: int) -> list[list[float]]:
+        with single_threaded_blas():
+            return [[s.start for s in self._one(samples, True)] for samples in audio]
 
     def _output(self, segments: list) -> Output:
         text = " ".join(s.text.strip() for s in segments).strip()
@@ -132,16 +153,21 @@ class FasterWhisperBatchedSystem(FasterWhisperSystem):
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
         with single_threaded_blas():
-            return [self._batched(samples, batch_size) for samples in audio]
+            return [self._output(self._batched(samples, batch_size)) for samples in audio]
 
-    def _batched(self, samples: np.ndarray, batch_size: int) -> Output:
+    def _batched(self, samples: np.ndarray, batch_size: int, timestamps: bool = False) -> list:
         d = self._decoding
         segments, _ = self._pipeline.transcribe(
             samples, beam_size=d.beam_size, temperature=0.0, language=d.language, task=d.task,
-            without_timestamps=True, suppress_blank=d.suppress_blank, suppress_tokens=[-1],
-            batch_size=batch_size, log_progress=False,
+            without_timestamps=not (timestamps or d.timestamps), suppress_blank=d.suppress_blank,
+            suppress_tokens=[-1], batch_size=batch_size, log_progress=False,
         )
-        return self._output(list(segments))
+        return list(segments)
+
+    def segment_starts(self, audio: list[np.ndarray], batch_size: int) -> list[list[float]]:
+        with single_threaded_blas():
+            return [[s.start for s in self._batched(samples, batch_size, True)]
+                    for samples in audio]
 
 
 def faster_whisper_rows(source, artifacts: dict[str, Path], compute_type: str,

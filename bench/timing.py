@@ -32,6 +32,14 @@ def true_starts(recording_id: str, speech_dir: Path) -> list[float]:
     return starts
 
 
+def known_starts(clips, speech_dir: Path) -> dict[int, list[float]]:
+    """True utterance starts of the clips that are recordings listed in the parts file
+    (index among ``clips`` -> starts); empty when none is."""
+    known = json.loads(PARTS_FILE.read_text())
+    return {i: true_starts(clip.id, speech_dir) for i, clip in enumerate(clips)
+            if clip.id in known}
+
+
 def start_errors(truth: Sequence[float], predicted: Sequence[float]) -> np.ndarray:
     """|nearest predicted start - true start| for each true start, in seconds."""
     if not len(predicted):

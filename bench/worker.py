@@ -47,6 +47,7 @@ class Measurement:
     vram_mb: float = float("nan")
     vram_how: str = ""
     backend: str = ""
+    starts: list[list[float]] = field(default_factory=list)  # segment starts, timestamp pass
 
 
 def _progress(items, desc: str):
@@ -56,7 +57,8 @@ def _progress(items, desc: str):
 
 
 def measure(job: dict) -> Measurement:
-    """Load, warm up, time batch 1 per clip, then time each batch size over all clips."""
+    """Load, warm up, time batch 1 per clip, then time each batch size over all clips;
+    then, untimed, the segment starts of the ``timestamp_clips`` decoded with timestamps."""
     spec = SystemSpec(**job["system"])
     runtime = RuntimeOptions(**job["runtime"])
     decoding = DecodingOptions(**job["decoding"])
@@ -90,12 +92,15 @@ def measure(job: dict) -> Measurement:
             system.transcribe(audio[i : i + size], size)
         sync()
         batched[size] = time.perf_counter() - start
+    starts = [] if not job.get("timestamp_clips") else system.segment_starts(
+        [audio[i] for i in job["timestamp_clips"]], max(job["batch_sizes"]))
     return Measurement(
         system.runtime_name, system.precision, load_s, first_s, latencies,
         sum(duration_s(a) for a in audio), batched, [text for text, _ in outputs],
         [tokens for _, tokens in outputs], idle, peak_b1, peak_rss_mb(),
         system.batching, notes, runtime.device, cpu_info().label(), vram_b1,
         vram.read_mb() if vram else float("nan"), vram.how if vram else "", system.backend,
+        starts,
     )
 
 

@@ -35,7 +35,7 @@ def is_silence(decoded: Decoded, options: DecodingOptions) -> bool:
     return options.log_prob_threshold is None or decoded.avg_logprob <= options.log_prob_threshold
 
 
-def _best(candidates: list[Decoded], texts: list[str], options: DecodingOptions) -> Decoded:
+def pick_best(candidates: list[Decoded], texts: list[str], options: DecodingOptions) -> Decoded:
     """When every temperature failed: the likeliest result that is not a loop, if any
     (faster-whisper's choice), else the likeliest."""
     limit = options.compression_ratio_threshold
@@ -63,6 +63,6 @@ def decode_with_fallback(runtime: WhisperRuntime, tokenizer, features: np.ndarra
         if not todo:
             break
     for i in todo:
-        final[i] = _best([d for d, _ in tried[i]], [t for _, t in tried[i]], options)
+        final[i] = pick_best([d for d, _ in tried[i]], [t for _, t in tried[i]], options)
     return [Decoded([], d.avg_logprob, d.no_speech_prob, d.temperature) if is_silence(d, options)
             else d for d in final]

@@ -53,9 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", help="compute precision (default: the artifact's own)")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = all cores")
     p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--temperature-fallback", action="store_true",
+                   help="requests with temperature 0 (the default) get OpenAI's meaning: "
+                   "faster-whisper's ladder 0, 0.2, ... 1.0 where a window's result fails its "
+                   "thresholds, and no text for windows judged silent; off: temperature 0 is "
+                   "plain greedy decoding")
     p.add_argument("--log-level", default="info",
                    choices=("critical", "error", "warning", "info", "debug"))
     return p
+
+
+#: faster-whisper's default temperatures (and openai/whisper's).
+FALLBACK_LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def _is_loopback(host: str) -> bool:
@@ -89,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                                           shared_cores=True, trust_code=args.trust_torchscript,
                                           verify_checksums=not args.skip_checksums,
                                           expect_digest=args.expect_digest)
-        decoding = runtimes.DecodingOptions(args.beam_size)
+        decoding = runtimes.DecodingOptions(
+            args.beam_size, temperature=FALLBACK_LADDER if args.temperature_fallback else 0.0)
         model = runtimes.load(args.artifact, options, decoding)
         if config.max_subtitle_s is not None:
             model.runtime.check_aligns()  # subtitles are cut at word timestamps

@@ -108,8 +108,11 @@ class ServeEngine:
             item = next(windows, None)
             return None if item is None else (item[0], log_mel(item[1], n_mels))
 
+        fallback = temperature == 0 and self.transcriber.options.fallback
+        timestamps = timestamps or fallback  # scores come with timestamped decoding
         spans: list[Window] = []
-        futures: list[Future] = []
+        submitted: list[Future] = []  # every batcher job of this request, to abandon
+        results: list[asyncio.Future] = []
         ids: list[int] = []
         key: Hashable = None
         try:
@@ -118,22 +121,57 @@ class ServeEngine:
                 if key is None:
                     language, ids = await self._prompt(features, language, prompt, task,
                                                        timestamps)
-                    key = _key(len(ids), timestamps or words, temperature,
-                               None if self.mixes_requests else id(spans), words)
+                    request = None if self.mixes_requests else id(spans)
+                    key = _key(len(ids), timestamps or words, temperature, request, words)
                     plain = self.transcriber.tokenizer.prompt(language, task)
                 payload = (features, ids, len(spans))
                 if words:
                     payload += (round(window_duration(window) * 100), plain, language)
-                futures.append(self.batcher.submit(key, payload))
+                if fallback:
+                    results.append(asyncio.ensure_future(self._with_fallback(
+                        key, payload, submitted, len(ids), request, words)))
+                else:
+                    submitted.append(self.batcher.submit(key, payload))
+                    results.append(asyncio.wrap_future(submitted[-1]))
                 spans.append(window)
-                if len(futures) > self.max_in_flight:
-                    await asyncio.wrap_future(futures[-self.max_in_flight - 1])
-            outputs = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+                if len(results) > self.max_in_flight:
+                    await results[-self.max_in_flight - 1]
+            outputs = await asyncio.gather(*results)
         except BaseException:  # a timeout (--timeout), or the upload failed mid-way
-            self.batcher.abandon(futures)
+            for result in results:
+                result.cancel()
+            self.batcher.abandon(submitted)
             raise
         return self._result(spans, outputs, language, stream.n_samples / SAMPLE_RATE,
                             timestamps or words)
+
+    async def _with_fallback(self, key: Hashable, payload: tuple, submitted: list[Future],
+                             prompt_length: int, request: int | None, words: bool):
+        """One window through the options' temperature ladder, as the offline pipeline's
+        ``decode_with_fallback``: decoded greedily with the others (step by step where the
+        artifact allows), then, only while the result fails the thresholds, sampled at the
+        next temperature (``best_of`` candidates, seeded by the window's place); a window
+        judged silent gives no text. Its log-mel is held until it is settled."""
+        from runtimes.fallback import is_silence, needs_fallback, pick_best
+
+        options = self.transcriber.options
+        text = lambda out: self.transcriber.tokenizer.decode(_decoded(out).tokens)  # noqa: E731
+        tried: list = []  # outputs: Decoded, or (Decoded, words)
+        for temperature in options.temperature:
+            if tried:
+                key = _key(prompt_length, True, temperature, request, words)
+            submitted.append(self.batcher.submit(key, payload))
+            tried.append(await asyncio.wrap_future(submitted[-1]))
+            if not needs_fallback(_decoded(tried[-1]), text(tried[-1]), options):
+                out = tried[-1]
+                break
+        else:
+            best = pick_best([_decoded(o) for o in tried], [text(o) for o in tried], options)
+            out = next(o for o in tried if _decoded(o) is best)
+        if not is_silence(_decoded(out), options):
+            return out
+        silent = replace(_decoded(out), tokens=[])
+        return (silent, []) if isinstance(out, tuple) else silent
 
     async def _prompt(self, first: np.ndarray, language: str | None, prompt: str | None,
                       task: str, timestamps: bool) -> tuple[str, list[int]]:
@@ -156,7 +194,7 @@ class ServeEngine:
             parts = segments_of(window, decoded, tokenizer, timestamps)
             segments += parts if words is None else attach_words(window, parts, words)
         text = tokenizer.decode([t for out in outputs
-                                 for t in (out[0] if isinstance(out, tuple) else out).tokens])
+                                 for t in _decoded(out).tokens])
         return ServedResult(text, language or "en", duration, tuple(segments))
 
     async def _language(self, window: np.ndarray) -> str:
@@ -202,6 +240,11 @@ class ServeEngine:
     def close(self) -> None:
         self.batcher.close()
         self.transcriber.close()
+
+
+def _decoded(out) -> Decoded:
+    """The ``Decoded`` of a window's output (words come with it as a tuple)."""
+    return out[0] if isinstance(out, tuple) else out
 
 
 def _key(prompt_length: int, timestamps: bool, temperature: float,

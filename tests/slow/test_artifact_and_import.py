@@ -88,6 +88,26 @@ def test_bench_produces_the_report(int8_artifact, tmp_path):
     assert len(lines) == 3 and (out / "report.csv").is_file()
 
 
+def test_bench_measures_segment_start_error_on_recordings_with_known_starts(int8_artifact,
+                                                                           tmp_path):
+    """The longform recordings' utterance starts are known: the bench decodes them once more
+    with timestamps and reports the start error (sequential decoding here)."""
+    import json
+
+    out = tmp_path / "report"
+    cmd = [sys.executable, "-m", "bench", str(int8_artifact), "--subset", "longform",
+           "--limit", "1", "--batch-sizes", "1", "--threads", "2", "--pytorch", "none",
+           "--faster-whisper", "none", "--long-form", "sequential", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = (out / "report.md").read_text()
+    assert "| start err med ms | start err p90 ms |" in report
+    assert "decoded sequentially (openai's seeking, prompted with the previous text)" in report
+    row = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    assert row["utterances"] == 16 and 0 < row["start_median_ms"] < 700
+    assert row["start_median_ms"] <= row["start_p90_ms"]
+
+
 def test_transcribe_cli_prints_one_line_per_file(int8_artifact, jfk, tmp_path):
     missing = tmp_path / "missing.wav"
     ok = subprocess.run([sys.executable, "-m", "runtimes", str(int8_artifact), str(jfk)],

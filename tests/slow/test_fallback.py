@@ -5,6 +5,7 @@ import pytest
 
 import runtimes
 from runtimes.features import batch_log_mel
+from tests.conftest import SPEECH
 from tests.slow.conftest import THREADS, subset
 
 SCORED = runtimes.DecodingOptions(timestamps=True)
@@ -61,9 +62,10 @@ def test_pytorch_and_ctranslate2_sample_best_of_candidates(source, request, wind
 def test_only_windows_below_the_threshold_are_decoded_again(onnx_fp32, speech_rows):
     """With the log-probability threshold between the clips' greedy scores, the likelier
     clips keep their greedy text at temperature 0 and the others climb the ladder; each
-    clip's result is the same alone and batched (sampling is seeded per window)."""
-    _, audio = subset(speech_rows, "en")
-    audio = audio[:5]
+    clip's result is the same alone and batched (sampling is seeded per window), and the
+    same served concurrently (the server's ladder, its greedy pass step by step)."""
+    rows, audio = subset(speech_rows, "en")
+    rows, audio = rows[:5], audio[:5]
     options = runtimes.RuntimeOptions(threads=THREADS)
     with runtimes.load(onnx_fp32, options, SCORED) as model:
         greedy = model.transcribe(audio, batch_size=5)
@@ -82,6 +84,32 @@ def test_only_windows_below_the_threshold_are_decoded_again(onnx_fp32, speech_ro
             assert (after.segments[0].temperature > 0
                     or after.segments[0].avg_logprob < threshold)
     assert any(t.segments[0].temperature > 0 for t in batched)
+    with runtimes.load(onnx_fp32, options, ladder) as model:
+        served = _serve(model, [SPEECH / r["path"] for r in rows])
+    assert [r.text for r in served] == [t.text for t in batched]
+    assert [[s.temperature for s in r.segments] for r in served] == [
+        [s.temperature for s in t.segments] for t in batched]
+
+
+def _serve(transcriber, paths):
+    """The server's engine (iteration-level batching, 4 rows) answering concurrent
+    requests for ``paths`` with temperature 0, as an HTTP request would reach it."""
+    import asyncio
+
+    from runtimes.serve.engine import ServeEngine
+
+    engine = ServeEngine(transcriber, max_batch=4, max_wait_s=0.01)
+    assert engine.batching == "steps"
+    engine.start()
+
+    async def requests():
+        return await asyncio.gather(*(engine.transcribe_upload(
+            p.read_bytes(), p.name, "en", None, timestamps=True) for p in paths))
+
+    try:
+        return asyncio.run(requests())
+    finally:
+        engine.batcher.close()
 
 
 def test_windows_judged_silent_give_no_text(onnx_fp32, jfk):

@@ -225,15 +225,28 @@ def test_bad_command_line_exits_2_with_a_message(tmp_path):
     assert result.returncode == 2 and "max_batch_size must be a finite number >= 1" in result.stderr
 
 
-def test_subtitles_are_cut_at_word_timestamps(int8_artifact, jfk, onnx_fp32):
+def test_subtitles_are_cut_at_word_timestamps(int8_artifact, jfk, onnx_fp32, tmp_path):
     """--max-subtitle-s: srt answers cut Whisper's segments at word times; an artifact that
-    cannot align is refused at start-up."""
+    cannot align is refused at start-up. With --temperature-fallback (OpenAI's meaning of
+    temperature 0), 20 s of white noise, which tiny.en decodes plainly into a made-up
+    sentence (tests/slow/test_fallback.py), gets no text."""
     import subprocess
     import sys
+    import wave
 
-    with start_server(int8_artifact, "--threads", "2", "--max-subtitle-s", "5") as running:
+    import numpy as np
+
+    noise = tmp_path / "noise.wav"
+    samples = np.random.default_rng(0).normal(0, 0.03, 16000 * 20)
+    with wave.open(str(noise), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+        w.writeframes((samples * 32767).astype("<i2").tobytes())
+    with start_server(int8_artifact, "--threads", "2", "--max-subtitle-s", "5",
+                      "--temperature-fallback") as running:
         srt = _post(running, jfk, key=None, response_format="srt").text
         stamped = _post(running, jfk, key=None, response_format="verbose_json").json()
+        silent = _post(running, noise, key=None).json()
+    assert silent == {"text": ""}
     blocks = [b.splitlines() for b in srt.strip().split("\n\n")]
     assert len(blocks) >= 3  # Whisper's 8 s + 3 s segments, the first cut
     for _, times, _ in blocks:
