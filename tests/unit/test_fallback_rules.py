@@ -1,7 +1,7 @@
 """The fallback and no-speech decisions (faster-whisper's rules) on decoded results."""
 
 from runtimes.base import Decoded, DecodingOptions
-from runtimes.fallback import _best, is_silence, needs_fallback
+from runtimes.fallback import pick_best, is_silence, needs_fallback
 
 LADDER = DecodingOptions(temperature=(0.0, 0.2, 0.4))
 LOOP = "the the the the the the the the the the the the the the the the the the the the"
@@ -27,5 +27,5 @@ def test_silence_needs_both_a_high_no_speech_probability_and_a_low_log_probabili
 
 def test_when_every_temperature_failed_the_likeliest_non_loop_wins():
     loop, weak, weaker = Decoded([1], -0.1), Decoded([2], -1.5), Decoded([3], -2.0)
-    assert _best([loop, weak, weaker], [LOOP, "a", "b"], LADDER) is weak
-    assert _best([loop, Decoded([4], -0.2)], [LOOP, LOOP], LADDER).avg_logprob == -0.1
+    assert pick_best([loop, weak, weaker], [LOOP, "a", "b"], LADDER) is weak
+    assert pick_best([loop, Decoded([4], -0.2)], [LOOP, LOOP], LADDER).avg_logprob == -0.1
