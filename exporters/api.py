@@ -188,11 +188,12 @@ def export(
     """
     started = time.perf_counter()
     target = registry.get(options.target)
+    if options.word_timestamps and not target.aligns:
+        able = ", ".join(name for name in registry.names() if registry.get(name).aligns)
+        raise ExportError(f"--word-timestamps is not available for {target.name} exports yet "
+                          f"(it is for {able})")
     precision = target.precision(options.precision, options.device)
     target.check(options, precision)
-    if options.word_timestamps and not target.aligns:
-        raise ExportError(f"--word-timestamps is not available for {target.name} exports yet "
-                          "(it is for onnx, openvino and ctranslate2)")
     calibration = _calibration(target, precision, options)
     tuning = _int8_kernels(target, precision, options)
     output = Path(output or default_output(model, target.name, precision))

@@ -40,8 +40,9 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bundle", action="store_true",
                    help="add serve/: pinned requirements, Dockerfile and serve command")
     p.add_argument("--word-timestamps", action="store_true",
-                   help="onnx: also export alignment.onnx (the alignment heads' cross-attention, "
-                   "an fp32 copy of the decoder) so the artifact gives word timestamps")
+                   help="onnx, openvino, torchscript: also export an alignment graph (the "
+                   "alignment heads' cross-attention, an fp32 copy of the decoder) so the "
+                   "artifact gives word timestamps (ctranslate2 artifacts always do)")
     p.add_argument("--int8-kernels", default="auto", choices=INT8_KERNELS,
                    help="CPU kind an onnx int8/int4 artifact is tuned for: vnni (CPUs with "
                    "AVX-512 VNNI or AVX-VNNI: full 8-bit weights), avx2 (CPUs without VNNI: "

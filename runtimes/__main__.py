@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamps", action="store_true",
                    help="decode Whisper's segment timestamps (implied by --format srt|vtt|json)")
     p.add_argument("--word-timestamps", action="store_true",
-                   help="words with their times (CTranslate2 artifacts, ONNX and OpenVINO artifacts "
-                   "exported with --word-timestamps, transformers directories; implies "
+                   help="words with their times (CTranslate2 artifacts, ONNX, OpenVINO and "
+                   "TorchScript artifacts exported with --word-timestamps, transformers "
+                   "directories; implies "
                    "--timestamps; shown by --format json)")
     p.add_argument("--max-subtitle-s", type=float, default=None, metavar="S",
                    help="srt/vtt: cut segments longer than S seconds at word timestamps "

@@ -277,8 +277,8 @@ class WhisperRuntime(ABC):
             OptionError: this runtime has no cross-attention output.
         """
         raise OptionError(f"word timestamps are not available for {self.format} artifacts yet "
-                          "(they are for CTranslate2, ONNX and OpenVINO artifacts and transformers "
-                          "directories)")
+                          "(they are for CTranslate2, ONNX, OpenVINO and TorchScript artifacts and "
+                          "transformers directories)")
 
     def check_aligns(self) -> None:
         """Fail before any work where word timestamps would fail after decoding."""

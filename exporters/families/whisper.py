@@ -184,9 +184,9 @@ def export_alignment_onnx(model, out_dir, heads: list[list[int]], opset: int = 1
             dynamic_axes=axes)
 
 
-def export_alignment(model, hf_dir, out_dir, opset: int = 17) -> None:
-    """alignment.onnx with the source's alignment heads (its generation_config.json), for
-    the targets that take --word-timestamps."""
+def alignment_heads(hf_dir) -> list[list[int]]:
+    """The source's alignment heads (its generation_config.json), which --word-timestamps
+    needs."""
     import json
     from pathlib import Path
 
@@ -197,7 +197,13 @@ def export_alignment(model, hf_dir, out_dir, opset: int = 17) -> None:
     if not heads:
         raise ExportError(f"{hf_dir}: generation_config.json has no alignment_heads, which "
                           "--word-timestamps needs")
-    export_alignment_onnx(model, out_dir, heads, opset)
+    return heads
+
+
+def export_alignment(model, hf_dir, out_dir, opset: int = 17) -> None:
+    """alignment.onnx with the source's alignment heads, for the targets that take
+    --word-timestamps through ONNX."""
+    export_alignment_onnx(model, out_dir, alignment_heads(hf_dir), opset)
 
 
 def dummy_inputs(spec: GraphSpec, batch: int = 2, tokens: int = 3, past: int = 2):

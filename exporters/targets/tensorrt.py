@@ -24,15 +24,18 @@ MAX_PROMPT = 8
 MAX_CONTEXT = 448  # Whisper's decoder positions
 
 
-def _profile(builder, network, spec, encoder: bool):
-    """Shapes from one token to a full prompt, from an empty to a full cache."""
+def _profile(builder, network, spec, graph: str):
+    """Shapes from one token to a full prompt, from an empty to a full cache; the alignment
+    graph (``graph`` "alignment") takes a whole window's tokens at once."""
     profile = builder.create_optimization_profile()
     heads, head_dim = spec.n_heads, spec.head_dim
     for i in range(network.num_inputs):
         name = network.get_input(i).name
-        if encoder:
+        if graph == "encoder":
             dims = [(1, spec.n_mels, spec.n_frames), (4, spec.n_mels, spec.n_frames),
                     (MAX_BATCH, spec.n_mels, spec.n_frames)]
+        elif name == "input_ids" and graph == "alignment":
+            dims = [(1, 1), (4, 64), (MAX_BATCH, MAX_CONTEXT)]
         elif name == "input_ids":
             dims = [(1, 1), (4, 1), (MAX_BATCH, MAX_PROMPT)]
         elif name == "cache_lengths":
@@ -63,7 +66,7 @@ def build_engine(onnx_path: Path, plan_path: Path, spec, fp16: bool, cache_path:
         config.set_flag(trt.BuilderFlag.FP16)
     cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
-    config.add_optimization_profile(_profile(builder, network, spec, "encoder" in onnx_path.name))
+    config.add_optimization_profile(_profile(builder, network, spec, onnx_path.stem))
     engine = builder.build_serialized_network(network, config)
     if engine is None:
         raise OptionError(f"TensorRT failed to build an engine from {onnx_path.name}")
@@ -75,6 +78,7 @@ def build_engine(onnx_path: Path, plan_path: Path, spec, fp16: bool, cache_path:
 class TensorRTTarget(Target):
     name = "tensorrt"
     format = "tensorrt"
+    aligns = True  # alignment.plan, built from alignment.onnx (fp32) with --word-timestamps
 
     def precision(self, requested: str | None, device: str) -> str:
         if requested == "int8":
@@ -100,7 +104,12 @@ class TensorRTTarget(Target):
 
     def convert(self, source: Source, out_dir: Path, precision: str,
                 options: ExportOptions) -> list[Path]:
-        from exporters.families.whisper import export_onnx, load_model, write_graph_files
+        from exporters.families.whisper import (
+            export_alignment,
+            export_onnx,
+            load_model,
+            write_graph_files,
+        )
 
         model = load_model(source.hf_dir)
         with tempfile.TemporaryDirectory(prefix="onnx-", dir=out_dir.parent) as tmp:
@@ -109,6 +118,10 @@ class TensorRTTarget(Target):
             for graph in ("encoder", "decoder"):
                 build_engine(Path(tmp) / f"{graph}.onnx", out_dir / f"{graph}.plan", spec,
                              precision == "fp16", cache)
+            if options.word_timestamps:  # fp32, as the ONNX target's alignment graph
+                export_alignment(model, source.hf_dir, Path(tmp))
+                build_engine(Path(tmp) / "alignment.onnx", out_dir / "alignment.plan", spec,
+                             False, cache)
         write_graph_files(spec, source.hf_dir, out_dir, precision, trt_identity=gpu_identity(),
                           max_batch=MAX_BATCH, max_prompt=MAX_PROMPT)
         return sorted(p for p in out_dir.iterdir() if p.is_file())

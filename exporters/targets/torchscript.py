@@ -18,6 +18,7 @@ PRECISIONS = ("fp32", "fp16")
 class TorchScriptTarget(Target):
     name = "torchscript"
     format = "torchscript"
+    aligns = True
 
     def precision(self, requested: str | None, device: str) -> str:
         return self._one_of(requested, PRECISIONS, "fp16 on cuda")
@@ -38,8 +39,10 @@ class TorchScriptTarget(Target):
         import torch
 
         from exporters.families.whisper import (
+            AlignmentGraph,
             DecoderStepGraph,
             EncoderGraph,
+            alignment_heads,
             dummy_inputs,
             load_model,
             spec_of,
@@ -65,6 +68,16 @@ class TorchScriptTarget(Target):
             decoder = torch.jit.trace(DecoderStepGraph(model).eval(), step_inputs)
             torch.jit.save(encoder, str(out_dir / "encoder.pt"))
             torch.jit.save(decoder, str(out_dir / "decoder.pt"))
+            if options.word_timestamps:
+                # fp32 whatever the precision (as the ONNX target's alignment graph):
+                # attention weights steer the word times and the pass runs once per window.
+                heads = alignment_heads(source.hf_dir)
+                fp32 = load_model(source.hf_dir).to(device, torch.float32)
+                ids, cross = step_inputs[0], step_inputs[1 + 2 * spec.n_layers:
+                                                          1 + 4 * spec.n_layers]
+                aligner = torch.jit.trace(AlignmentGraph(fp32, heads).eval(),
+                                          (ids, *(c.float() for c in cross)))
+                torch.jit.save(aligner, str(out_dir / "alignment.pt"))
         write_graph_files(spec, source.hf_dir, out_dir, precision,
                           torch=torch.__version__.split("+")[0], traced_on=options.device)
         return sorted(p for p in out_dir.iterdir() if p.is_file())

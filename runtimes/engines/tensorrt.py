@@ -78,6 +78,7 @@ class TensorRTRuntime(GraphRuntime):
 
     format = "tensorrt"
     graph_files = ("encoder.plan", "decoder.plan")
+    exports_alignment = True
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         if options.device != "cuda":  # before reading anything: nothing else matters then
@@ -98,6 +99,8 @@ class TensorRTRuntime(GraphRuntime):
         self._encoder, self._decoder = (_Engine(runtime, self.model_dir / name, torch)
                                         for name in self.graph_files)
         self._past = [n for n in self._decoder.inputs if n.startswith("past")]
+        aligner = self.model_dir / "alignment.plan"  # built with --word-timestamps
+        self._aligner = _Engine(runtime, aligner, torch) if aligner.is_file() else None
 
     def _check_identity(self) -> None:
         here = gpu_identity()
@@ -148,5 +151,15 @@ class TensorRTRuntime(GraphRuntime):
                               f"maximum {self._spec.max_batch}")
         return super().decode(features, prompts, options, temperature, seeds)
 
+    @property
+    def aligns(self) -> bool:
+        return self._aligner is not None
+
+    def alignment_pass(self, tokens: np.ndarray, cross: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The fp32 alignment engine on the encoder's cross K/V (kept on the GPU)."""
+        out = self._aligner({"input_ids": self._torch.from_numpy(tokens).cuda(),
+                             **{name: value.float() for name, value in cross.items()}})
+        return out["logits"].float().cpu().numpy(), out["attention"].float().cpu().numpy()
+
     def close(self) -> None:
-        self._encoder = self._decoder = None
+        self._encoder = self._decoder = self._aligner = None

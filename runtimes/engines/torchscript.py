@@ -19,6 +19,7 @@ class TorchScriptRuntime(GraphRuntime):
 
     format = "torchscript"
     graph_files = ("encoder.pt", "decoder.pt")
+    exports_alignment = True
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         if not options.trust_code:
@@ -42,6 +43,9 @@ class TorchScriptRuntime(GraphRuntime):
         self._device = torch.device(options.device)
         self._dtype = torch.float16 if self.precision == "fp16" else torch.float32
         self._encoder, self._decoder = (self._load(torch, name) for name in self.graph_files)
+        aligner = "alignment.pt"  # exported with --word-timestamps
+        self._aligner = (self._load(torch, aligner) if (self.model_dir / aligner).is_file()
+                         else None)
         self.encoder_batch = 2 if options.device == "cpu" else 0  # measured: see decoding.py
 
     def _load(self, torch, name: str):
@@ -97,5 +101,17 @@ class TorchScriptRuntime(GraphRuntime):
 
         return [torch.cat(values) for values in zip(*parts)]
 
+    @property
+    def aligns(self) -> bool:
+        return self._aligner is not None
+
+    def alignment_pass(self, tokens: np.ndarray, cross) -> tuple[np.ndarray, np.ndarray]:
+        """The alignment graph (fp32 whatever the artifact's precision) on the cross K/V."""
+        import torch
+
+        ids = torch.from_numpy(tokens).to(self._device)
+        logits, attention = self._run(self._aligner, ids, *(c.float() for c in cross))
+        return logits.float().cpu().numpy(), attention.float().cpu().numpy()
+
     def close(self) -> None:
-        self._encoder = self._decoder = None
+        self._encoder = self._decoder = self._aligner = None

@@ -167,3 +167,27 @@ def test_tensorrt_engines(flag, exported, jfk_wav):
     _needs("tensorrt")
     with runtimes.load(exported("tensorrt", flag), runtimes.RuntimeOptions("cuda")) as model:
         assert _words(model.transcribe([jfk_wav])[0].text) == JFK
+
+
+@pytest.mark.parametrize("target, flag", [("torchscript", "fp32"), ("torchscript", "fp16"),
+                                          ("tensorrt", "fp16")])
+def test_word_timestamps_from_the_alignment_graph_on_cuda(target, flag, tmp_path, jfk_wav):
+    """An export with --word-timestamps on cuda (the fp32 alignment graph traced there, or
+    a TensorRT engine built from alignment.onnx) gives the words ONNX fp32 gives on the
+    CPU, each start within 0.1 s."""
+    if target == "tensorrt":
+        _needs("tensorrt")
+    _needs("onnxruntime")
+    words = runtimes.DecodingOptions(word_timestamps=True)
+    gpu, cpu = tmp_path / "gpu", tmp_path / "cpu"
+    export(MODEL, ExportOptions(target, flag, device="cuda", word_timestamps=True), gpu,
+           log=lambda _: None)
+    export(MODEL, ExportOptions("onnx", word_timestamps=True), cpu, log=lambda _: None)
+    found = []
+    for path, options in ((gpu, runtimes.RuntimeOptions("cuda", trust_code=True)),
+                          (cpu, runtimes.RuntimeOptions())):
+        with runtimes.load(path, options, words) as model:
+            found.append([(w.word, w.start) for s in model.transcribe([jfk_wav])[0].segments
+                          for w in s.words])
+    assert [w for w, _ in found[0]] == [w for w, _ in found[1]] and len(found[0]) == 22
+    assert max(abs(a - b) for (_, a), (_, b) in zip(*found)) <= 0.1

@@ -71,14 +71,33 @@ def test_word_starts_agree_with_faster_whisper(source, request, clips, faster_wh
     assert len(gaps) >= 0.9 * total and np.median(gaps) < 0.2
 
 
-def test_onnx_words_are_pytorchs(onnx_words, tinyen_hf, clips):
-    """The alignment graph computes what the PyTorch model's heads give (fp32)."""
-    words = []
-    for path in (onnx_words, tinyen_hf):
-        with runtimes.load(path, runtimes.RuntimeOptions(threads=THREADS), WORDS) as model:
-            words.append([(w.word, w.start, w.end) for t in model.transcribe(clips[:3], 3)
-                          for s in t.segments for w in s.words])
-    assert words[0] == words[1] and len(words[0]) > 30
+@pytest.fixture(scope="module")
+def torchscript_words(tmp_path_factory, speech_rows):
+    """TorchScript fp32 exported with its alignment graph (traced, alignment.pt)."""
+    from exporters.api import export
+    from exporters.targets.base import ExportOptions
+
+    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-torchscript-words"
+    export("bundled:tiny.en", ExportOptions("torchscript", threads=THREADS, word_timestamps=True),
+           out, log=lambda _: None)
+    return out
+
+
+def _words(path, clips) -> list:
+    options = runtimes.RuntimeOptions(threads=THREADS, trust_code=True)
+    with runtimes.load(path, options, WORDS) as model:
+        return [(w.word, w.start, w.end, w.probability)
+                for t in model.transcribe(clips[:3], 3) for s in t.segments for w in s.words]
+
+
+@pytest.mark.parametrize("source", ["tinyen_hf", "torchscript_words"])
+def test_pytorch_and_torchscript_words_are_onnxs(source, request, onnx_words, clips):
+    """The alignment graphs compute what the PyTorch model's heads give (fp32): the same
+    words, times and probabilities from transformers' layers, the ONNX graph and the traced
+    TorchScript one (batches of clips of different lengths)."""
+    theirs, ours = _words(request.getfixturevalue(source), clips), _words(onnx_words, clips)
+    assert [w[:3] for w in ours] == [w[:3] for w in theirs] and len(theirs) > 30
+    assert np.allclose([w[3] for w in ours], [w[3] for w in theirs], atol=1e-3)
 
 
 def test_an_artifact_without_the_alignment_graph_names_the_export_flag(onnx_fp32):

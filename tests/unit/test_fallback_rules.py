@@ -1,7 +1,7 @@
 """The fallback and no-speech decisions (faster-whisper's rules) on decoded results."""
 
 from runtimes.base import Decoded, DecodingOptions
-from runtimes.fallback import pick_best, is_silence, needs_fallback
+from runtimes.fallback import is_silence, needs_fallback, pick_best
 
 LADDER = DecodingOptions(temperature=(0.0, 0.2, 0.4))
 LOOP = "the the the the the the the the the the the the the the the the the the the the"
