@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--language", default=None, help="force a language (multilingual models)")
     p.add_argument("--max-new-tokens", type=int, default=224, help="per 30 s window (max 224)")
-    add_long_form_arguments(p)
+    add_transcript_arguments(p)
     p.add_argument("--trust-torchscript", action="store_true",
                    help="load TorchScript artifacts: they are programs, so only ones you made "
                    "or trust (see RuntimeOptions.trust_code)")
@@ -102,19 +102,21 @@ def run(options: BenchOptions, command: str) -> tuple[str, list[runner.Row]]:
     specs, notes = systems(options)
     truth = options.truth(clips)
     rows = runner.run(specs, clips, options.runtime(), options.decoding(), options.sizes,
-                      options.repeats, truth)
+                      options.repeats, truth, options.word_agreement)
     dataset = {"source": str(options.manifest), "subset": options.subset, "clips": len(clips),
                "audio_s": rows[0].audio_s if rows and not rows[0].error else 0.0}
     info = run_info(options, dataset, runner.normalizers_used(clips), notes, command,
-                    start_error_clips=[clips[i].id for i in truth])
+                    start_error_clips=[clips[i].id for i in truth],
+                    word_agreement=options.word_agreement)
     out = options.out or Path("results") / time.strftime("bench-%Y%m%d-%H%M%S")
     text = report.write(out, rows, info, options.sizes)
     print(f"wrote {out}/report.md, report.csv, results.jsonl", file=sys.stderr)
     return text, rows
 
 
-def add_long_form_arguments(p: argparse.ArgumentParser) -> None:
-    """The decoding and start-error options both command lines take."""
+def add_transcript_arguments(p: argparse.ArgumentParser) -> None:
+    """The long-form decoding, start-error and word-agreement options both command lines
+    take."""
     p.add_argument("--long-form", default="vad", choices=("vad", "sequential"),
                    help="recordings over 30 s: vad = speech windows decoded in parallel "
                    "(default); sequential = openai/whisper's seeking, prompted with the "
@@ -124,6 +126,10 @@ def add_long_form_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-start-error", action="store_true",
                    help="skip the timestamped pass over the recordings whose utterance starts "
                    "are known (the longform subset) that fills the start-error columns")
+    p.add_argument("--word-agreement", action="store_true",
+                   help="decode every clip once more with word timestamps and report each "
+                   "row's word-start gap to faster-whisper's word_timestamps=True (rows that "
+                   "cannot align show —; the comparison exports with --word-timestamps)")
 
 
 def measure_fields(args: argparse.Namespace) -> dict:
@@ -136,7 +142,7 @@ def measure_fields(args: argparse.Namespace) -> dict:
         faster_whisper=args.faster_whisper, faster_whisper_batched=args.faster_whisper_batched,
         long_form=args.long_form,
         condition_on_previous_text=not args.no_condition_on_previous_text,
-        start_error=not args.no_start_error)
+        start_error=not args.no_start_error, word_agreement=args.word_agreement)
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:

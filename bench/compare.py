@@ -86,8 +86,9 @@ def plan(device: str, targets: list[str] | None = None,
 
 def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
                threads: int, calibration=None, parity_audio: Path | None = None,
-               ) -> tuple[dict[str, Path], dict[str, float], list[Variant]]:
-    """Export each runnable variant into ``out_dir``; a failed export becomes a skipped row."""
+               words: bool = False) -> tuple[dict[str, Path], dict[str, float], list[Variant]]:
+    """Export each runnable variant into ``out_dir`` (with ``words``, with what word
+    timestamps need, where the target can add it); a failed export becomes a skipped row."""
     from exporters import registry
     from exporters.api import export
     from exporters.targets.base import ExportOptions
@@ -99,7 +100,8 @@ def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
         path = out_dir / f"{variant.target}-{variant.precision}"
         calibrated = registry.get(variant.target).calibrated(variant.precision)
         options = ExportOptions(variant.target, variant.precision, device, threads,
-                                calibration if calibrated else None)
+                                calibration if calibrated else None,
+                                word_timestamps=words and registry.get(variant.target).aligns)
         try:
             result = export(model, options, path, force=True, parity_audio=parity_audio,
                             log=lambda _: None)
@@ -143,7 +145,7 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
                  for s in options.subsets}
     paths, export_s, failed = export_all(options.model, variants, out_dir / "artifacts",
                                          options.device, options.threads, calib,
-                                         options.parity_audio)
+                                         options.parity_audio, options.word_agreement)
     skipped = [v for v in variants if v.skip_reason] + failed
     specs = _specs(options, source, paths)
     rows, timed_clips = {}, []
@@ -152,7 +154,7 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
               file=sys.stderr, flush=True)
         truth = options.truth(clips)
         rows[subset] = runner.run(specs, clips, options.runtime(), options.decoding(),
-                                  options.sizes, options.repeats, truth)
+                                  options.sizes, options.repeats, truth, options.word_agreement)
         timed_clips += [clips[i].id for i in truth]
         for row in rows[subset]:
             row.export_s = export_s.get(row.name, float("nan"))

@@ -39,6 +39,9 @@ class MeasureOptions:
             (DecodingOptions); faster-whisper's sequential row follows the second.
         start_error: also decode the recordings whose utterance starts are known (the
             `longform` subset) with timestamps, once, for the start-error columns.
+        word_agreement: also decode every clip with word timestamps, once, and compare
+            each row's word starts with faster-whisper's ``word_timestamps=True`` (the
+            word-gap columns; needs a faster-whisper row).
     """
 
     manifest: Path
@@ -56,6 +59,7 @@ class MeasureOptions:
     long_form: str = "vad"
     condition_on_previous_text: bool = True
     start_error: bool = True
+    word_agreement: bool = False
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
@@ -73,6 +77,10 @@ class MeasureOptions:
             if value not in FASTER_WHISPER_TYPES:
                 raise OptionError(f"{flag} {value!r} is not one of: "
                                   f"{', '.join(FASTER_WHISPER_TYPES)}")
+        if self.word_agreement and self.faster_whisper == "none" \
+                and self.faster_whisper_batched == "none":
+            raise OptionError("--word-agreement compares word starts with faster-whisper's: "
+                              "it needs a faster-whisper row (--faster-whisper TYPE)")
         self.decoding()  # beam size and token count checked by DecodingOptions
 
     @property

@@ -35,10 +35,10 @@ Column = tuple[str, Callable[[Row], str]]
 
 
 def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
-            vram: bool = False, starts: bool = False) -> list[Column]:
+            vram: bool = False, starts: bool = False, words: bool = False) -> list[Column]:
     """(header, row -> cell) for the table and the CSV, in order; ``extra`` columns (the
     comparison's export time and device) follow the precision; ``vram`` adds GPU memory,
-    ``starts`` the segment-start error."""
+    ``starts`` the segment-start error, ``words`` the word-start gap to faster-whisper."""
     cols = [
         ("system", lambda r: r.name),
         ("runtime", lambda r: r.runtime),
@@ -74,7 +74,15 @@ def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
     if starts:
         cols += [("start err med ms", lambda r: fmt(r.start_median_ms, 0)),
                  ("start err p90 ms", lambda r: fmt(r.start_p90_ms, 0))]
+    if words:
+        cols += [("word gap med ms", lambda r: _word_cell(r, r.word_median_ms)),
+                 ("word gap p90 ms", lambda r: _word_cell(r, r.word_p90_ms)),
+                 ("words matched %", lambda r: _word_cell(r, 100 * r.words_matched, 1))]
     return cols
+
+
+def _word_cell(row: Row, value: float, digits: int = 0) -> str:
+    return "ref" if row.word_reference else fmt(value, digits)
 
 
 def _best(row: Row) -> str:
@@ -90,8 +98,12 @@ def _has_starts(rows: list[Row]) -> bool:
     return any(r.utterances for r in rows)
 
 
+def _has_words(rows: list[Row]) -> bool:
+    return any(r.word_reference for r in rows)
+
+
 def markdown_table(rows: list[Row], batch_sizes: list[int], extra: Sequence[Column] = ()) -> str:
-    cols = columns(batch_sizes, extra, _has_vram(rows), _has_starts(rows))
+    cols = columns(batch_sizes, extra, _has_vram(rows), _has_starts(rows), _has_words(rows))
     lines = ["| " + " | ".join(h for h, _ in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     for row in rows:
@@ -113,7 +125,7 @@ def settings(run: dict) -> str:
         f"{data['audio_s']:.0f} s of audio; normaliser: {', '.join(run['normalizers']) or 'none'}\n"
         f"- decoding: beam {d['beam_size']}, temperature 0, {_long_form(d)}, language "
         f"{d['language'] or 'auto/English-only'}, task {d['task']}, max {d['max_new_tokens']} new tokens\n"
-        f"{_starts_line(run)}"
+        f"{_starts_line(run)}{_words_line(run)}"
         f"- machine: {env['cpu']}, {env['cores']} cores, {env['threads']} threads, "
         f"{_isa_note(env)}"
         f"Python {env['python']}; {versions}\n"
@@ -149,6 +161,16 @@ def _starts_line(run: dict) -> str:
             f"of |nearest segment start - true start| (bench.timing)\n")
 
 
+def _words_line(run: dict) -> str:
+    if not run.get("word_agreement"):
+        return ""
+    return ("- word gap: every clip decoded once more with word timestamps (untimed, largest "
+            "batch size); median / 90th percentile of |start - faster-whisper's start| over "
+            "the words matched in order by text with the reference row's "
+            "(word_timestamps=True), and the share of a row's words matched; — where the "
+            "artifact cannot align (exported without --word-timestamps)\n")
+
+
 def _gpu_line(env: dict) -> str:
     if "gpu" not in env:
         return ""
@@ -171,7 +193,8 @@ def write_csv(path: Path, rows: dict[str, list[Row]], batch_sizes: list[int],
               extra: Sequence[Column] = ()) -> None:
     """One CSV line per row, subsets in the first column."""
     cols = columns(batch_sizes, extra, any(_has_vram(r) for r in rows.values()),
-                   any(_has_starts(r) for r in rows.values()))
+                   any(_has_starts(r) for r in rows.values()),
+                   any(_has_words(r) for r in rows.values()))
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["subset"] + [h for h, _ in cols] + ["cpu", "backend", "error"])

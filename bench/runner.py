@@ -60,6 +60,10 @@ class Row:
     start_median_ms: float = float("nan")  # segment-start error on recordings with known starts
     start_p90_ms: float = float("nan")
     utterances: int = 0  # how many known starts the start error is over
+    word_median_ms: float = float("nan")  # word-start gap to faster-whisper's words
+    word_p90_ms: float = float("nan")
+    words_matched: float = float("nan")  # share of the row's words found in the reference
+    word_reference: bool = False  # this row's words are the reference
     export_s: float = float("nan")  # filled in by the comparison script
     device: str = "cpu"
     cpu: str = ""  # the CPU and its int8/bf16-relevant features (runtimes.cpu), where it ran
@@ -190,15 +194,17 @@ def to_row(spec: SystemSpec, m: dict, clips: list[Clip],
 def run(
     systems: list[SystemSpec], clips: list[Clip], runtime: RuntimeOptions,
     decoding: DecodingOptions, batch_sizes: list[int], rounds: int = 1,
-    truth: dict[int, list[float]] | None = None,
+    truth: dict[int, list[float]] | None = None, words: bool = False,
 ) -> list[Row]:
     """Measure every system in its own process, ``rounds`` times in alternation (round 1:
     A, B, C; round 2: A, B, C; ...), merge the rounds and fill in ΔWER vs the baseline.
     ``truth``: true utterance starts of some clips (``bench.timing.known_starts``); each
-    system also transcribes those with timestamps, once, for the start-error columns."""
+    system also transcribes those with timestamps, once, for the start-error columns.
+    ``words``: each system also decodes every clip with word timestamps, once, and the
+    word-gap columns compare them with the first faster-whisper row's."""
     job = {"runtime": asdict(runtime), "decoding": asdict(decoding),
            "audio": [str(c.path) for c in clips], "batch_sizes": batch_sizes,
-           "timestamp_clips": sorted(truth or {})}
+           "timestamp_clips": sorted(truth or {}), "word_timestamps": words}
     measured: dict[str, list[dict]] = {s.name: [] for s in systems}
     errors: dict[str, str] = {}
     for r in range(1, rounds + 1):
@@ -208,7 +214,8 @@ def run(
             label = f" (round {r}/{rounds})" if rounds > 1 else ""
             print(f"[{i}/{len(systems)}] {spec.name}{label}", file=sys.stderr, flush=True)
             try:
-                timed = job if r == 1 else {**job, "timestamp_clips": []}
+                timed = job if r == 1 else {**job, "timestamp_clips": [],
+                                             "word_timestamps": False}
                 measured[spec.name].append(run_worker({**timed, "system": spec.to_dict()}))
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 errors[spec.name] = str(exc)
@@ -218,12 +225,40 @@ def run(
         else to_row(s, merge_rounds(measured[s.name]), clips, truth)
         for s in systems
     ]
+    if words:
+        add_word_gaps(systems, rows, {name: m[0].get("words") for name, m in measured.items()
+                                      if m})
     baseline = next((r for r in rows if r.baseline and not r.error), None)
     for row in rows:
         if baseline is not None and not row.error:
             row.delta_wer = row.wer - baseline.wer
             row.token_agreement = token_agreement(baseline.tokens, row.tokens)
     return rows
+
+
+def add_word_gaps(systems: list[SystemSpec], rows: list[Row],
+                  words: dict[str, list | None]) -> None:
+    """Each row's word-start gaps to the reference: the first faster-whisper row's words
+    (its own ``word_timestamps=True``), matched in order by text (``bench.timing``)."""
+    from bench.timing import word_start_gaps
+
+    reference = next((s.name for s in systems if s.kind.startswith("faster-whisper")
+                      and words.get(s.name)), None)
+    if reference is None:
+        return
+    theirs = words[reference]
+    for spec, row in zip(systems, rows):
+        ours = words.get(spec.name)
+        if row.error or not ours:
+            continue
+        row.word_reference = spec.name == reference
+        gaps, total = [], 0
+        for mine, ref in zip(ours, theirs):
+            total += len(mine)
+            gaps += word_start_gaps([tuple(w) for w in mine], [tuple(w) for w in ref])
+        if gaps:
+            row.word_median_ms, row.word_p90_ms = summary_ms(np.asarray(gaps))
+            row.words_matched = len(gaps) / total
 
 
 def normalizers_used(clips: list[Clip]) -> list[str]:

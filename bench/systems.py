@@ -58,6 +58,12 @@ class System(Protocol):
         """Each recording's segment starts (seconds), decoded with timestamps."""
         ...
 
+    def word_starts(self, audio: list[np.ndarray],
+                    batch_size: int) -> list[list[tuple[str, float]]] | None:
+        """Each recording's (word, start) pairs from word timestamps; None where this
+        system cannot align."""
+        ...
+
 
 class ToolkitSystem:
     """Any artifact through ``runtimes.load`` and the shared pipeline."""
@@ -79,12 +85,23 @@ class ToolkitSystem:
                 for t in self._model.transcribe(audio, batch_size=batch_size)]
 
     def segment_starts(self, audio: list[np.ndarray], batch_size: int) -> list[list[float]]:
+
+        stamped = self._with(timestamps=True)
+        return [[s.start for s in t.segments] for t in stamped.transcribe(audio, batch_size)]
+
+    def word_starts(self, audio: list[np.ndarray],
+                    batch_size: int) -> list[list[tuple[str, float]]] | None:
+        if not self._model.runtime.aligns:
+            return None  # e.g. an ONNX artifact exported without --word-timestamps
+        found = self._with(word_timestamps=True).transcribe(audio, batch_size)
+        return [[(w.word, w.start) for s in t.segments for w in s.words] for t in found]
+
+    def _with(self, **decoding):
+        """The loaded model with other decoding options (the runtime is shared)."""
         from runtimes.pipeline import Transcriber
 
         model = self._model
-        stamped = Transcriber(model.runtime, model.tokenizer,
-                              replace(model.options, timestamps=True))
-        return [[s.start for s in t.segments] for t in stamped.transcribe(audio, batch_size)]
+        return Transcriber(model.runtime, model.tokenizer, replace(model.options, **decoding))
 
 
 class FasterWhisperSystem:
@@ -110,14 +127,15 @@ class FasterWhisperSystem:
         with single_threaded_blas():
             return [self._output(self._one(samples)) for samples in audio]
 
-    def _one(self, samples: np.ndarray, timestamps: bool = False) -> list:
+    def _one(self, samples: np.ndarray, timestamps: bool = False, words: bool = False) -> list:
         """Its segments of one recording. It always seeks openai-style; it is prompted with
         the previous text only where our rows are (``long_form="sequential"`` with
         ``condition_on_previous_text``)."""
         d = self._decoding
         segments, _ = self._model.transcribe(
             samples, beam_size=d.beam_size, temperature=0.0, language=d.language,
-            task=d.task, without_timestamps=not (timestamps or d.timestamps),
+            task=d.task, without_timestamps=not (timestamps or words or d.timestamps),
+            word_timestamps=words,
             condition_on_previous_text=d.long_form == "sequential" and d.condition_on_previous_text,
             vad_filter=False, suppress_blank=d.suppress_blank, suppress_tokens=[-1],
             # Its default max_length (448) is what decodes up to 224 new tokens, our
@@ -130,6 +148,12 @@ class FasterWhisperSystem:
     def segment_starts(self, audio: list[np.ndarray], batch_size: int) -> list[list[float]]:
         with single_threaded_blas():
             return [[s.start for s in self._one(samples, True)] for samples in audio]
+
+    def word_starts(self, audio: list[np.ndarray],
+                    batch_size: int) -> list[list[tuple[str, float]]] | None:
+        with single_threaded_blas():
+            return [[(w.word, w.start) for s in self._one(samples, words=True) for w in s.words]
+                    for samples in audio]
 
     def _output(self, segments: list) -> Output:
         text = " ".join(s.text.strip() for s in segments).strip()
@@ -155,11 +179,13 @@ class FasterWhisperBatchedSystem(FasterWhisperSystem):
         with single_threaded_blas():
             return [self._output(self._batched(samples, batch_size)) for samples in audio]
 
-    def _batched(self, samples: np.ndarray, batch_size: int, timestamps: bool = False) -> list:
+    def _batched(self, samples: np.ndarray, batch_size: int, timestamps: bool = False,
+                 words: bool = False) -> list:
         d = self._decoding
         segments, _ = self._pipeline.transcribe(
             samples, beam_size=d.beam_size, temperature=0.0, language=d.language, task=d.task,
-            without_timestamps=not (timestamps or d.timestamps), suppress_blank=d.suppress_blank,
+            without_timestamps=not (timestamps or words or d.timestamps),
+            word_timestamps=words, suppress_blank=d.suppress_blank,
             suppress_tokens=[-1], batch_size=batch_size, log_progress=False,
         )
         return list(segments)
@@ -168,6 +194,12 @@ class FasterWhisperBatchedSystem(FasterWhisperSystem):
         with single_threaded_blas():
             return [[s.start for s in self._batched(samples, batch_size, True)]
                     for samples in audio]
+
+    def word_starts(self, audio: list[np.ndarray],
+                    batch_size: int) -> list[list[tuple[str, float]]] | None:
+        with single_threaded_blas():
+            return [[(w.word, w.start) for s in self._batched(samples, batch_size, words=True)
+                     for w in s.words] for samples in audio]
 
 
 def faster_whisper_rows(source, artifacts: dict[str, Path], compute_type: str,

@@ -48,6 +48,7 @@ class Measurement:
     vram_how: str = ""
     backend: str = ""
     starts: list[list[float]] = field(default_factory=list)  # segment starts, timestamp pass
+    words: list | None = None  # (word, start) of each clip, word pass; None: cannot align
 
 
 def _progress(items, desc: str):
@@ -58,7 +59,8 @@ def _progress(items, desc: str):
 
 def measure(job: dict) -> Measurement:
     """Load, warm up, time batch 1 per clip, then time each batch size over all clips;
-    then, untimed, the segment starts of the ``timestamp_clips`` decoded with timestamps."""
+    then, untimed, the segment starts of the ``timestamp_clips`` decoded with timestamps and,
+    with ``word_timestamps``, every clip's words."""
     spec = SystemSpec(**job["system"])
     runtime = RuntimeOptions(**job["runtime"])
     decoding = DecodingOptions(**job["decoding"])
@@ -94,13 +96,15 @@ def measure(job: dict) -> Measurement:
         batched[size] = time.perf_counter() - start
     starts = [] if not job.get("timestamp_clips") else system.segment_starts(
         [audio[i] for i in job["timestamp_clips"]], max(job["batch_sizes"]))
+    words = (system.word_starts(audio, max(job["batch_sizes"]))
+             if job.get("word_timestamps") else None)
     return Measurement(
         system.runtime_name, system.precision, load_s, first_s, latencies,
         sum(duration_s(a) for a in audio), batched, [text for text, _ in outputs],
         [tokens for _, tokens in outputs], idle, peak_b1, peak_rss_mb(),
         system.batching, notes, runtime.device, cpu_info().label(), vram_b1,
         vram.read_mb() if vram else float("nan"), vram.how if vram else "", system.backend,
-        starts,
+        starts, words,
     )
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import compare  # noqa: E402
-from bench.cli import add_long_form_arguments, measure_fields  # noqa: E402
+from bench.cli import add_transcript_arguments, measure_fields  # noqa: E402
 from bench.options import CompareOptions, run_info  # noqa: E402
 from exporters import calibration  # noqa: E402
 from exporters.cli import parity_clip  # noqa: E402
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", metavar="SYSTEM",
                    help="print the top operators of this row, e.g. 'onnx int8' (after the run)")
     p.add_argument("--out", type=Path, default=None, help="default: results/compare-<time>")
-    add_long_form_arguments(p)
+    add_transcript_arguments(p)
     calibration.add_arguments(p)
     return p
 
@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         info = run_info(options, dataset, ["whisper-english+spelling (en)",
                                            "whisper-basic (other languages)"],
                         comparison.notes, command, model=options.model,
-                        start_error_clips=comparison.start_error_clips)
+                        start_error_clips=comparison.start_error_clips,
+                        word_agreement=options.word_agreement)
         text = compare.write(comparison, out, info, options.sizes)
         if options.profile:
             text += compare.profile_section(options, out, comparison)

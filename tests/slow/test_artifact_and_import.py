@@ -1,5 +1,6 @@
 """The CTranslate2 artifact as a deployment unit, and the CTranslate2 import round trip."""
 
+import json
 import subprocess
 import sys
 
@@ -77,23 +78,27 @@ def test_import_runs_once_then_comes_from_the_cache(monkeypatch, tmp_path, capsy
 def test_bench_produces_the_report(int8_artifact, tmp_path):
     out = tmp_path / "report"
     cmd = [sys.executable, "-m", "bench", str(int8_artifact), "--subset", "en", "--limit", "3",
-           "--batch-sizes", "1", "2", "--threads", "2", "--out", str(out)]
+           "--batch-sizes", "1", "2", "--threads", "2", "--word-agreement", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = (out / "report.md").read_text()
     for row in ("pytorch float32", "ctranslate2 int8_float32", "faster-whisper int8"):
         assert f"| {row} |" in report
-    assert "failed" not in report
+    assert "failed" not in report and "start err" not in report  # no known starts in `en`
     lines = (out / "results.jsonl").read_text().splitlines()
     assert len(lines) == 3 and (out / "report.csv").is_file()
+    # --word-agreement: word starts against faster-whisper's word_timestamps=True
+    assert "| word gap med ms | word gap p90 ms | words matched % |" in report
+    rows = {r["name"]: r for r in map(json.loads, lines)}
+    assert rows["faster-whisper int8"]["word_reference"]
+    for name in ("pytorch float32", "ctranslate2 int8_float32"):
+        assert rows[name]["word_median_ms"] < 200 and rows[name]["words_matched"] > 0.9
 
 
 def test_bench_measures_segment_start_error_on_recordings_with_known_starts(int8_artifact,
                                                                            tmp_path):
     """The longform recordings' utterance starts are known: the bench decodes them once more
     with timestamps and reports the start error (sequential decoding here)."""
-    import json
-
     out = tmp_path / "report"
     cmd = [sys.executable, "-m", "bench", str(int8_artifact), "--subset", "longform",
            "--limit", "1", "--batch-sizes", "1", "--threads", "2", "--pytorch", "none",

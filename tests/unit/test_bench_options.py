@@ -15,6 +15,9 @@ from runtimes.errors import OptionError
     ({"threads": -1}, "--threads must be >= 0"),
     ({"device": "tpu"}, "--device 'tpu' is not one of: cpu, cuda"),
     ({"beam_size": 0}, "beam_size must be an integer >= 1"),
+    ({"long_form": "chunks"}, "long_form 'chunks' is not one of: vad, sequential"),
+    ({"word_agreement": True, "faster_whisper": "none"},
+     "--word-agreement compares word starts with faster-whisper's: it needs a faster-whisper row"),
 ])
 def test_bad_values_fail_before_any_work(changes, message):
     with pytest.raises(OptionError, match=message.replace("[", r"\[").replace("]", r"\]")):
