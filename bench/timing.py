@@ -56,16 +56,16 @@ def summary_ms(errors: np.ndarray) -> tuple[float, float]:
 def word_start_gaps(ours: Sequence[tuple[str, float]],
                     theirs: Sequence[tuple[str, float]]) -> list[float]:
     """|start difference| in seconds of the words two transcripts share: (word, start)
-    pairs matched in order by their text (punctuation and case ignored), looking at most 3
-    words ahead, so an inserted or dropped word costs a match, not the rest."""
+    pairs whose texts (punctuation and case ignored) difflib aligns in its longest matching
+    blocks, so an inserted, dropped or differently decoded stretch costs its own words,
+    not the rest of a long recording (a matcher that looked a few words ahead lost its
+    place for good on the 233 s recording: 18% of the words matched)."""
+    from difflib import SequenceMatcher
+
     def norm(word: str) -> str:
         return word.strip(" .,?!;:\"'").lower()
 
-    gaps, k = [], 0
-    for word, start in ours:
-        for j in range(k, min(k + 3, len(theirs))):
-            if norm(theirs[j][0]) == norm(word):
-                gaps.append(abs(start - theirs[j][1]))
-                k = j + 1
-                break
-    return gaps
+    matcher = SequenceMatcher(None, [norm(w) for w, _ in ours], [norm(w) for w, _ in theirs],
+                              autojunk=False)
+    return [abs(ours[block.a + k][1] - theirs[block.b + k][1])
+            for block in matcher.get_matching_blocks() for k in range(block.size)]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bench.timing import start_errors, summary_ms, true_starts
+from bench.timing import start_errors, summary_ms, true_starts, word_start_gaps
 
 
 @pytest.mark.parametrize("recording, utterances, last_start", [
@@ -26,3 +26,13 @@ def test_each_true_start_is_scored_by_the_nearest_predicted_start():
     assert errors == pytest.approx([0.2, 0.1, 6.0])
     assert summary_ms(errors) == pytest.approx((200.0, 4840.0))
     assert np.isinf(start_errors([1.0], [])).all()
+
+
+def test_word_gaps_survive_a_long_stretch_only_one_side_has():
+    """Words matched by text in order: a stretch of six words only one transcript has (a
+    hallucination, a dropped sentence) costs those words, not the ones after it."""
+    ours = [("Hello,", 0.0), ("world", 0.5), *[(f"x{i}", 1.0 + i) for i in range(6)],
+            ("and", 8.0), ("goodbye.", 8.4)]
+    theirs = [("hello", 0.1), ("world", 0.5), ("and", 8.2), ("goodbye", 8.4)]
+    assert np.allclose(word_start_gaps(ours, theirs), [0.1, 0.0, 0.2, 0.0])
+    assert word_start_gaps([], theirs) == []
