@@ -12,6 +12,7 @@ from bench import report, runner
 from bench.options import BenchOptions, run_info
 from bench.systems import SystemSpec, faster_whisper_rows
 from runtimes import datasets
+from runtimes.cli import add_long_form_arguments
 from runtimes.errors import ToolkitError
 
 #: The speech data beside a checkout of this repository; an installed package has none, so
@@ -117,12 +118,7 @@ def run(options: BenchOptions, command: str) -> tuple[str, list[runner.Row]]:
 def add_transcript_arguments(p: argparse.ArgumentParser) -> None:
     """The long-form decoding, start-error and word-agreement options both command lines
     take."""
-    p.add_argument("--long-form", default="vad", choices=("vad", "sequential"),
-                   help="recordings over 30 s: vad = speech windows decoded in parallel "
-                   "(default); sequential = openai/whisper's seeking, prompted with the "
-                   "previous text")
-    p.add_argument("--no-condition-on-previous-text", action="store_true",
-                   help="sequential: no previous-text prompt")
+    add_long_form_arguments(p)
     p.add_argument("--no-start-error", action="store_true",
                    help="skip the timestamped pass over the recordings whose utterance starts "
                    "are known (the longform subset) that fills the start-error columns")

@@ -94,6 +94,8 @@ def measure(job: dict) -> Measurement:
             system.transcribe(audio[i : i + size], size)
         sync()
         batched[size] = time.perf_counter() - start
+    peak = peak_rss_mb()  # before the untimed passes, which the memory columns leave out
+    vram_max = vram.read_mb() if vram else float("nan")
     starts = [] if not job.get("timestamp_clips") else system.segment_starts(
         [audio[i] for i in job["timestamp_clips"]], max(job["batch_sizes"]))
     words = (system.word_starts(audio, max(job["batch_sizes"]))
@@ -101,9 +103,9 @@ def measure(job: dict) -> Measurement:
     return Measurement(
         system.runtime_name, system.precision, load_s, first_s, latencies,
         sum(duration_s(a) for a in audio), batched, [text for text, _ in outputs],
-        [tokens for _, tokens in outputs], idle, peak_b1, peak_rss_mb(),
+        [tokens for _, tokens in outputs], idle, peak_b1, peak,
         system.batching, notes, runtime.device, cpu_info().label(), vram_b1,
-        vram.read_mb() if vram else float("nan"), vram.how if vram else "", system.backend,
+        vram_max, vram.how if vram else "", system.backend,
         starts, words,
     )
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from runtimes.cli import add_integrity_arguments
+from runtimes.cli import add_integrity_arguments, add_long_form_arguments
 from runtimes.errors import OptionError, ToolkitError
 
 FORMATS = ("text", "srt", "vtt", "json")
@@ -44,12 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-prob-threshold", type=float, default=-1.0)
     p.add_argument("--no-speech-threshold", type=float, default=0.6)
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
-    p.add_argument("--long-form", default="vad", choices=("vad", "sequential"),
-                   help="recordings over 30 s: vad = speech windows decoded in parallel "
-                   "(default); sequential = openai/whisper's seeking from segment to segment, "
-                   "each window prompted with the text before it (implies --timestamps)")
-    p.add_argument("--no-condition-on-previous-text", action="store_true",
-                   help="sequential: do not prompt a window with the text before it")
+    add_long_form_arguments(p)
     p.add_argument("--format", default="text", choices=FORMATS,
                    help="text: one 'FILE<TAB>transcript' line per file (default); srt, vtt: "
                    "subtitles, one block per file after a '# FILE' line; json: one object "

@@ -120,7 +120,7 @@ class Transcriber:
                        for w in batch]
             features = batch_log_mel([w.samples for w in batch], self.runtime.n_mels)
             seeds = [self.options.seed * 1_000_000 + w.index for w in batch]
-            decoded = self._decode(features, prompts, seeds)
+            decoded = self.decode_batch(features, prompts, seeds)
             words = (self._words(features, batch, decoded, languages)
                      if self.options.word_timestamps else [None] * len(batch))
             for window, found, found_words in zip(batch, decoded, words):
@@ -156,9 +156,11 @@ class Transcriber:
                                      n, lang, tuple(parts)))
         return out
 
-    def _decode(self, features: np.ndarray, prompts: list[list[int]],
-                seeds: list[int]) -> list[Decoded]:
-        """The batch decoded, with temperature fallback when the options ask for it."""
+    def decode_batch(self, features: np.ndarray, prompts: list[list[int]],
+                     seeds: list[int]) -> list[Decoded]:
+        """A batch of log-mel windows decoded with these options: with temperature fallback
+        when they ask for it, each window's sampling seeded by ``seeds`` (the VAD windows
+        and ``runtimes.sequential`` both decode through it)."""
         if not self.options.fallback:
             return self.runtime.decode(features, prompts, self.options)
         return decode_with_fallback(self.runtime, self.tokenizer, features, prompts,

@@ -98,7 +98,7 @@ def transcribe_sequential(transcriber, audios: Sequence[np.ndarray], languages: 
     """(generated ids, segments, windows) of each recording, decoded openai-style.
 
     ``transcriber``: a ``runtimes.pipeline.Transcriber`` (its runtime, tokenizer and
-    options; its ``_decode`` and ``_words`` do the decoding, fallback and alignment).
+    options; its ``decode_batch`` decodes, with the fallback the options ask for).
     """
     n_mels = transcriber.runtime.n_mels
     recordings = [_Recording(i, recording_log_mel(a, n_mels), a.shape[-1] // HOP_LENGTH, lang)
@@ -134,7 +134,7 @@ def _decode_batch(transcriber, items: list[_Item]) -> None:
     tokenizer, options = transcriber.tokenizer, transcriber.options
     features = np.ascontiguousarray(np.stack([item.mel for item in items]))
     seeds = [options.seed * 1_000_000 + item.recording.windows for item in items]
-    decoded = transcriber._decode(features, [item.prompt for item in items], seeds)
+    decoded = transcriber.decode_batch(features, [item.prompt for item in items], seeds)
     kept = []
     for item, found in zip(items, decoded):
         tokens, frames = seek_step(found.tokens, tokenizer.timestamp_begin, item.frames)
