@@ -86,10 +86,10 @@ class _Recording:
 
 @dataclass(frozen=True)
 class _Item:
+    """A recording's next window to decode, by its prompt (the log-mel is cut per batch,
+    so a round over many recordings holds one batch of windows, not one per recording)."""
+
     recording: _Recording
-    spans: Window
-    mel: np.ndarray
-    frames: int
     prompt: list[int]
 
 
@@ -116,8 +116,7 @@ def _item(transcriber, recording: _Recording) -> _Item:
     if options.condition_on_previous_text and recording.previous:
         prompt = [tokenizer.token_id("<|startofprev|>"),
                   *recording.previous[-MAX_PREVIOUS_TOKENS:], *prompt]
-    spans, mel, frames = recording.window()
-    return _Item(recording, spans, mel, frames, prompt)
+    return _Item(recording, prompt)
 
 
 def _batches(items: list[_Item], batch_size: int) -> list[list[_Item]]:
@@ -132,18 +131,20 @@ def _batches(items: list[_Item], batch_size: int) -> list[list[_Item]]:
 def _decode_batch(transcriber, items: list[_Item]) -> None:
     """Decode one window of each item's recording and move each recording on."""
     tokenizer, options = transcriber.tokenizer, transcriber.options
-    features = np.ascontiguousarray(np.stack([item.mel for item in items]))
+    windows = [item.recording.window() for item in items]  # (spans, log-mel, frames)
+    features = np.ascontiguousarray(np.stack([mel for _, mel, _ in windows]))
     seeds = [options.seed * 1_000_000 + item.recording.windows for item in items]
     decoded = transcriber.decode_batch(features, [item.prompt for item in items], seeds)
     kept = []
-    for item, found in zip(items, decoded):
-        tokens, frames = seek_step(found.tokens, tokenizer.timestamp_begin, item.frames)
+    for (_, _, window_frames), found in zip(windows, decoded):
+        tokens, frames = seek_step(found.tokens, tokenizer.timestamp_begin, window_frames)
         kept.append((replace(found, tokens=tokens), frames))
-    words = (_words(transcriber, features, items, [k for k, _ in kept])
+    words = (_words(transcriber, features, items, [k for k, _ in kept],
+                    [frames for _, _, frames in windows])
              if options.word_timestamps else [None] * len(items))
-    for item, (found, frames), found_words in zip(items, kept, words):
+    for item, (window, _, _), (found, frames), found_words in zip(items, windows, kept, words):
         recording = item.recording
-        spans = ((item.spans[0][0], item.spans[0][0] + frames * HOP_LENGTH),)
+        spans = ((window[0][0], window[0][0] + frames * HOP_LENGTH),)
         parts = segments_of(spans, found, tokenizer, True)
         if found_words is not None:
             parts = attach_words(spans, parts, found_words)
@@ -157,11 +158,12 @@ def _decode_batch(transcriber, items: list[_Item]) -> None:
         recording.windows += 1
 
 
-def _words(transcriber, features: np.ndarray, items: list[_Item], decoded: list[Decoded]):
+def _words(transcriber, features: np.ndarray, items: list[_Item], decoded: list[Decoded],
+           num_frames: list[int]):
     from runtimes.words import align_windows
 
     tokenizer, task = transcriber.tokenizer, transcriber.options.task
     langs = [item.recording.language for item in items]
     return align_windows(transcriber.runtime, tokenizer, features,
                          [tokenizer.prompt(lang, task) for lang in langs], decoded,
-                         [item.frames for item in items], langs)
+                         num_frames, langs)
