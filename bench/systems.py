@@ -85,7 +85,6 @@ class ToolkitSystem:
                 for t in self._model.transcribe(audio, batch_size=batch_size)]
 
     def segment_starts(self, audio: list[np.ndarray], batch_size: int) -> list[list[float]]:
-
         stamped = self._with(timestamps=True)
         return [[s.start for s in t.segments] for t in stamped.transcribe(audio, batch_size)]
 
