@@ -169,11 +169,17 @@ class Transcriber:
     def _words(self, features: np.ndarray, batch: list[_Window], decoded: list[Decoded],
                languages: list[str]) -> list[list[Word]]:
         """Each window's words (window seconds)."""
-        langs = [languages[w.owner] for w in batch]
-        return align_windows(self.runtime, self.tokenizer, features,
-                             [self.tokenizer.prompt(lang, self.options.task) for lang in langs],
-                             decoded, [round(window_duration(w.spans) * 100) for w in batch],
-                             langs)
+        return self.align_batch(features, decoded,
+                                [round(window_duration(w.spans) * 100) for w in batch],
+                                [languages[w.owner] for w in batch])
+
+    def align_batch(self, features: np.ndarray, decoded: list[Decoded], num_frames: list[int],
+                    languages: list[str]) -> list[list[Word]]:
+        """Each decoded window's words (window seconds), aligned with its text-only prompt
+        (the VAD windows and ``runtimes.sequential`` both align through it)."""
+        prompts = [self.tokenizer.prompt(lang, self.options.task) for lang in languages]
+        return align_windows(self.runtime, self.tokenizer, features, prompts, decoded,
+                             num_frames, languages)
 
     def _languages(self, windows: list[_Window], n_inputs: int, batch_size: int) -> list[str]:
         """One language per input: the option, "en" for English-only models, else detected

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from runtimes.base import Decoded
 from runtimes.chunking import Window
 from runtimes.features import HOP_LENGTH, N_FRAMES, recording_log_mel
 from runtimes.segments import Segment, attach_words, segments_of
@@ -139,8 +138,9 @@ def _decode_batch(transcriber, items: list[_Item]) -> None:
     for (_, _, window_frames), found in zip(windows, decoded):
         tokens, frames = seek_step(found.tokens, tokenizer.timestamp_begin, window_frames)
         kept.append((replace(found, tokens=tokens), frames))
-    words = (_words(transcriber, features, items, [k for k, _ in kept],
-                    [frames for _, _, frames in windows])
+    words = (transcriber.align_batch(features, [k for k, _ in kept],
+                                     [frames for _, _, frames in windows],
+                                     [item.recording.language for item in items])
              if options.word_timestamps else [None] * len(items))
     for item, (window, _, _), (found, frames), found_words in zip(items, windows, kept, words):
         recording = item.recording
@@ -157,13 +157,3 @@ def _decode_batch(transcriber, items: list[_Item]) -> None:
         recording.seek += frames
         recording.windows += 1
 
-
-def _words(transcriber, features: np.ndarray, items: list[_Item], decoded: list[Decoded],
-           num_frames: list[int]):
-    from runtimes.words import align_windows
-
-    tokenizer, task = transcriber.tokenizer, transcriber.options.task
-    langs = [item.recording.language for item in items]
-    return align_windows(transcriber.runtime, tokenizer, features,
-                         [tokenizer.prompt(lang, task) for lang in langs], decoded,
-                         num_frames, langs)

@@ -27,29 +27,28 @@ def faster_whisper_words(bundled_ct2_dir, clips):
              for w in s.words] for c in clips]
 
 
-@pytest.fixture(scope="module")
-def onnx_words(tmp_path_factory, speech_rows):
-    """ONNX fp32 exported with its alignment graph."""
+def _export_words(tmp_path_factory, target: str, precision: str | None = None):
+    """bundled tiny.en exported to ``target`` with its alignment graph."""
     from exporters.api import export
     from exporters.targets.base import ExportOptions
 
-    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-onnx-words"
-    export("bundled:tiny.en", ExportOptions("onnx", threads=THREADS, word_timestamps=True),
-           out, log=lambda _: None)
+    out = tmp_path_factory.mktemp("artifacts") / f"tiny.en-{target}-words"
+    export("bundled:tiny.en", ExportOptions(target, precision, threads=THREADS,
+                                            word_timestamps=True), out, log=lambda _: None)
     return out
+
+
+@pytest.fixture(scope="module")
+def onnx_words(tmp_path_factory, speech_rows):
+    """ONNX fp32 exported with its alignment graph."""
+    return _export_words(tmp_path_factory, "onnx")
 
 
 @pytest.fixture(scope="module")
 def openvino_words(tmp_path_factory, speech_rows):
     """OpenVINO int8 exported with its alignment graph (bf16 inference where the CPU has
     it: the cross K/V reach the f32 alignment graph widened from bf16)."""
-    from exporters.api import export
-    from exporters.targets.base import ExportOptions
-
-    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-openvino-int8-words"
-    export("bundled:tiny.en", ExportOptions("openvino", "int8", threads=THREADS,
-                                            word_timestamps=True), out, log=lambda _: None)
-    return out
+    return _export_words(tmp_path_factory, "openvino", "int8")
 
 
 @pytest.mark.parametrize("source", ["int8_artifact", "onnx_words", "openvino_words"])
@@ -74,13 +73,7 @@ def test_word_starts_agree_with_faster_whisper(source, request, clips, faster_wh
 @pytest.fixture(scope="module")
 def torchscript_words(tmp_path_factory, speech_rows):
     """TorchScript fp32 exported with its alignment graph (traced, alignment.pt)."""
-    from exporters.api import export
-    from exporters.targets.base import ExportOptions
-
-    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-torchscript-words"
-    export("bundled:tiny.en", ExportOptions("torchscript", threads=THREADS, word_timestamps=True),
-           out, log=lambda _: None)
-    return out
+    return _export_words(tmp_path_factory, "torchscript")
 
 
 def _words(path, clips) -> list:
