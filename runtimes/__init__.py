@@ -16,7 +16,7 @@ from runtimes.pipeline import Transcriber, Transcription
 
 __all__ = [
     "DecodingOptions", "RuntimeOptions", "Transcriber", "Transcription", "WhisperRuntime",
-    "load", "load_runtime",
+    "check_artifact", "load", "load_runtime",
 ]
 
 
@@ -28,8 +28,18 @@ def load_runtime(model_dir: str | Path, options: RuntimeOptions | None = None) -
     loaded, so a truncated or edited artifact fails with a clear error. Without a manifest
     only a plain transformers or CTranslate2 model directory loads.
     """
+    from runtimes.registry import runtime_class
+
+    options = options or RuntimeOptions()
+    return runtime_class(check_artifact(model_dir, options))(Path(model_dir), options)
+
+
+def check_artifact(model_dir: str | Path, options: RuntimeOptions | None = None) -> str:
+    """What :func:`load_runtime` checks before it loads anything (format, manifest, files,
+    digest); returns the format. For a driver that must refuse a bad artifact before it
+    schedules work on machines it cannot load it on (another device, another node)."""
     from runtimes.artifact import MANIFEST
-    from runtimes.registry import detect_format, runtime_class
+    from runtimes.registry import detect_format
 
     model_dir = Path(model_dir)
     fmt = detect_format(model_dir)
@@ -38,7 +48,7 @@ def load_runtime(model_dir: str | Path, options: RuntimeOptions | None = None) -
         _check_artifact(model_dir, options)
     else:
         _check_plain(model_dir, fmt, options)
-    return runtime_class(fmt)(model_dir, options)
+    return fmt
 
 
 def batch_invariant(model_dir: str | Path) -> bool:

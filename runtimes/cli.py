@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runtimes.base import DecodingOptions, RuntimeOptions
 
 
 def add_integrity_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,3 +29,71 @@ def add_long_form_arguments(p: argparse.ArgumentParser) -> None:
                    "each window prompted with the text before it (implies timestamps)")
     p.add_argument("--no-condition-on-previous-text", action="store_true",
                    help="sequential: do not prompt a window with the text before it")
+
+
+def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
+    """Where and how the artifact runs (``RuntimeOptions``; see :func:`runtime_options`)."""
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--precision", help="compute precision (default: the artifact's own)")
+    p.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    p.add_argument("--provider", choices=("cuda", "tensorrt"),
+                   help="ONNX Runtime execution provider on cuda (default: cuda)")
+    p.add_argument("--cache-dir", help="TensorRT engine/timing cache directory")
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="load a TorchScript artifact: it is a program, so only one you made or "
+                   "trust")
+    add_integrity_arguments(p)
+
+
+def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
+    """The ``RuntimeOptions`` of :func:`add_runtime_arguments`' flags."""
+    from runtimes.base import RuntimeOptions
+
+    return RuntimeOptions(args.device, args.precision, args.threads, args.provider,
+                          args.cache_dir, trust_code=args.trust_torchscript,
+                          verify_checksums=not args.skip_checksums,
+                          expect_digest=args.expect_digest)
+
+
+def add_decoding_arguments(p: argparse.ArgumentParser, timestamps_default: bool,
+                           timestamps_help: str = "", words_help: str = "") -> None:
+    """Decoding flags (``DecodingOptions``; see :func:`decoding_options`): --timestamps
+    where they are off by default, --no-timestamps where they are on."""
+    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--language", help="e.g. en, de (multilingual models; default: detect)")
+    p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    if timestamps_default:
+        p.add_argument("--no-timestamps", dest="timestamps", action="store_false",
+                       help="no segment timestamps: one segment per window " + timestamps_help)
+    else:
+        p.add_argument("--timestamps", action="store_true",
+                       help="decode Whisper's segment timestamps " + timestamps_help)
+    p.add_argument("--word-timestamps", action="store_true",
+                   help="words with their times (CTranslate2 artifacts, ONNX, OpenVINO and "
+                   "TorchScript artifacts exported with --word-timestamps, transformers "
+                   f"directories; implies timestamps; {words_help})")
+    p.add_argument("--temperature", type=float, nargs="+", default=[0.0], metavar="T",
+                   help="0 = deterministic (default); several values = faster-whisper's "
+                   "fallback ladder, e.g. 0 0.2 0.4 0.6 0.8 1.0 (with no-speech detection)")
+    p.add_argument("--best-of", type=int, default=5, help="samples per window above 0")
+    p.add_argument("--compression-ratio-threshold", type=float, default=2.4)
+    p.add_argument("--log-prob-threshold", type=float, default=-1.0)
+    p.add_argument("--no-speech-threshold", type=float, default=0.6)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    add_long_form_arguments(p)
+
+
+def decoding_options(args: argparse.Namespace, timestamps: bool,
+                     word_timestamps: bool) -> DecodingOptions:
+    """The ``DecodingOptions`` of :func:`add_decoding_arguments`' flags; ``timestamps``
+    and ``word_timestamps`` as the command line decided them (formats may imply them)."""
+    from runtimes.base import DecodingOptions
+
+    return DecodingOptions(
+        args.beam_size, args.language, args.task, timestamps=timestamps,
+        word_timestamps=word_timestamps, temperature=tuple(args.temperature),
+        best_of=args.best_of, compression_ratio_threshold=args.compression_ratio_threshold,
+        log_prob_threshold=args.log_prob_threshold,
+        no_speech_threshold=args.no_speech_threshold, seed=args.seed,
+        long_form=args.long_form,
+        condition_on_previous_text=not args.no_condition_on_previous_text)

@@ -65,6 +65,16 @@ def check_language(language: str | None, task: str, multilingual: bool) -> None:
         raise OptionError(f"language {language!r}: this model is English-only (use en)")
 
 
+#: One window of an input: where its speech lies in the input, and its samples.
+CutWindow = tuple[Window, np.ndarray]
+
+
+def cut(audio: np.ndarray) -> list[CutWindow]:
+    """An input's <= 30 s windows of speech (Silero VAD), as ``Transcriber.transcribe``
+    decodes them; none for silence."""
+    return list(WindowStream(blocks_of(audio)))
+
+
 @dataclass(frozen=True)
 class _Window:
     owner: int  # index of the input this window belongs to
@@ -105,14 +115,25 @@ class Transcriber:
         audios = [x if isinstance(x, np.ndarray) else load_audio(x) for x in inputs]
         if self.options.long_form == "sequential":
             return self._sequential(audios, batch_size)
+        return self.transcribe_cut([cut(audio) for audio in audios],
+                                   [duration_s(audio) for audio in audios], batch_size)
+
+    def transcribe_cut(self, cuts: Sequence[list[CutWindow]], durations: Sequence[float],
+                       batch_size: int = 1) -> list[Transcription]:
+        """Transcribe inputs already cut into windows by :func:`cut` (``durations`` in
+        seconds): the same results as :meth:`transcribe` on their audio, for callers that cut
+        elsewhere, such as ``runtimes.batch``'s CPU tasks (VAD windows only)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         windows = [
             _Window(i, spans, samples, index)
-            for i, audio in enumerate(audios)
-            for index, (spans, samples) in enumerate(WindowStream(blocks_of(audio)))
+            for i, found in enumerate(cuts)
+            for index, (spans, samples) in enumerate(found)
         ]
-        languages = self._languages(windows, len(audios), batch_size)
-        tokens: list[list[int]] = [[] for _ in audios]
-        segments: list[list[Segment]] = [[] for _ in audios]
+        n_inputs = len(cuts)
+        languages = self._languages(windows, n_inputs, batch_size)
+        tokens: list[list[int]] = [[] for _ in range(n_inputs)]
+        segments: list[list[Segment]] = [[] for _ in range(n_inputs)]
         stamps = self.options.timestamps
         for start in range(0, len(windows), batch_size):
             batch = windows[start : start + batch_size]
@@ -129,11 +150,12 @@ class Transcriber:
                 if found_words is not None:
                     parts = attach_words(window.spans, parts, found_words)
                 segments[window.owner] += parts
-        counts = np.bincount([w.owner for w in windows], minlength=len(audios))
+        counts = np.bincount([w.owner for w in windows], minlength=n_inputs)
         return [
-            Transcription(self.tokenizer.decode(ids), tuple(ids), duration_s(audio), int(n),
-                          lang, tuple(parts))
-            for ids, audio, n, lang, parts in zip(tokens, audios, counts, languages, segments)
+            Transcription(self.tokenizer.decode(ids), tuple(ids), seconds, int(n), lang,
+                          tuple(parts))
+            for ids, seconds, n, lang, parts in zip(tokens, durations, counts, languages,
+                                                    segments)
         ]
 
     def _sequential(self, audios: list[np.ndarray], batch_size: int) -> list[Transcription]:

@@ -135,6 +135,19 @@ def score_json(value: float) -> float | None:
     return None if value != value else round(value, 4)
 
 
+def segment_json(segment: Segment) -> dict:
+    """A segment as JSON (``python -m runtimes --format json``, the batch job's rows),
+    scores rounded (null where not computed); "words" only where aligned."""
+    found = {"start": segment.start, "end": segment.end, "text": segment.text,
+             "temperature": segment.temperature, "avg_logprob": score_json(segment.avg_logprob),
+             "compression_ratio": round(segment.compression_ratio, 3),
+             "no_speech_prob": score_json(segment.no_speech_prob)}
+    if segment.words:
+        found["words"] = [{"start": w.start, "end": w.end, "word": w.word,
+                           "probability": round(w.probability, 4)} for w in segment.words]
+    return found
+
+
 def clock(seconds: float, decimal: str) -> str:
     """``HH:MM:SS,mmm`` (SRT, decimal ",") or ``HH:MM:SS.mmm`` (WebVTT, decimal ".")."""
     ms = round(seconds * 1000)
