@@ -15,7 +15,6 @@ store writes a path at most once, so a retried batch cannot duplicate a file.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.batch.store import ResultStore
+from runtimes.cluster import check_address
 from runtimes.errors import OptionError, ToolkitError
 
 #: Memory a decoding task reserves: an hour of 16 kHz float32 is 230 MB. Declaring it also
@@ -100,22 +100,6 @@ def job_identity(artifact: Path, options: RuntimeOptions, decoding: DecodingOpti
               else f"directory {artifact.resolve()}")
     return {"artifact": pinned, "device": options.device, "precision": options.precision,
             "decoding": json.loads(json.dumps(asdict(decoding)))}
-
-
-def check_address(address: str, timeout_s: float = 3.0) -> None:
-    """Refuse an address nothing listens on within seconds (``ray.init`` would retry for a
-    minute or more before failing)."""
-    if address in ("auto", "local"):
-        return
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise OptionError(f"--address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise OptionError(f"--address {address!r}: no Ray cluster answers there ({exc}); start "
-                          f"one with 'ray start --head' or omit --address for a local one") from exc
 
 
 def decode_file(row: dict, cut_windows: bool) -> dict:

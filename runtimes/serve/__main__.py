@@ -58,6 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "faster-whisper's ladder 0, 0.2, ... 1.0 where a window's result fails its "
                    "thresholds, and no text for windows judged silent; off: temperature 0 is "
                    "plain greedy decoding")
+    ray = p.add_argument_group("Ray Serve (the 'ray' extra): replicas behind one address")
+    ray.add_argument("--ray", action="store_true",
+                     help="serve as a Ray Serve application: each replica loads the model and "
+                     "batches its own requests; Serve's proxy spreads requests over them")
+    scale = ray.add_mutually_exclusive_group()
+    scale.add_argument("--replicas", type=int, help="replicas (default 1)")
+    scale.add_argument("--autoscale", type=int, nargs=2, metavar=("MIN", "MAX"),
+                       help="let Serve scale between MIN and MAX replicas, aiming at "
+                       "--max-batch-size requests per replica")
+    ray.add_argument("--address", help="join a running Ray cluster (auto, HOST:PORT); "
+                     "default: start a local Ray")
+    ray.add_argument("--cpus-per-replica", type=float, default=1.0,
+                     help="CPUs Ray reserves per replica (default 1); --threads defaults to it")
+    ray.add_argument("--gpus-per-replica", type=float, default=None,
+                     help="GPUs per replica (default: 1 with --device cuda: one model per GPU)")
     p.add_argument("--log-level", default="info",
                    choices=("critical", "error", "warning", "info", "debug"))
     return p
@@ -100,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                                           expect_digest=args.expect_digest)
         decoding = runtimes.DecodingOptions(
             args.beam_size, temperature=FALLBACK_LADDER if args.temperature_fallback else 0.0)
+        if args.ray or args.replicas is not None or args.autoscale or args.address:
+            return _serve_on_ray(args, config, options, decoding)
         model = runtimes.load(args.artifact, options, decoding)
         if config.max_subtitle_s is not None:
             model.runtime.check_aligns()  # subtitles are cut at word timestamps
@@ -110,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not _is_loopback(args.host) and config.api_key is None:
-        print(f"warning: serving on {args.host} without an API key: anyone who can reach this "
-              f"port can use it (set --api-key or ${API_KEY_ENV})", file=sys.stderr)
+    _warn_if_open(args.host, config)
     batching = ("off" if config.max_batch_size == 1 else
                 f"up to {config.max_batch_size} windows, {config.max_wait_ms:g} ms wait, "
                 f"joining {'at every decoder step' if engine.batching == 'steps' else 'per batch'}"
@@ -122,6 +137,51 @@ def main(argv: list[str] | None = None) -> int:
           f"(dynamic batching {batching})", file=sys.stderr, flush=True)
     uvicorn.run(create_app(engine, config), host=args.host, port=args.port,
                 log_level=args.log_level, timeout_graceful_shutdown=5)
+    return 0
+
+
+def _warn_if_open(host: str, config) -> None:
+    if not _is_loopback(host) and config.api_key is None:
+        print(f"warning: serving on {host} without an API key: anyone who can reach this "
+              f"port can use it (set --api-key or ${API_KEY_ENV})", file=sys.stderr)
+
+
+def _serve_on_ray(args: argparse.Namespace, config, options, decoding) -> int:
+    """``--ray``: check everything here, then deploy the replicas (``runtimes.serve.ray_app``)."""
+    import runtimes
+
+    if not args.ray:
+        raise ToolkitError("--replicas, --autoscale and --address need --ray")
+    try:
+        from runtimes.serve import ray_app
+    except ImportError as exc:
+        raise ToolkitError(f"--ray needs the 'ray' extra ({exc.name} is missing): "
+                           "pip install -e '.[ray]'") from exc
+    from runtimes.cluster import check_address
+
+    gpus = (1.0 if args.device == "cuda" else 0.0) if args.gpus_per_replica is None \
+        else args.gpus_per_replica
+    scaling = ray_app.Scaling(tuple(args.autoscale) if args.autoscale else (args.replicas or 1),
+                              args.cpus_per_replica, gpus, args.address)
+    if args.address:
+        check_address(args.address)
+    if options.device == "cpu":  # every check a replica would make, before deploying
+        model = runtimes.load(args.artifact, options, decoding)
+        if config.max_subtitle_s is not None:
+            model.runtime.check_aligns()
+        model.close()
+    else:
+        runtimes.check_artifact(args.artifact, options)
+    app = ray_app.application(args.artifact, options, decoding, config,
+                              runtimes.batch_invariant(args.artifact), scaling)
+    _warn_if_open(args.host, config)
+    replicas = (f"{scaling.replicas[0]}-{scaling.replicas[1]} replicas (autoscaled)"
+                if isinstance(scaling.replicas, tuple) else f"{scaling.replicas} replica(s)")
+    ray_app.run(app, args.host, args.port, config, args.address, args.log_level,
+                lambda: print(f"serving {args.artifact} as {config.model_id!r} on "
+                              f"http://{args.host}:{args.port}/v1 with Ray Serve, {replicas}, "
+                              f"each batching up to {config.max_batch_size} windows",
+                              file=sys.stderr, flush=True))
     return 0
 
 

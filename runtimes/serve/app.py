@@ -80,8 +80,9 @@ class UploadLimit:
         await self.app(scope, limited_receive, send)
 
 
-def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
-    """The application for one loaded model; the batcher runs while the app is up."""
+def create_app(engine: ServeEngine, config: ServeConfig, replica: str | None = None) -> FastAPI:
+    """The application for one loaded model; the batcher runs while the app is up.
+    ``replica`` names this copy in /health where several serve behind one address (Ray)."""
     state = {"in_flight": 0}
     metrics = ServerMetrics(lambda: engine.batcher.depth, lambda: state["in_flight"])
     engine.batcher.observe = metrics.batch_size.observe
@@ -115,8 +116,9 @@ def create_app(engine: ServeEngine, config: ServeConfig) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "model": config.model_id, "queue_depth": engine.batcher.depth,
-                "in_flight": state["in_flight"]}
+        found = {"status": "ok", "model": config.model_id, "queue_depth": engine.batcher.depth,
+                 "in_flight": state["in_flight"]}
+        return found if replica is None else {**found, "replica": replica}
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -62,6 +62,11 @@ class DynamicBatcher:
         """Jobs waiting for the model (not counting the batch being run)."""
         return len(self._pending)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread is running (a replica's health check asks)."""
+        return self._thread.is_alive()
+
     def start(self) -> None:
         self._thread.start()
 
