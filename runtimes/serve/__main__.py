@@ -161,7 +161,8 @@ def _serve_on_ray(args: argparse.Namespace, config, options, decoding) -> int:
 
     gpus = (1.0 if args.device == "cuda" else 0.0) if args.gpus_per_replica is None \
         else args.gpus_per_replica
-    scaling = ray_app.Scaling(tuple(args.autoscale) if args.autoscale else (args.replicas or 1),
+    replicas = 1 if args.replicas is None else args.replicas
+    scaling = ray_app.Scaling(tuple(args.autoscale) if args.autoscale else replicas,
                               args.cpus_per_replica, gpus, args.address)
     if args.address:
         check_address(args.address)
@@ -175,11 +176,11 @@ def _serve_on_ray(args: argparse.Namespace, config, options, decoding) -> int:
     app = ray_app.application(args.artifact, options, decoding, config,
                               runtimes.batch_invariant(args.artifact), scaling)
     _warn_if_open(args.host, config)
-    replicas = (f"{scaling.replicas[0]}-{scaling.replicas[1]} replicas (autoscaled)"
-                if isinstance(scaling.replicas, tuple) else f"{scaling.replicas} replica(s)")
+    count = (f"{scaling.replicas[0]}-{scaling.replicas[1]} replicas (autoscaled)"
+             if isinstance(scaling.replicas, tuple) else f"{scaling.replicas} replica(s)")
     ray_app.run(app, args.host, args.port, config, args.address, args.log_level,
                 lambda: print(f"serving {args.artifact} as {config.model_id!r} on "
-                              f"http://{args.host}:{args.port}/v1 with Ray Serve, {replicas}, "
+                              f"http://{args.host}:{args.port}/v1 with Ray Serve, {count}, "
                               f"each batching up to {config.max_batch_size} windows",
                               file=sys.stderr, flush=True))
     return 0

@@ -9,7 +9,8 @@ spreads requests over the replicas:
 
 - a replica takes at most ``--max-queue`` requests (``max_ongoing_requests``); beyond
   that, up to ``--max-queue`` more wait at the proxy for the first free replica
-  (``max_queued_requests``) and the rest get 503 at once, as from the plain server;
+  (``max_queued_requests``) and the rest get 503 at once with ``Retry-After: 1``, as from
+  the plain server (but with Serve's plain-text body: the proxy answers, not the app);
 - ``--autoscale MIN MAX`` targets ``--max-batch-size`` requests per replica: a replica
   with a full batch's worth is busy;
 - Serve checks each replica's health (its batcher thread alive) and replaces a dead one;
@@ -104,6 +105,7 @@ def application(artifact: Path, options: RuntimeOptions, decoding: DecodingOptio
     deployment = serve.deployment(
         WhisperReplica, name="WhisperReplica", **counts,
         max_ongoing_requests=config.max_queue, max_queued_requests=config.max_queue,
+        backpressure_config={"status_code": 503, "retry_after_s": 1},
         ray_actor_options={"num_cpus": scaling.cpus, "num_gpus": scaling.gpus},
         health_check_period_s=5, health_check_timeout_s=30,
         graceful_shutdown_timeout_s=config.timeout_s)

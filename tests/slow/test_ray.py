@@ -1,0 +1,215 @@
+"""Ray: ``python -m runtimes.batch`` on a real local Ray (one for the module, started as
+``ray.init(num_cpus=2)``; the job joins it as it would join a cluster) and
+``python -m runtimes.serve --ray`` as the real command, its own local Ray, two replicas,
+bundled tiny.en as a CTranslate2 int8 artifact, real clips."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import MANIFEST, SPEECH
+
+ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def _batch(capsys, *args) -> tuple[int, str]:
+    from runtimes.batch.__main__ import main
+
+    code = main([*map(str, args)])
+    return code, capsys.readouterr().err
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def _kill_an_actor_once_it_has_written(out: Path, done: threading.Event) -> list[int]:
+    """SIGKILL the transcribing actor's process once a few files are written: a crash."""
+    killed: list[int] = []
+    while not done.is_set() and not killed:
+        written = (out / "results.jsonl").read_text().count("\n") if (
+            out / "results.jsonl").is_file() else 0
+        if written >= 4:
+            for pid in _actor_pids("MapBatches(Transcribe)"):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        time.sleep(0.05)
+    return killed
+
+
+def _actor_pids(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if command.startswith("ray::") and name in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_batch_job_matches_the_cli_survives_a_corrupt_file_and_a_killed_actor(
+        local_ray, int8_artifact, tmp_path, capsys):
+    """The en clips from the manifest plus a corrupt file: every clip's text and segments
+    equal ``python -m runtimes --format json``'s, the corrupt file is recorded with its
+    error, and the actor killed mid-job is restarted with no file lost or written twice;
+    a rerun then skips every finished file and retries the failed one."""
+    from runtimes.__main__ import main as cli
+    from runtimes.batch.inputs import list_inputs
+
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF" + os.urandom(2000))
+    out = tmp_path / "out"
+    done = threading.Event()
+    killer = concurrent.futures.ThreadPoolExecutor(1).submit(
+        _kill_an_actor_once_it_has_written, out, done)
+    code, log = _batch(capsys, int8_artifact, MANIFEST, corrupt, "--subset", "en", "--out", out,
+                       "--threads", "2", "--files-per-call", "4")
+    done.set()
+    assert killer.result(), "the job ended before an actor could be killed"
+    assert code == 1, log  # some file failed
+    rows = _rows(out)
+    paths = [r["path"] for r in rows]
+    clips = [str(p) for p in list_inputs([str(MANIFEST)], "en")]
+    assert len(paths) == len(set(paths)) and sorted(paths) == clips
+    failures = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
+    assert [(f["path"], f["stage"]) for f in failures] == [(str(corrupt.resolve()), "decode")]
+    assert failures[0]["error"]
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "parquet")
+    assert sorted(table.column("path").to_pylist()) == clips
+    assert table.num_rows == len(rows)
+
+    assert cli([str(int8_artifact), *clips, "--format", "json", "--threads", "2"]) == 0
+    plain = {j["file"]: j for j in map(json.loads, capsys.readouterr().out.splitlines())}
+    for row in rows:
+        assert (row["text"], row["segments"]) == (plain[row["path"]]["text"],
+                                                  plain[row["path"]]["segments"]), row["path"]
+        assert row["runtime"] == "ctranslate2" and row["precision"] == "int8_float32"
+
+    code, log = _batch(capsys, int8_artifact, MANIFEST, corrupt, "--subset", "en", "--out", out,
+                       "--threads", "2")
+    assert code == 1 and f"{len(clips)} already done, 1 failed" in log, log
+    assert _rows(out) == rows
+
+
+def test_batch_job_refuses_bad_input_before_any_work(local_ray, int8_artifact, tmp_path,
+                                                     capsys):
+    jfk = SPEECH / "jfk" / "jfk.flac"
+    out = tmp_path / "out"
+    cases = [
+        (["--address", "127.0.0.1:9"], "no Ray cluster answers there"),
+        (["--address", "nonsense"], "is not auto, HOST:PORT"),
+        (["--actors", "0"], "actors must be a count >= 1"),
+        (["--actors", "3", "2"], "actors must be a count >= 1 (or MIN <= MAX)"),
+    ]
+    for extra, message in cases:
+        started = time.monotonic()
+        code, log = _batch(capsys, int8_artifact, jfk, "--out", out, *extra)
+        assert code == 2 and log.startswith("error: ") and message in log, (extra, log)
+        assert time.monotonic() - started < 15 and not out.exists()
+    code, log = _batch(capsys, int8_artifact, tmp_path / "nothing-*.wav", "--out", out)
+    assert code == 2 and "matches no audio file" in log and not out.exists()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "artifact.json").write_text("{}")
+    code, log = _batch(capsys, broken, jfk, "--out", out)
+    assert code == 2 and log.startswith("error: ") and not out.exists(), log
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    code, log = _batch(capsys, int8_artifact, jfk, "--out", other)
+    assert code == 2 and "not a batch job's results" in log
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+
+
+def test_a_directory_of_another_jobs_results_is_refused(local_ray, int8_artifact, tmp_path,
+                                                         capsys):
+    jfk = SPEECH / "jfk" / "jfk.flac"
+    out = tmp_path / "out"
+    code, log = _batch(capsys, int8_artifact, jfk, "--out", out, "--threads", "2")
+    assert code == 0 and "1 files transcribed" in log, log
+    before = (out / "results.jsonl").read_bytes()
+    code, log = _batch(capsys, int8_artifact, jfk, "--out", out, "--beam-size", "2")
+    assert code == 2 and "holds another job's results" in log and "decoding" in log
+    assert (out / "results.jsonl").read_bytes() == before
+
+
+# ---- Ray Serve -----------------------------------------------------------------------------
+
+def test_serve_on_ray_answers_the_openai_client_from_two_replicas_and_sheds_overload(
+        int8_artifact, speech_rows):
+    """Two replicas behind Serve's proxy: the official client gets the pipeline's text, both
+    replicas answer, a burst beyond what the replicas and the proxy's queue admit gets 503
+    with Retry-After, and the service answers again afterwards."""
+    from openai import OpenAI
+
+    import runtimes
+    from runtimes.serve.launch import start_server
+
+    jfk = SPEECH / "jfk" / "jfk.flac"
+    with runtimes.load(int8_artifact, runtimes.RuntimeOptions(threads=1)) as model:
+        expected = model.transcribe([jfk])[0].text
+    longest = max((r for r in speech_rows if r["subset"] == "en"),
+                  key=lambda r: float(r["duration_s"]))
+    with start_server(int8_artifact, "--ray", "--replicas", "2", "--max-queue", "1",
+                      "--max-batch-size", "1", start_timeout_s=240) as server:
+        client = OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+        with open(jfk, "rb") as f:
+            assert client.audio.transcriptions.create(model="whisper-1", file=f).text == expected
+        replicas = {httpx.get(server.url + "/health").json()["replica"] for _ in range(20)}
+        assert len(replicas) == 2
+
+        def post(_):
+            return httpx.post(server.url + "/v1/audio/transcriptions", timeout=120,
+                              files={"file": ("clip.flac", (SPEECH / longest["path"]).read_bytes())})
+
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            responses = list(pool.map(post, range(12)))
+        statuses = [r.status_code for r in responses]
+        assert 200 in statuses and 503 in statuses and set(statuses) <= {200, 503}, statuses
+        assert all(r.headers["retry-after"] == "1" for r in responses if r.status_code == 503)
+        with open(jfk, "rb") as f:
+            assert client.audio.transcriptions.create(model="whisper-1", file=f).text == expected
+        assert server.process.poll() is None, server.log()
+    assert server.process.returncode == 0, server.log()  # SIGTERM: a graceful stop
+
+
+def test_serve_on_ray_refuses_bad_scaling_before_starting_ray(int8_artifact, tmp_path):
+    import subprocess
+    import sys
+
+    def serve(*args):
+        return subprocess.run([sys.executable, "-m", "runtimes.serve", *map(str, args)],
+                              capture_output=True, text=True, timeout=60)
+
+    for args, message in [(["--ray", "--replicas", "0"], "--replicas must be >= 1"),
+                          (["--ray", "--autoscale", "2", "1"], "1 <= MIN <= MAX"),
+                          (["--replicas", "2"], "need --ray"),
+                          (["--ray", "--address", "127.0.0.1:9"], "no Ray cluster answers")]:
+        result = serve(int8_artifact, *args)
+        assert result.returncode == 2 and result.stderr.startswith("error: "), result.stderr
+        assert message in result.stderr, result.stderr
+    result = serve(tmp_path, "--ray")
+    assert result.returncode == 2 and result.stderr.startswith("error: ")
