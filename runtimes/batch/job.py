@@ -26,9 +26,11 @@ from runtimes.batch.store import ResultStore
 from runtimes.cluster import check_address
 from runtimes.errors import OptionError, ToolkitError
 
-#: Memory a decoding task reserves: an hour of 16 kHz float32 is 230 MB. Declaring it also
-#: keeps the tasks apart from the actors (Ray Data fuses a map into the next one when
-#: their resource requests are equal), so audio decodes beside the model, not in its turn.
+#: What a decoding task reserves: no CPU, since actors may hold every CPU of the cluster
+#: (two one-CPU actors on two cores deadlocked the job when decoding asked for one), and
+#: the memory of an hour of 16 kHz float32 (230 MB), so the scheduler bounds how many
+#: decode at once by memory. Unequal requests also keep Ray Data from fusing the tasks into
+#: the actors, so audio decodes beside the model rather than in its turn.
 DECODE_MEMORY = 256 * 1024 * 1024
 
 
@@ -264,7 +266,7 @@ def _stream(artifact: Path, todo: list[str], options: RuntimeOptions,
         ds = ray.data.from_items([{"path": p} for p in todo],
                                  override_num_blocks=min(len(todo), 512))
         ds = ds.map(decode_file, fn_kwargs={"cut_windows": decoding.long_form == "vad"},
-                    num_cpus=1, memory=DECODE_MEMORY)
+                    num_cpus=0, memory=DECODE_MEMORY)
         ds = ds.map_batches(Transcribe,
                             fn_constructor_args=(str(artifact), options, decoding,
                                                  job.batch_size),

@@ -42,7 +42,7 @@ def _rows(out: Path) -> list[dict]:
 
 
 def _kill_an_actor_once_it_has_written(out: Path, done: threading.Event) -> list[int]:
-    """SIGKILL the transcribing actor's process once a few files are written: a crash."""
+    """SIGKILL the transcribing actors' processes once a few files are written: a crash."""
     killed: list[int] = []
     while not done.is_set() and not killed:
         written = (out / "results.jsonl").read_text().count("\n") if (
@@ -71,7 +71,7 @@ def test_batch_job_matches_the_cli_survives_a_corrupt_file_and_a_killed_actor(
         local_ray, int8_artifact, tmp_path, capsys):
     """The en clips from the manifest plus a corrupt file: every clip's text and segments
     equal ``python -m runtimes --format json``'s, the corrupt file is recorded with its
-    error, and the actor killed mid-job is restarted with no file lost or written twice;
+    error, and the actors killed mid-job are restarted with no file lost or written twice;
     a rerun then skips every finished file and retries the failed one."""
     from runtimes.__main__ import main as cli
     from runtimes.batch.inputs import list_inputs
@@ -82,8 +82,9 @@ def test_batch_job_matches_the_cli_survives_a_corrupt_file_and_a_killed_actor(
     done = threading.Event()
     killer = concurrent.futures.ThreadPoolExecutor(1).submit(
         _kill_an_actor_once_it_has_written, out, done)
+    # two one-CPU actors take both of the local Ray's CPUs: decoding must still be scheduled
     code, log = _batch(capsys, int8_artifact, MANIFEST, corrupt, "--subset", "en", "--out", out,
-                       "--threads", "2", "--files-per-call", "4")
+                       "--actors", "2", "--threads", "1", "--files-per-call", "4")
     done.set()
     assert killer.result(), "the job ended before an actor could be killed"
     assert code == 1, log  # some file failed
