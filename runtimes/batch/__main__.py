@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "model per GPU; 0.5 puts two on each)")
     p.add_argument("--files-per-call", type=int, default=16,
                    help="files per actor call; their windows share batches (default 16)")
+    p.add_argument("--decoders", type=int,
+                   help="files decoded and cut at once, each in a CPU task (default: one per "
+                   "actor)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
     p.add_argument("--flush-every", type=int, default=256, help="rows per Parquet part")
     add_runtime_arguments(p)
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         gpus = (1.0 if args.device == "cuda" else 0.0) if args.gpus_per_actor is None \
             else args.gpus_per_actor
         job = JobOptions(actors, args.cpus_per_actor, gpus, args.files_per_call,
-                         args.batch_size, args.address, args.flush_every)
+                         args.decoders, args.batch_size, args.address, args.flush_every)
         options = runtime_options(args)
         decoding = decoding_options(args, timestamps=args.timestamps,
                                     word_timestamps=args.word_timestamps)

@@ -27,9 +27,10 @@ from runtimes.cluster import check_address
 from runtimes.errors import OptionError, ToolkitError
 
 #: What a decoding task reserves: no CPU, since actors may hold every CPU of the cluster
-#: (two one-CPU actors on two cores deadlocked the job when decoding asked for one), and
-#: the memory of an hour of 16 kHz float32 (230 MB), so the scheduler bounds how many
-#: decode at once by memory. Unequal requests also keep Ray Data from fusing the tasks into
+#: (two one-CPU actors on two cores deadlocked the job when decoding asked for one; how
+#: many decode at once is ``JobOptions.decoders`` instead: unbounded, Ray started a worker
+#: process per file and the job ran 3x slower on two cores), and the memory of an hour of
+#: 16 kHz float32 (230 MB). Unequal requests also keep Ray Data from fusing the tasks into
 #: the actors, so audio decodes beside the model rather than in its turn.
 DECODE_MEMORY = 256 * 1024 * 1024
 
@@ -44,6 +45,8 @@ class JobOptions:
             to this many).
         gpus_per_actor: GPUs Ray reserves for each actor (1 = one model per GPU).
         files_per_call: files an actor transcribes per call (their windows share batches).
+        decoders: decoding tasks at once (each a worker process reading, decoding and
+            cutting one file); default: one per actor (the most actors when autoscaled).
         batch_size: windows per model call, as ``python -m runtimes --batch-size``.
         address: a running cluster to join ("auto", "HOST:PORT", "ray://HOST:PORT");
             None starts a local Ray for the job and stops it after.
@@ -54,6 +57,7 @@ class JobOptions:
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
     files_per_call: int = 16
+    decoders: int | None = None
     batch_size: int = 8
     address: str | None = None
     flush_every: int = 256
@@ -65,6 +69,8 @@ class JobOptions:
         for name in ("files_per_call", "batch_size", "flush_every"):
             if getattr(self, name) < 1:
                 raise OptionError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.decoders is not None and self.decoders < 1:
+            raise OptionError(f"decoders must be >= 1, got {self.decoders!r}")
         if not self.cpus_per_actor > 0 or self.gpus_per_actor < 0:
             raise OptionError(f"cpus_per_actor must be > 0 and gpus_per_actor >= 0, got "
                               f"{self.cpus_per_actor!r} and {self.gpus_per_actor!r}")
@@ -266,7 +272,8 @@ def _stream(artifact: Path, todo: list[str], options: RuntimeOptions,
         ds = ray.data.from_items([{"path": p} for p in todo],
                                  override_num_blocks=min(len(todo), 512))
         ds = ds.map(decode_file, fn_kwargs={"cut_windows": decoding.long_form == "vad"},
-                    num_cpus=0, memory=DECODE_MEMORY)
+                    num_cpus=0, memory=DECODE_MEMORY,
+                    compute=ray.data.TaskPoolStrategy(size=job.decoders or high))
         ds = ds.map_batches(Transcribe,
                             fn_constructor_args=(str(artifact), options, decoding,
                                                  job.batch_size),
