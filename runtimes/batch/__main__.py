@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "them: 'archive/**/*.flac') or manifest .tsv files")
     p.add_argument("--out", type=Path, required=True,
                    help="output directory: results.jsonl, parquet/, failures.jsonl, job.json")
-    p.add_argument("--subset", help="only this subset of the manifest(s)")
+    p.add_argument("--subset", nargs="+", metavar="NAME",
+                   help="only these subsets of the manifest(s), e.g. en longform")
     p.add_argument("--address", help="join a running Ray cluster (auto, HOST:PORT, "
                    "ray://HOST:PORT); default: start a local Ray for this job")
     p.add_argument("--actors", type=int, nargs="+", default=[1], metavar="N",

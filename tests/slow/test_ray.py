@@ -90,7 +90,7 @@ def test_batch_job_matches_the_cli_survives_a_corrupt_file_and_a_killed_actor(
     assert code == 1, log  # some file failed
     rows = _rows(out)
     paths = [r["path"] for r in rows]
-    clips = [str(p) for p in list_inputs([str(MANIFEST)], "en")]
+    clips = [str(p) for p in list_inputs([str(MANIFEST)], ["en"])]
     assert len(paths) == len(set(paths)) and sorted(paths) == clips
     failures = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
     assert [(f["path"], f["stage"]) for f in failures] == [(str(corrupt.resolve()), "decode")]
