@@ -84,7 +84,7 @@ def create_app(engine: ServeEngine, config: ServeConfig, replica: str | None = N
     """The application for one loaded model; the batcher runs while the app is up.
     ``replica`` names this copy in /health where several serve behind one address (Ray)."""
     state = {"in_flight": 0}
-    metrics = ServerMetrics(lambda: engine.batcher.depth, lambda: state["in_flight"])
+    metrics = ServerMetrics(lambda: engine.batcher.depth, lambda: state["in_flight"], replica)
     engine.batcher.observe = metrics.batch_size.observe
 
     @asynccontextmanager
