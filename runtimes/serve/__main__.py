@@ -163,14 +163,13 @@ def _serve_on_ray(args: argparse.Namespace, config, options, decoding) -> int:
         else args.gpus_per_replica
     replicas = 1 if args.replicas is None else args.replicas
     scaling = ray_app.Scaling(tuple(args.autoscale) if args.autoscale else replicas,
-                              args.cpus_per_replica, gpus, args.address)
+                              args.cpus_per_replica, gpus)
     if args.address:
         check_address(args.address)
     if options.device == "cpu":  # every check a replica would make, before deploying
-        model = runtimes.load(args.artifact, options, decoding)
-        if config.max_subtitle_s is not None:
-            model.runtime.check_aligns()
-        model.close()
+        with runtimes.load(args.artifact, options, decoding) as model:
+            if config.max_subtitle_s is not None:
+                model.runtime.check_aligns()
     else:
         runtimes.check_artifact(args.artifact, options)
     app = ray_app.application(args.artifact, options, decoding, config,

@@ -21,6 +21,7 @@ Ray is imported only here (the ``ray`` extra).
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from dataclasses import dataclass, replace
@@ -43,13 +44,11 @@ class Scaling:
         replicas: a fixed count, or (min, max) for Serve's autoscaler.
         cpus: CPUs Ray reserves per replica (its runtime's threads default to this many).
         gpus: GPUs Ray reserves per replica (1 = one model per GPU).
-        address: a running cluster to join; None starts a local Ray.
     """
 
     replicas: int | tuple[int, int] = 1
     cpus: float = 1.0
     gpus: float = 0.0
-    address: str | None = None
 
     def __post_init__(self) -> None:
         low, high = self.replicas if isinstance(self.replicas, tuple) else (self.replicas,) * 2
@@ -119,7 +118,9 @@ def run(app, host: str, port: int, config: ServeConfig, address: str | None,
     ``announce`` is called once every replica has loaded its model."""
     import ray
 
-    started_here = not ray.is_initialized() and address is None
+    # ray.init without an address joins $RAY_ADDRESS's cluster when set: not ours to stop
+    started_here = (not ray.is_initialized() and address is None
+                    and not os.environ.get("RAY_ADDRESS"))
     ray.init(address=address, include_dashboard=False, logging_level=log_level.upper(),
              configure_logging=True)
     logging = {"log_level": log_level.upper(), "enable_access_log": log_level == "debug"}

@@ -175,8 +175,9 @@ def test_serve_on_ray_answers_the_openai_client_from_two_replicas_and_sheds_over
     longest = max((r for r in speech_rows if r["subset"] == "en"),
                   key=lambda r: float(r["duration_s"]))
     with start_server(int8_artifact, "--ray", "--replicas", "2", "--max-queue", "1",
-                      "--max-batch-size", "1", start_timeout_s=240) as server:
-        client = OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+                      "--max-batch-size", "1", "--api-key", "k", start_timeout_s=240) as server:
+        client = OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+        assert httpx.get(server.url + "/v1/models").status_code == 401  # the app's own guard
         with open(jfk, "rb") as f:
             assert client.audio.transcriptions.create(model="whisper-1", file=f).text == expected
         replicas = {httpx.get(server.url + "/health").json()["replica"] for _ in range(20)}
@@ -184,6 +185,7 @@ def test_serve_on_ray_answers_the_openai_client_from_two_replicas_and_sheds_over
 
         def post(_):
             return httpx.post(server.url + "/v1/audio/transcriptions", timeout=120,
+                              headers={"Authorization": "Bearer k"},
                               files={"file": ("clip.flac", (SPEECH / longest["path"]).read_bytes())})
 
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
