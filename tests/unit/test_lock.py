@@ -8,7 +8,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-EXTRAS = ("dev", "base", "onnx", "openvino", "serve", "ray", "ggml", "plots")  # what scripts/setup.sh installs
+# what scripts/setup.sh installs
+EXTRAS = ("dev", "base", "onnx", "openvino", "serve", "ray", "ggml", "plots")
 
 
 def _locked() -> dict[str, str]:
