@@ -226,13 +226,13 @@ def run_job(artifact: Path, paths: list[Path], out: Path, options: RuntimeOption
     """
     import runtimes
 
+    if job.address is not None:
+        check_address(job.address)  # first: seconds, where loading a large model takes more
     identity = job_identity(artifact, options, decoding)
     if options.device == "cpu":
         runtimes.load(artifact, options, decoding).close()  # every check a worker would make
     else:
         runtimes.check_artifact(artifact, options)
-    if job.address is not None:
-        check_address(job.address)
     with ResultStore(out, identity, job.flush_every) as store:
         todo = [str(p) for p in paths if str(p) not in store.done]
         skipped = len(paths) - len(todo)

@@ -161,9 +161,10 @@ def test_a_directory_of_another_jobs_results_is_refused(local_ray, int8_artifact
 
 def test_serve_on_ray_answers_the_openai_client_from_two_replicas_and_sheds_overload(
         int8_artifact, speech_rows):
-    """Two replicas behind Serve's proxy: the official client gets the pipeline's text, both
-    replicas answer, a burst beyond what the replicas and the proxy's queue admit gets 503
-    with Retry-After, and the service answers again afterwards."""
+    """Two replicas behind Serve's proxy: the API key and the upload limit hold, the official
+    client gets the pipeline's text, both replicas answer, a burst beyond what the replicas
+    and the proxy's queue admit gets 503 with Retry-After, and the service answers again
+    afterwards."""
     from openai import OpenAI
 
     import runtimes
@@ -175,9 +176,14 @@ def test_serve_on_ray_answers_the_openai_client_from_two_replicas_and_sheds_over
     longest = max((r for r in speech_rows if r["subset"] == "en"),
                   key=lambda r: float(r["duration_s"]))
     with start_server(int8_artifact, "--ray", "--replicas", "2", "--max-queue", "1",
-                      "--max-batch-size", "1", "--api-key", "k", start_timeout_s=240) as server:
+                      "--max-batch-size", "1", "--api-key", "k", "--max-upload-mb", "3",
+                      start_timeout_s=240) as server:
         client = OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
-        assert httpx.get(server.url + "/v1/models").status_code == 401  # the app's own guard
+        assert httpx.get(server.url + "/v1/models").status_code == 401  # the app's own guards
+        too_large = httpx.post(server.url + "/v1/audio/transcriptions", timeout=60,
+                               headers={"Authorization": "Bearer k"},
+                               files={"file": ("big.wav", b"\0" * (4 * 1024 * 1024))})
+        assert too_large.status_code == 413, too_large.text
         with open(jfk, "rb") as f:
             assert client.audio.transcriptions.create(model="whisper-1", file=f).text == expected
         replicas = {httpx.get(server.url + "/health").json()["replica"] for _ in range(20)}
