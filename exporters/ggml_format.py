@@ -28,6 +28,7 @@ import numpy as np
 MAGIC = 0x67676D6C  # "ggml"
 #: ggml_type ids of the tensor types written here.
 GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8}
+_KIND_NAMES = {v: k for k, v in GGML_TYPES.items()}
 #: The file's ggml_ftype per type (whisper.cpp picks the matrices' type from it).
 FILE_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9}
 QUANTISED = ("q8_0", "q5_0", "q5_1", "q4_0", "q4_1")
@@ -180,7 +181,6 @@ def _bytes_per_row(kind: str, row: int) -> int:
 
 def read_ggml(path: Path) -> GGMLModel:
     """Parse a ggml file written by :func:`write_ggml` (or whisper.cpp's converters)."""
-    kinds = {v: k for k, v in GGML_TYPES.items()}
     with open(path, "rb") as f:
         magic, *hparams = struct.unpack("<12i", f.read(48))
         if magic != MAGIC:
@@ -198,14 +198,14 @@ def read_ggml(path: Path) -> GGMLModel:
             shape = tuple(reversed(struct.unpack(f"<{ndim}i", f.read(4 * ndim))))
             name = f.read(length).decode()
             rows = int(np.prod(shape[:-1])) if ndim > 1 else 1
-            data = f.read(rows * _bytes_per_row(kinds[kind], shape[-1]))
+            data = f.read(rows * _bytes_per_row(_KIND_NAMES[kind], shape[-1]))
             tensors[name] = (kind, shape, data)
     return GGMLModel(tuple(hparams), filters, vocab, tensors)
 
 
 def decode_tensor(kind: int, shape: tuple[int, ...], data: bytes) -> np.ndarray:
     """A tensor of :func:`read_ggml` as float32 (q types dequantised)."""
-    name = {v: k for k, v in GGML_TYPES.items()}[kind]
+    name = _KIND_NAMES[kind]
     if name in ("f32", "f16"):
         return np.frombuffer(data, "<f4" if name == "f32" else "<f2").astype(np.float32).reshape(shape)
     from gguf import GGMLQuantizationType

@@ -56,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from runtimes.batch.inputs import list_inputs
         from runtimes.batch.job import JobOptions, run_job
+        from runtimes.cluster import default_gpus
 
-        actors = tuple(args.actors) if len(args.actors) == 2 else args.actors[0]
         if len(args.actors) > 2:
             raise ToolkitError(f"--actors takes N or MIN MAX, got {args.actors}")
-        gpus = (1.0 if args.device == "cuda" else 0.0) if args.gpus_per_actor is None \
-            else args.gpus_per_actor
+        actors = tuple(args.actors) if len(args.actors) == 2 else args.actors[0]
+        gpus = default_gpus(args.device, args.gpus_per_actor)
         job = JobOptions(actors, args.cpus_per_actor, gpus, args.files_per_call,
                          args.decoders, args.batch_size, args.address, args.flush_every)
         options = runtime_options(args)

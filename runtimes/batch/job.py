@@ -23,7 +23,7 @@ import numpy as np
 
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.batch.store import ResultStore
-from runtimes.cluster import check_address
+from runtimes.cluster import check_address, check_before_scheduling, count_range, worker_options
 from runtimes.errors import OptionError, ToolkitError
 
 #: What a decoding task reserves: no CPU, since actors may hold every CPU of the cluster
@@ -63,8 +63,7 @@ class JobOptions:
     flush_every: int = 256
 
     def __post_init__(self) -> None:
-        low, high = self.actors if isinstance(self.actors, tuple) else (self.actors,) * 2
-        if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
+        if count_range(self.actors) is None:
             raise OptionError(f"actors must be a count >= 1 (or MIN <= MAX), got {self.actors!r}")
         for name in ("files_per_call", "batch_size", "flush_every"):
             if getattr(self, name) < 1:
@@ -224,15 +223,10 @@ def run_job(artifact: Path, paths: list[Path], out: Path, options: RuntimeOption
         OptionError: a bad address or output directory.
         ToolkitError: an artifact that does not load.
     """
-    import runtimes
-
     if job.address is not None:
         check_address(job.address)  # first: seconds, where loading a large model takes more
     identity = job_identity(artifact, options, decoding)
-    if options.device == "cpu":
-        runtimes.load(artifact, options, decoding).close()  # every check a worker would make
-    else:
-        runtimes.check_artifact(artifact, options)
+    check_before_scheduling(artifact, options, decoding)
     with ResultStore(out, identity, job.flush_every) as store:
         todo = [str(p) for p in paths if str(p) not in store.done]
         skipped = len(paths) - len(todo)
@@ -264,11 +258,8 @@ def _stream(artifact: Path, todo: list[str], options: RuntimeOptions,
         ray.init(address=job.address, include_dashboard=False, logging_level="WARNING",
                  configure_logging=True)
     try:
-        if options.threads == 0:  # "all cores" means the actor's share, not the node's
-            from dataclasses import replace
-
-            options = replace(options, threads=max(1, int(job.cpus_per_actor)))
-        low, high = job.actors if isinstance(job.actors, tuple) else (job.actors,) * 2
+        options = worker_options(options, job.cpus_per_actor)
+        low, high = count_range(job.actors)
         ds = ray.data.from_items([{"path": p} for p in todo],
                                  override_num_blocks=min(len(todo), 512))
         ds = ds.map(decode_file, fn_kwargs={"cut_windows": decoding.long_form == "vad"},

@@ -157,21 +157,16 @@ def _serve_on_ray(args: argparse.Namespace, config, options, decoding) -> int:
     except ImportError as exc:
         raise ToolkitError(f"--ray needs the 'ray' extra ({exc.name} is missing): "
                            "pip install -e '.[ray]'") from exc
-    from runtimes.cluster import check_address
+    from runtimes.cluster import check_address, check_before_scheduling, default_gpus
 
-    gpus = (1.0 if args.device == "cuda" else 0.0) if args.gpus_per_replica is None \
-        else args.gpus_per_replica
     replicas = 1 if args.replicas is None else args.replicas
     scaling = ray_app.Scaling(tuple(args.autoscale) if args.autoscale else replicas,
-                              args.cpus_per_replica, gpus)
+                              args.cpus_per_replica,
+                              default_gpus(args.device, args.gpus_per_replica))
     if args.address:
         check_address(args.address)
-    if options.device == "cpu":  # every check a replica would make, before deploying
-        with runtimes.load(args.artifact, options, decoding) as model:
-            if config.max_subtitle_s is not None:
-                model.runtime.check_aligns()
-    else:
-        runtimes.check_artifact(args.artifact, options)
+    check_before_scheduling(args.artifact, options, decoding,
+                            aligns=config.max_subtitle_s is not None)
     app = ray_app.application(args.artifact, options, decoding, config,
                               runtimes.batch_invariant(args.artifact), scaling)
     _warn_if_open(args.host, config)

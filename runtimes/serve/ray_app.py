@@ -24,12 +24,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ray import serve
 
 from runtimes.base import DecodingOptions, RuntimeOptions
+from runtimes.cluster import count_range, worker_options
 from runtimes.errors import OptionError
 from runtimes.serve.config import ServeConfig
 
@@ -51,8 +52,7 @@ class Scaling:
     gpus: float = 0.0
 
     def __post_init__(self) -> None:
-        low, high = self.replicas if isinstance(self.replicas, tuple) else (self.replicas,) * 2
-        if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
+        if count_range(self.replicas) is None:
             what = "--autoscale MIN MAX needs 1 <= MIN <= MAX" if isinstance(
                 self.replicas, tuple) else "--replicas must be >= 1"
             raise OptionError(f"{what}, got {self.replicas!r}")
@@ -93,8 +93,7 @@ class WhisperReplica:
 def application(artifact: Path, options: RuntimeOptions, decoding: DecodingOptions,
                 config: ServeConfig, batch_invariant: bool, scaling: Scaling):
     """The bound Serve application (see the module docstring for the limits it sets)."""
-    if options.threads == 0:  # "all cores" means the replica's share, not the node's
-        options = replace(options, threads=max(1, int(scaling.cpus)))
+    options = worker_options(options, scaling.cpus)
     if isinstance(scaling.replicas, tuple):
         counts = {"autoscaling_config": {
             "min_replicas": scaling.replicas[0], "max_replicas": scaling.replicas[1],
