@@ -97,19 +97,38 @@ def systems(options: BenchOptions) -> tuple[list[SystemSpec], list[str]]:
     return rows + artifacts + references, notes
 
 
+def _peer_rows(options: BenchOptions, out: Path) -> tuple[list[SystemSpec], list[str],
+                                                          dict[str, float]]:
+    """The ``--peers`` rows, their export seconds, and notes on peers left out."""
+    if not options.peers:
+        return [], [], {}
+    from bench import peers
+    from exporters import sources
+
+    artifacts = {str(p): Path(p) for p in options.artifacts}
+    specs, seconds, notes = peers.prepare(options.peers, sources.resolve(options.model),
+                                          artifacts, out / "peers")
+    return specs, notes, seconds
+
+
 def run(options: BenchOptions, command: str) -> tuple[str, list[runner.Row]]:
     """Measure, write the report into ``options.out``; return it as Markdown, and the rows."""
     clips = datasets.load_clips(options.manifest, options.subset, options.limit)
     specs, notes = systems(options)
+    out = options.out or Path("results") / time.strftime("bench-%Y%m%d-%H%M%S")
+    peer_specs, peer_notes, export_s = _peer_rows(options, out)
+    specs, notes = specs + peer_specs, notes + peer_notes
     truth = options.truth(clips)
     rows = runner.run(specs, clips, options.runtime(), options.decoding(), options.sizes,
                       options.repeats, truth, options.word_agreement)
+    for row in rows:
+        row.export_s = export_s.get(row.name, float("nan"))
     dataset = {"source": str(options.manifest), "subset": options.subset, "clips": len(clips),
                "audio_s": rows[0].audio_s if rows and not rows[0].error else 0.0}
     info = run_info(options, dataset, runner.normalizers_used(clips), notes, command,
                     start_error_clips=[clips[i].id for i in truth],
-                    word_agreement=options.word_agreement)
-    out = options.out or Path("results") / time.strftime("bench-%Y%m%d-%H%M%S")
+                    word_agreement=options.word_agreement,
+                    sequential_rows=[r.name for r in rows if r.sequential_batches])
     text = report.write(out, rows, info, options.sizes)
     print(f"wrote {out}/report.md, report.csv, results.jsonl", file=sys.stderr)
     return text, rows
@@ -122,6 +141,11 @@ def add_transcript_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-start-error", action="store_true",
                    help="skip the timestamped pass over the recordings whose utterance starts "
                    "are known (the longform subset) that fills the start-error columns")
+    p.add_argument("--peers", nargs="+", default=[], metavar="PEER",
+                   help="add other tools' rows, each used as its users use it on the same "
+                   "checkpoint: whisper.cpp, optimum-onnx, optimum-openvino, openai-whisper, "
+                   "transformers-pipeline, or all (a peer whose package is missing is left "
+                   "out with the reason)")
     p.add_argument("--word-agreement", action="store_true",
                    help="decode every clip once more with word timestamps and report each "
                    "row's word-start gap to faster-whisper's word_timestamps=True (rows that "
@@ -138,7 +162,8 @@ def measure_fields(args: argparse.Namespace) -> dict:
         faster_whisper=args.faster_whisper, faster_whisper_batched=args.faster_whisper_batched,
         long_form=args.long_form,
         condition_on_previous_text=not args.no_condition_on_previous_text,
-        start_error=not args.no_start_error, word_agreement=args.word_agreement)
+        start_error=not args.no_start_error, word_agreement=args.word_agreement,
+        peers=tuple(args.peers))
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:

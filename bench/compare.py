@@ -122,10 +122,13 @@ def recommend(rows: list[Row], artifacts: set[str], max_wer_delta: float) -> str
     best = max(fits, key=lambda r: r.rtfx_b1)
     size, rtfx = best.best_batched
     batched = f", {rtfx:.1f} at batch {size}" if size > 1 else ""
+    faster = [r.name for r in rows if r.peer and not r.error and r.rtfx_b1 > best.rtfx_b1
+              and not math.isnan(r.delta_wer) and 100 * r.delta_wer <= max_wer_delta]
+    peers = f" Faster at batch 1 within the same WER: peer {', '.join(faster)}." if faster else ""
     return (f"Fastest artifact within {max_wer_delta:g} WER points of the baseline on this "
             f"machine: **{best.name}** ({best.precision}): RTFx {best.rtfx_b1:.1f} at batch 1"
             f"{batched}, WER {100 * best.wer:.2f}% ({100 * best.delta_wer:+.2f} pts), "
-            f"{best.size_mb:.1f} MB.")
+            f"{best.size_mb:.1f} MB.{peers}")
 
 
 def run(options: CompareOptions, out_dir: Path) -> Comparison:
@@ -148,6 +151,9 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
                                          options.parity_audio, options.word_agreement)
     skipped = [v for v in variants if v.skip_reason] + failed
     specs = _specs(options, source, paths)
+    peer_specs, peer_export_s, peer_notes = _peers(options, source, paths, out_dir)
+    specs += peer_specs
+    export_s.update(peer_export_s)
     rows, timed_clips = {}, []
     for subset, clips in clip_sets.items():
         print(f"[bench] subset {subset}: {len(clips)} clips, {len(specs)} systems",
@@ -158,7 +164,8 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
         timed_clips += [clips[i].id for i in truth]
         for row in rows[subset]:
             row.export_s = export_s.get(row.name, float("nan"))
-    comparison = Comparison(rows, skipped, export_s, start_error_clips=timed_clips)
+    comparison = Comparison(rows, skipped, export_s, start_error_clips=timed_clips,
+                            notes=peer_notes)
     if calib is not None and _overlaps(calib, options.manifest, options.subsets):
         comparison.notes.append("the calibration audio overlaps the evaluation subsets, so "
                                 "calibrated rows' WER may be optimistic")
@@ -176,6 +183,28 @@ def _overlaps(calib, manifest: Path, subsets: tuple[str, ...]) -> bool:
     if calib.path.resolve() != Path(manifest).resolve():
         return False
     return not calib.subsets or bool(set(calib.subsets) & set(subsets))
+
+
+def _peers(options: CompareOptions, source, paths: dict[str, Path],
+           out_dir: Path) -> tuple[list[SystemSpec], dict[str, float], list[str]]:
+    if not options.peers:
+        return [], {}, []
+    from bench import peers
+
+    return peers.prepare(options.peers, source, paths, out_dir / "peers")
+
+
+def peer_ratios(rows: list[Row]) -> list[str]:
+    """Per peer row, the toolkit's fastest artifact at batch 1 (PyTorch and faster-whisper
+    rows are not artifacts) against that peer: "X is N.NNx peer" lines."""
+    artifacts = [r for r in rows if not r.error and not r.peer and r.runtime != "transformers"
+                 and not r.name.startswith(("faster-whisper", "pytorch"))]
+    if not artifacts:
+        return []
+    best = max(artifacts, key=lambda r: r.rtfx_b1)
+    return [f"{best.name} (RTFx b1 {best.rtfx_b1:.1f}, WER {100 * best.wer:.2f}%) is "
+            f"{best.rtfx_b1 / r.rtfx_b1:.2f}x {r.name} (RTFx b1 {r.rtfx_b1:.1f}, WER "
+            f"{100 * r.wer:.2f}%)" for r in rows if r.peer and not r.error and r.rtfx_b1 > 0]
 
 
 def _specs(options: CompareOptions, source, paths: dict[str, Path]) -> list[SystemSpec]:
@@ -207,6 +236,9 @@ def write(comparison: Comparison, out_dir: Path, run_info: dict,
         table = report.markdown_table(rows, batch_sizes, extra=cols)
         sections += [f"## Subset `{subset}` ({rows[0].clips} clips, {rows[0].audio_s:.0f} s)", "",
                      table, ""]
+        if ratios := peer_ratios(rows):
+            sections += ["Toolkit's fastest artifact against each peer, batch 1:", "",
+                         *[f"- {line}" for line in ratios], ""]
     if comparison.skipped:
         sections += ["## Not measured on this machine", "", "| target precision | why |",
                      "|---|---|"]

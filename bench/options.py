@@ -42,6 +42,8 @@ class MeasureOptions:
         word_agreement: also decode every clip with word timestamps, once, and compare
             each row's word starts with faster-whisper's ``word_timestamps=True`` (the
             word-gap columns; needs a faster-whisper row).
+        peers: other tools' rows (``bench.peers.PEERS``, or "all"), each run as its users
+            run it on the same checkpoint.
     """
 
     manifest: Path
@@ -60,8 +62,12 @@ class MeasureOptions:
     condition_on_previous_text: bool = True
     start_error: bool = True
     word_agreement: bool = False
+    peers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from bench.peers import check_peers
+
+        object.__setattr__(self, "peers", check_peers(tuple(self.peers)))
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise OptionError(f"--batch-sizes must be >= 1, got {list(self.batch_sizes)}")
         if self.limit is not None and self.limit < 1:

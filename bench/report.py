@@ -52,8 +52,7 @@ def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
         ("RTFx b1", lambda r: fmt(r.rtfx_b1)),
         ("b1 range", lambda r: _range(r.rtfx_b1_rounds)),
     ]
-    cols += [(f"RTFx b{b}", lambda r, b=b: fmt(r.rtfx_batched.get(b, float("nan"))))
-             for b in batch_sizes if b > 1]
+    cols += [(f"RTFx b{b}", lambda r, b=b: _batched(r, b)) for b in batch_sizes if b > 1]
     if len(batch_sizes) > 2:
         cols.append(("best RTFx (batch)", _best))
     cols += [
@@ -79,6 +78,13 @@ def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
                  ("word gap p90 ms", lambda r: _word_cell(r, r.word_p90_ms)),
                  ("words matched %", lambda r: _word_cell(r, 100 * r.words_matched, 1))]
     return cols
+
+
+def _batched(row: Row, size: int) -> str:
+    """A batched RTFx, marked "seq" where the runtime ran the batch's windows one after
+    another (no batch API): not a batched figure, and not shown as one."""
+    cell = fmt(row.rtfx_batched.get(size, float("nan")))
+    return f"{cell} seq" if row.sequential_batches and cell != "—" else cell
 
 
 def _word_cell(row: Row, value: float, digits: int = 0) -> str:
@@ -139,8 +145,17 @@ def settings(run: dict) -> str:
         f"- threads: numpy's BLAS runs on one thread during pre-processing, for every system "
         f"including faster-whisper (runtimes.features.single_threaded_blas: its spinning "
         f"threads would otherwise take the runtime's cores)\n"
+        f"{_seq_line(run)}"
         f"- command: `{run['command']}`{notes}"
     )
+
+
+def _seq_line(run: dict) -> str:
+    if not run.get("sequential_rows"):
+        return ""
+    return (f"- seq: {', '.join(run['sequential_rows'])} ran each batch's windows one after "
+            f"another (no batch API): its batched RTFx is sequential decoding at that batch "
+            f"size, not batching\n")
 
 
 def _long_form(decoding: dict) -> str:

@@ -65,6 +65,8 @@ class Row:
     words_matched: float = float("nan")  # share of the row's words found in the reference
     word_reference: bool = False  # this row's words are the reference
     export_s: float = float("nan")  # filled in by the comparison script
+    sequential_batches: bool = False  # its batched RTFx is windows one after another
+    peer: bool = False  # another tool used as its users use it, not a toolkit artifact
     device: str = "cpu"
     cpu: str = ""  # the CPU and its int8/bf16-relevant features (runtimes.cpu), where it ran
     backend: str = ""  # where the model ran (ONNX: the execution providers that ran)
@@ -174,6 +176,7 @@ def to_row(spec: SystemSpec, m: dict, clips: list[Clip],
         tokens=m["tokens"], device=m["device"], cpu=m.get("cpu", ""),
         backend=m.get("backend", ""), vram_b1_mb=m.get("vram_b1_mb", float("nan")),
         vram_mb=m.get("vram_mb", float("nan")), vram_how=m.get("vram_how", ""),
+        sequential_batches=m.get("sequential_batches", False), peer=spec.peer,
     )
     scored = [(c, t) for c, t in zip(clips, m["texts"]) if c.reference is not None]
     if scored:
@@ -232,7 +235,8 @@ def run(
     for row in rows:
         if baseline is not None and not row.error:
             row.delta_wer = row.wer - baseline.wer
-            row.token_agreement = token_agreement(baseline.tokens, row.tokens)
+            if not row.peer:  # peers give text only
+                row.token_agreement = token_agreement(baseline.tokens, row.tokens)
     return rows
 
 

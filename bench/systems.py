@@ -30,6 +30,8 @@ class SystemSpec:
         path: artifact / model directory.
         precision: compute precision override (None = the artifact's own).
         baseline: whether ΔWER is measured against this row.
+        peer: another tool, run as its own users run it (``bench.peers``); the
+            recommendation considers toolkit artifacts only.
     """
 
     name: str
@@ -37,6 +39,7 @@ class SystemSpec:
     path: str
     precision: str | None = None
     baseline: bool = False
+    peer: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +54,9 @@ class System(Protocol):
     precision: str
     batching: bool
     backend: str  # where it ran, e.g. "CUDAExecutionProvider, CPUExecutionProvider"
+    #: A batch's windows run one after another (no batch API, e.g. whisper.cpp): its
+    #: batched figures are sequential decoding and the report marks them so.
+    sequential_batches: bool
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]: ...
 
@@ -78,6 +84,7 @@ class ToolkitSystem:
         self.runtime_name = self._model.runtime.format
         self.precision = self._model.runtime.precision
         self.backend = self._model.runtime.backend
+        self.sequential_batches = self._model.runtime.sequential_batches
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
         eot = self._model.tokenizer.eot  # text ids only: timestamps (sequential) left out
@@ -85,7 +92,12 @@ class ToolkitSystem:
                 for t in self._model.transcribe(audio, batch_size=batch_size)]
 
     def segment_starts(self, audio: list[np.ndarray], batch_size: int) -> list[list[float]]:
-        stamped = self._with(timestamps=True)
+        from runtimes.errors import OptionError
+
+        try:
+            stamped = self._with(timestamps=True)
+        except OptionError:  # a runtime that decodes text only (whisper.cpp): no column
+            return []
         return [[s.start for s in t.segments] for t in stamped.transcribe(audio, batch_size)]
 
     def word_starts(self, audio: list[np.ndarray],
@@ -109,6 +121,7 @@ class FasterWhisperSystem:
 
     runtime_name = "faster-whisper"
     batching = False
+    sequential_batches = False
 
     def __init__(self, spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions):
         from faster_whisper import WhisperModel
@@ -225,4 +238,8 @@ KINDS = {"toolkit": ToolkitSystem, "faster-whisper": FasterWhisperSystem,
 
 
 def open_system(spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions) -> System:
+    if spec.peer:  # another tool's own API (bench.peers), imported only for its rows
+        from bench import peers
+
+        return peers.KINDS[spec.kind](spec, runtime, decoding)
     return KINDS[spec.kind](spec, runtime, decoding)

@@ -49,6 +49,7 @@ class Measurement:
     backend: str = ""
     starts: list[list[float]] = field(default_factory=list)  # segment starts, timestamp pass
     words: list | None = None  # (word, start) of each clip, word pass; None: cannot align
+    sequential_batches: bool = False  # batched passes ran each batch's windows one by one
 
 
 def _progress(items, desc: str):
@@ -89,6 +90,9 @@ def measure(job: dict) -> Measurement:
         if not system.batching:
             notes.append(f"batch {size}: not offered by {system.runtime_name}")
             continue
+        if system.sequential_batches:
+            notes.append(f"batch {size}: {system.runtime_name} has no batch API; each batch's "
+                         f"windows ran one after another")
         start = time.perf_counter()
         for i in _progress(range(0, len(audio), size), f"{spec.name} batch {size}"):
             system.transcribe(audio[i : i + size], size)
@@ -106,7 +110,7 @@ def measure(job: dict) -> Measurement:
         [tokens for _, tokens in outputs], idle, peak_b1, peak,
         system.batching, notes, runtime.device, cpu_info().label(), vram_b1,
         vram_max, vram.how if vram else "", system.backend,
-        starts, words,
+        starts, words, system.sequential_batches,
     )
 
 

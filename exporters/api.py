@@ -200,6 +200,8 @@ def export(
     _check_output(output, force)
     log(f"[1/4] resolving source {model}")
     source = sources.resolve(model)
+    if reason := target.unsupported(source.hf_dir):
+        raise OptionError(reason)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -106,9 +106,10 @@ def _run(args: argparse.Namespace) -> int:
     result = export(args.model, options, args.output, args.force, parity_clip(args.parity_audio),
                     args.bundle)
     m = result.manifest
+    rel = m.parity["encoder_rel_error"]
     print(f"exported {args.model} -> {result.path} ({m.format} {m.precision}, "
           f"{m.total_bytes / 1e6:.1f} MB, parity: encoder rel. error "
-          f"{m.parity['encoder_rel_error']:.2g}, token agreement "
+          f"{'not exposed' if rel is None else f'{rel:.2g}'}, token agreement "
           f"{m.parity['token_agreement']:.0%}) in {result.seconds:.1f} s; manifest digest "
           f"{manifest_digest(result.path)} (pin it with --expect-digest)")
     return 0

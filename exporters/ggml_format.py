@@ -1,38 +1,25 @@
-"""Write (and read back) whisper.cpp's ggml model file from transformers Whisper weights.
+"""Write whisper.cpp's ggml model file from transformers Whisper weights.
 
-The layout is the one ``whisper_model_load`` reads (whisper.cpp ``src/whisper.cpp``, and
-its ``models/convert-h5-to-ggml.py``): int32 magic ``ggml``, eleven int32 hyper-parameters
-(the last the file type), the mel filters (n_mel x n_fft float32), the vocabulary (count,
-then each token's bytes with their length), then each tensor: int32 n_dims, name length,
-ggml type, the dimensions innermost first, the name, the data. whisper.cpp fixes each
-tensor's type: float32 for 1-D tensors, the conv biases and the positional embeddings; the
-conv kernels float16 (float32 in a float32 file); every other matrix the file's type,
+The layout is ``runtimes.ggml_file``'s (the reader, below both layers). whisper.cpp fixes
+each tensor's type: float32 for 1-D tensors, the conv biases and the positional embeddings;
+the conv kernels float16 (float32 in a float32 file); every other matrix the file's type,
 quantised in 32-value blocks for the q types (by the ``gguf`` package's numpy quantisers,
-llama.cpp's own, not by hand). The k-quants need rows divisible by 256, which tiny's 384
-is not, so they are not offered.
-
-This module is the format only; the ``ggml`` export target and the whisper.cpp runtime
-build on it (project issue 18).
+llama.cpp's own, not by hand). The k-quants need rows divisible by 256, which tiny's 384 is
+not, so they are not offered.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-MAGIC = 0x67676D6C  # "ggml"
-#: ggml_type ids of the tensor types written here.
-GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8}
-_KIND_NAMES = {v: k for k, v in GGML_TYPES.items()}
-#: The file's ggml_ftype per type (whisper.cpp picks the matrices' type from it).
-FILE_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9}
-QUANTISED = ("q8_0", "q5_0", "q5_1", "q4_0", "q4_1")
-QNT_VERSION = 2 * 1000  # GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR, added for q types
+from runtimes.ggml_file import FILE_TYPES, GGML_TYPES, MAGIC, QNT_VERSION_FACTOR, QUANTISED
+
+QNT_VERSION = 2 * QNT_VERSION_FACTOR  # GGML_QNT_VERSION 2, added to q types' file type
 
 #: transformers module names -> whisper.cpp's (openai/whisper's) names.
 _NAMES = {
@@ -53,21 +40,6 @@ _TOP_NAMES = {
 }
 _FLOAT32 = ("encoder.conv1.bias", "encoder.conv2.bias", "encoder.positional_embedding",
             "decoder.positional_embedding")
-
-
-class GGMLFormatError(ValueError):
-    """The file is not a whisper.cpp ggml model this reader understands."""
-
-
-@dataclass(frozen=True)
-class GGMLModel:
-    """A ggml file's content: hyper-parameters, filters, vocabulary and raw tensors
-    (``tensors[name] = (ggml type id, numpy shape, bytes)``)."""
-
-    hparams: tuple[int, ...]
-    filters: np.ndarray
-    vocab: list[bytes]
-    tensors: dict[str, tuple[int, tuple[int, ...], bytes]]
 
 
 def ggml_name(hf_name: str) -> str | None:
@@ -168,48 +140,3 @@ def _bytes_to_unicode() -> dict[int, str]:
             chars.append(256 + extra)
             extra += 1
     return dict(zip(printable, map(chr, chars)))
-
-
-def _bytes_per_row(kind: str, row: int) -> int:
-    if kind in ("f32", "f16"):
-        return row * (4 if kind == "f32" else 2)
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
-    block, size = GGML_QUANT_SIZES[GGMLQuantizationType[kind.upper()]]
-    return row // block * size
-
-
-def read_ggml(path: Path) -> GGMLModel:
-    """Parse a ggml file written by :func:`write_ggml` (or whisper.cpp's converters)."""
-    with open(path, "rb") as f:
-        magic, *hparams = struct.unpack("<12i", f.read(48))
-        if magic != MAGIC:
-            raise GGMLFormatError(f"{path} is not a ggml file (magic {magic:#x})")
-        n_mel, n_fft = struct.unpack("<2i", f.read(8))
-        filters = np.frombuffer(f.read(4 * n_mel * n_fft), "<f4").reshape(n_mel, n_fft)
-        (n_vocab,) = struct.unpack("<i", f.read(4))
-        vocab = []
-        for _ in range(n_vocab):
-            (length,) = struct.unpack("<i", f.read(4))
-            vocab.append(f.read(length))
-        tensors = {}
-        while header := f.read(12):
-            ndim, length, kind = struct.unpack("<3i", header)
-            shape = tuple(reversed(struct.unpack(f"<{ndim}i", f.read(4 * ndim))))
-            name = f.read(length).decode()
-            rows = int(np.prod(shape[:-1])) if ndim > 1 else 1
-            data = f.read(rows * _bytes_per_row(_KIND_NAMES[kind], shape[-1]))
-            tensors[name] = (kind, shape, data)
-    return GGMLModel(tuple(hparams), filters, vocab, tensors)
-
-
-def decode_tensor(kind: int, shape: tuple[int, ...], data: bytes) -> np.ndarray:
-    """A tensor of :func:`read_ggml` as float32 (q types dequantised)."""
-    name = _KIND_NAMES[kind]
-    if name in ("f32", "f16"):
-        return np.frombuffer(data, "<f4" if name == "f32" else "<f2").astype(np.float32).reshape(shape)
-    from gguf import GGMLQuantizationType
-    from gguf.quants import dequantize
-
-    raw = np.frombuffer(data, np.uint8).reshape(*shape[:-1], -1)
-    return dequantize(raw, GGMLQuantizationType[name.upper()]).reshape(shape)

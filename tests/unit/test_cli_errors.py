@@ -113,11 +113,15 @@ def test_transcribe_cli_refuses_bad_fallback_settings(args, message, capsys, tmp
 
 
 def test_every_target_exports_word_timestamps_and_tensorrt_needs_its_gpu(capsys, tmp_path):
-    """Every target can add what word timestamps need (CTranslate2 artifacts always have
-    it); TensorRT still fails before any work where there is no GPU."""
+    """Every target but ggml can add what word timestamps need (CTranslate2 artifacts
+    always have it; whisper.cpp's API gives no cross-attention here, and the export says
+    so); TensorRT still fails before any work where there is no GPU."""
     from exporters import registry
 
-    assert all(registry.get(name).aligns for name in registry.names())
+    assert [name for name in registry.names() if not registry.get(name).aligns] == ["ggml"]
+    code = main(["whisper", "--to", "ggml", "--word-timestamps", "-o", str(tmp_path / "g")])
+    assert code == 2 and not (tmp_path / "g").exists()
+    assert "--word-timestamps is not available for ggml exports" in capsys.readouterr().err
     code = main(["whisper", "--to", "tensorrt", "--word-timestamps", "-o", str(tmp_path / "o")])
     assert code == 2 and not (tmp_path / "o").exists()
     assert "builds engines for an NVIDIA GPU" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 # what scripts/setup.sh installs
-EXTRAS = ("dev", "base", "onnx", "openvino", "serve", "ray", "ggml", "plots")
+EXTRAS = ("dev", "base", "onnx", "openvino", "serve", "ray", "ggml", "peers", "plots")
 
 
 def _locked() -> dict[str, str]:
