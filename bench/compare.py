@@ -124,7 +124,7 @@ def recommend(rows: list[Row], artifacts: set[str], max_wer_delta: float) -> str
     batched = f", {rtfx:.1f} at batch {size}" if size > 1 else ""
     faster = [r.name for r in rows if r.peer and not r.error and r.rtfx_b1 > best.rtfx_b1
               and not math.isnan(r.delta_wer) and 100 * r.delta_wer <= max_wer_delta]
-    peers = f" Faster at batch 1 within the same WER: peer {', '.join(faster)}." if faster else ""
+    peers = f" Faster at batch 1 within the same WER: {', '.join(faster)}." if faster else ""
     return (f"Fastest artifact within {max_wer_delta:g} WER points of the baseline on this "
             f"machine: **{best.name}** ({best.precision}): RTFx {best.rtfx_b1:.1f} at batch 1"
             f"{batched}, WER {100 * best.wer:.2f}% ({100 * best.delta_wer:+.2f} pts), "

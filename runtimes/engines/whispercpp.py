@@ -107,8 +107,8 @@ class WhisperCppRuntime(WhisperRuntime):
                                              ("temperature fallback", options.fallback),
                                              ("word timestamps", options.word_timestamps)) if on]
         if unsupported:
-            raise OptionError(f"{unsupported[0]} are not available for ggml (whisper.cpp) "
-                              f"artifacts here: they decode text at temperature 0 only")
+            raise OptionError(f"{unsupported[0]}: not available for ggml (whisper.cpp) "
+                              f"artifacts here, which decode text at temperature 0 only")
 
     def decode(self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions,
                temperature: float = 0.0, seeds: list[int] | None = None) -> list[Decoded]:

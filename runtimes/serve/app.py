@@ -246,12 +246,29 @@ def _parse(form, engine: ServeEngine, task: str, max_subtitle_s: float | None) -
         engine.check_language(language, task)
     except ToolkitError as exc:
         raise ApiError(400, str(exc), "invalid_value", "language") from None
+    _check_decoding(engine, response_format, float(temperature))
     return {"file": upload, "language": language, "prompt": _field(form, "prompt"),
             "response_format": response_format, "temperature": float(temperature),
             # subtitles and verbose_json get Whisper's own segments (timestamp tokens)
             "timestamps": response_format in ("srt", "vtt", "verbose_json"),
             "words": "word" in granularities or (
                 max_subtitle_s is not None and response_format in ("srt", "vtt"))}
+
+
+def _check_decoding(engine: ServeEngine, response_format: str, temperature: float) -> None:
+    """400 before any audio is decoded for what the artifact's runtime cannot decode (a
+    whisper.cpp artifact decodes text at temperature 0 only)."""
+    from dataclasses import replace
+
+    runtime, options = engine.transcriber.runtime, engine.transcriber.options
+    wanted = replace(options, timestamps=response_format in ("srt", "vtt", "verbose_json"),
+                     temperature=temperature if temperature > 0 else options.temperature)
+    try:
+        runtime.check_decoding(wanted)
+    except ToolkitError as exc:
+        field = "temperature" if temperature > 0 and "timestamps" not in str(exc) else \
+            "response_format"
+        raise ApiError(400, str(exc), "invalid_value", field) from None
 
 
 def _install_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:

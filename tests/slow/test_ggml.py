@@ -105,3 +105,28 @@ def test_what_whisper_cpp_cannot_do_is_refused_before_any_work(f16_artifact, tin
         export(str(tiny_random), ExportOptions("ggml", threads=2), tmp_path / "random",
                log=lambda _: None)
     assert not (tmp_path / "random").exists()
+
+
+def test_served_with_the_openai_api(f16_artifact, jfk):
+    """The real server on a ggml artifact: windows joined per batch; what whisper.cpp
+    cannot decode is a 400 naming the field before any audio is decoded."""
+    import httpx
+
+    from runtimes.serve.launch import start_server
+
+    with runtimes.load(f16_artifact, runtimes.RuntimeOptions(threads=2)) as model:
+        expected = model.transcribe([jfk])[0].text
+    with start_server(f16_artifact, "--threads", "2") as server:
+        def post(**fields):
+            return httpx.post(server.url + "/v1/audio/transcriptions", timeout=120,
+                              data={"model": "whisper-1", **fields},
+                              files={"file": (jfk.name, jfk.read_bytes())})
+
+        assert post().json()["text"] == expected
+        for fields, field in (({"response_format": "srt"}, "response_format"),
+                              ({"temperature": "0.4"}, "temperature")):
+            response = post(**fields)
+            assert response.status_code == 400, response.text
+            error = response.json()["error"]
+            assert error["param"] == field and "not available for ggml" in error["message"]
+        assert "per batch" in server.log()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.compare import plan, recommend
+from bench.compare import peer_ratios, plan, recommend
 from bench.metrics import repeated_ngram_clips, token_agreement
 from bench.plots import pareto_front
 from bench.runner import Row
@@ -47,6 +47,30 @@ def test_recommendation_is_the_fastest_artifact_within_the_budget():
     assert "**onnx int4**" in recommend(rows, artifacts, 2.0)
     assert recommend(rows, {"onnx int4"}, 0.5).startswith("No artifact")
     assert "at batch 1, WER" in recommend(rows, {"onnx int8"}, 0.5)  # no batched figure
+
+
+def test_peers_are_never_recommended_but_a_faster_one_is_named_and_compared():
+    rows = [_row("pytorch float32", 0.058, 0.0, 9.0), _row("onnx int8", 0.050, -0.008, 26.0),
+            _row("ctranslate2 int8_float32", 0.058, 0.0, 20.0),
+            _row("peer whisper.cpp q8_0", 0.058, 0.0, 13.0),
+            _row("peer optimum-openvino int8", 0.059, 0.001, 30.0)]
+    rows[0].runtime = "transformers"
+    rows[3].peer = rows[4].peer = True
+    text = recommend(rows, {"onnx int8", "ctranslate2 int8_float32"}, 0.5)
+    assert "**onnx int8**" in text
+    assert text.endswith("Faster at batch 1 within the same WER: peer optimum-openvino int8.")
+    assert peer_ratios(rows) == [
+        "onnx int8 (RTFx b1 26.0, WER 5.00%) is 2.00x peer whisper.cpp q8_0 (RTFx b1 13.0, "
+        "WER 5.80%)",
+        "onnx int8 (RTFx b1 26.0, WER 5.00%) is 0.87x peer optimum-openvino int8 (RTFx b1 "
+        "30.0, WER 5.90%)"]
+
+
+def test_plan_offers_every_ggml_type_whisper_cpp_runs():
+    pytest.importorskip("_pywhispercpp", reason="the 'ggml' extra is not installed")
+    variants = {v.name: v for v in plan("cpu", ["ggml"])}
+    assert sorted(variants) == sorted(f"ggml {t}" for t in
+                                      ("f16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_1"))
 
 
 def test_corpus_token_agreement_weights_clips_by_length():
