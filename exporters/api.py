@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -145,7 +145,8 @@ def _remove_stale(output: Path, log: Callable[[str], None]) -> None:
     """Partial and swapped-out directories that exports to ``output`` left when they were
     killed (SIGKILL leaves them): removed, and said so. Each name carries its export's
     process id, so one still running is left alone."""
-    for prefix in (f".{output.name}.partial-", f".{output.name}.old-"):
+    for prefix in (f".{output.name}.partial-", f".{output.name}.compressed-",
+                   f".{output.name}.old-"):
         for stale in output.parent.glob(f"{glob.escape(prefix)}*"):
             pid = stale.name[len(prefix):].split("-")[0]
             if stale.is_dir() and not _alive(pid):
@@ -200,6 +201,11 @@ def export(
     _check_output(output, force)
     log(f"[1/4] resolving source {model}")
     source = sources.resolve(model)
+    steps = options.compression_steps()
+    if steps:
+        from exporters.compress import check_steps
+
+        check_steps(steps, source.hf_dir)
     if reason := target.unsupported(source.hf_dir):
         raise OptionError(reason)
     try:
@@ -213,14 +219,28 @@ def export(
     except OSError as exc:  # a read-only folder, no space left for even a directory
         raise ExportError(f"cannot write in {output.parent}: {exc.strerror or exc}") from exc
     tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
+    compressed_dir = tmp.with_name(tmp.name.replace(".partial-", ".compressed-", 1))
+    compression: dict = {}
     try:
+        original = source
+        if steps:
+            from exporters.compress import compress
+
+            log(f"[2/4] compressing: {' then '.join(map(str, steps))}")
+            with _step(f"compressing {source.spec}"):
+                compression = compress(source.hf_dir, steps, compressed_dir)
+            source = replace(source, hf_dir=compressed_dir)
         log(f"[2/4] converting to {target.name} {precision}")
         with _step(f"converting {source.spec} to {target.name} {precision}"):
             target.convert(source, tmp, precision, options)
             _copy_shared_files(source.hf_dir, tmp)
-        log("[3/4] checking parity with the PyTorch fp32 reference")
+        log("[3/4] checking parity with the PyTorch fp32 reference"
+            + (" (the compressed model; then the uncompressed one, reported)" if steps else ""))
         with _step("the parity check"):
             parity = _parity(source, target, tmp, precision, options, parity_audio)
+            if steps:
+                compression["vs_uncompressed"] = _cost(original, target, tmp, precision,
+                                                       options, parity_audio)
         if bundle:
             with _step("writing the serving bundle"):
                 write_bundle(tmp, target, options.device)
@@ -229,9 +249,11 @@ def export(
             family=FAMILY, model=_model_info(source.hf_dir), source=source.to_dict(),
             options={"target": target.name, "requested_precision": options.precision,
                      "batch_invariant": target.batch_invariant(precision),
-                     **calibration, **tuning},
+                     **calibration, **tuning,
+                     **({"compress": [str(s) for s in steps]} if steps else {})},
             files=describe_files(tmp), versions=_package_versions(target),
             parity=parity.to_dict(), created=datetime.now(timezone.utc).isoformat(),
+            extra={"compression": compression} if compression else {},
         )
         log(f"[4/4] writing {output}")
         with _step(f"writing {output}"):  # a full disk or a read-only target: one line
@@ -239,6 +261,7 @@ def export(
             _replace(tmp, output, force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(compressed_dir, ignore_errors=True)
     return ExportResult(output, manifest, time.perf_counter() - started)
 
 
@@ -269,6 +292,24 @@ def _int8_kernels(target: Target, precision: str, options: ExportOptions) -> dic
         raise OptionError(f"--int8-kernels applies to onnx int8 and int4; {target.name} "
                           f"{precision} does not depend on it")
     return {}
+
+
+def _cost(source, target: Target, model_dir: Path, precision: str, options: ExportOptions,
+          parity_audio: Path | None) -> dict:
+    """What compression cost against the uncompressed reference on the parity clip (the
+    same measures as the parity check, reported, never failed on)."""
+    from exporters.targets.base import ParityTolerance
+
+    runtime_options = RuntimeOptions(options.device, target.parity_precision(precision),
+                                     options.threads, trust_code=True)
+    anything = ParityTolerance(encoder_rel_error=float("inf"), token_agreement=0.0)
+    with load_reference(source.hf_dir, options.threads) as reference, \
+            runtime_class(target.format)(model_dir, runtime_options) as candidate:
+        report = check_parity(reference, candidate, model_dir, anything,
+                              parity_audio or default_parity_audio())
+    return {"encoder_rel_error": report.encoder_rel_error,
+            "token_agreement": report.token_agreement,
+            "reference_text": report.reference_text, "artifact_text": report.artifact_text}
 
 
 def _parity(source, target: Target, model_dir: Path, precision: str,

@@ -39,6 +39,10 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--bundle", action="store_true",
                    help="add serve/: pinned requirements, Dockerfile and serve command")
+    p.add_argument("--compress", action="append", default=[], metavar="METHOD[:ARGS]",
+                   help="compress the model before converting it, repeatable, in order: "
+                   "prune-unstructured:SPARSITY[:l1|random], cluster:K, "
+                   "drop-decoder-layers:KEEP (see exporters/compress.py)")
     p.add_argument("--word-timestamps", action="store_true",
                    help="onnx, openvino, torchscript: also export an alignment graph (the "
                    "alignment heads' cross-attention, an fp32 copy of the decoder) so the "
@@ -100,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
 
     options = ExportOptions(args.to, args.precision, args.device, args.threads,
                             calibration.from_args(args), args.int8_kernels,
-                            args.word_timestamps)
+                            args.word_timestamps, tuple(args.compress))
     if args.parity_audio is not None and not args.parity_audio.is_file():
         raise ToolkitError(f"--parity-audio {args.parity_audio} is not a file")
     result = export(args.model, options, args.output, args.force, parity_clip(args.parity_audio),

@@ -40,6 +40,8 @@ class ExportOptions:
             of INT8_KERNELS (targets where it changes the weights: ``Target.tunes_int8``).
         word_timestamps: also export what word timestamps need, where the target has it
             (``Target.aligns``; CTranslate2 artifacts always can).
+        compress: ``--compress`` steps (``METHOD[:ARGS]``, see exporters.compress), applied
+            in order to the reference model before the target converts it.
     """
 
     target: str
@@ -49,8 +51,11 @@ class ExportOptions:
     calibration: CalibrationSet | None = None
     int8_kernels: str = "auto"
     word_timestamps: bool = False
+    compress: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "compress", tuple(self.compress))
+        self.compression_steps()  # a bad step fails here, before any work
         if self.device not in DEVICES:
             raise OptionError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
         if self.threads < 0:
@@ -58,6 +63,12 @@ class ExportOptions:
         if self.int8_kernels not in INT8_KERNELS:
             raise OptionError(f"int8 kernels {self.int8_kernels!r} is not one of: "
                               f"{', '.join(INT8_KERNELS)}")
+
+    def compression_steps(self) -> tuple:
+        """The parsed ``compress`` steps (exporters.compress.CompressionStep)."""
+        from exporters.compress import CompressionStep
+
+        return tuple(CompressionStep.parse(spec) for spec in self.compress)
 
     def resolved_int8_kernels(self) -> str:
         """"vnni" or "avx2": the option, or for "auto" what this machine's CPU has."""
