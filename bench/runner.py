@@ -90,8 +90,12 @@ class Row:
 
 
 def dir_size_mb(path: Path) -> float:
-    """Bytes of every file below ``path`` (a deployment's footprint), in MB (1e6)."""
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 1e6
+    """Bytes of every file below ``path`` (a deployment's footprint), or of the file
+    ``path`` (openai-whisper's checkpoint), in MB (1e6)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size / 1e6
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
 def environment(threads: int, device: str = "cpu") -> dict:
