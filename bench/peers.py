@@ -101,8 +101,8 @@ def _whisper_cpp(source, artifacts: dict[str, Path], out: Path) -> tuple[SystemS
     users pick for CPUs), else one exported here."""
     from runtimes.artifact import read_manifest
 
-    ggml = {read_manifest(p).precision: p for p in artifacts.values()
-            if read_manifest(p).format == "ggml"}
+    manifests = {p: read_manifest(p) for p in artifacts.values()}
+    ggml = {m.precision: p for p, m in manifests.items() if m.format == "ggml"}
     path = ggml.get("q8_0") or next(iter(ggml.values()), None)
     exported = path is None
     if exported:

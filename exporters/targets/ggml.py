@@ -31,7 +31,7 @@ class GGMLTarget(Target):
 
     def precision(self, requested: str | None, device: str) -> str:
         requested = _SHORTHAND.get(requested or "fp16", requested)
-        if requested == "f32" or requested == "fp32":
+        if requested in ("f32", "fp32"):
             raise OptionError("precision 'f32' is not offered by the ggml target: whisper.cpp "
                               "1.8.5 cannot run float32 ggml files on a CPU; accepted: "
                               f"{', '.join(PRECISIONS)}")
