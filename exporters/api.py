@@ -39,6 +39,7 @@ from runtimes.artifact import (
     write_manifest,
 )
 from runtimes.base import RuntimeOptions
+from runtimes.checkpoint import layer_shapes
 from runtimes.errors import OptionError, ToolkitError
 from runtimes.registry import runtime_class
 
@@ -77,6 +78,9 @@ def _model_info(hf_dir: Path) -> dict:
     config = json.loads((hf_dir / "config.json").read_text())
     info = {key: config[key] for key in _MODEL_KEYS if key in config}
     info["multilingual"] = is_multilingual(config.get("vocab_size", 0))
+    shapes = layer_shapes(hf_dir)
+    if shapes.pruned(config):  # the config's head counts and widths no longer say it
+        info["layer_shapes"] = shapes.to_dict()
     return info
 
 
@@ -206,6 +210,9 @@ def export(
         from exporters.compress import check_steps
 
         check_steps(steps, source.hf_dir)
+        for step in steps:
+            if step.reshapes and (reason := target.refuses_reshape(step.reshapes)):
+                raise OptionError(f"--compress {step}: {reason}")
     if reason := target.unsupported(source.hf_dir):
         raise OptionError(reason)
     try:

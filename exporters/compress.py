@@ -11,13 +11,17 @@ directory the target converts from, so every target exports it unchanged. Method
 - ``cluster:K``: per tensor, each weight of those layers replaced by the nearest of K
   centroids (1-D k-means, Lloyd's iterations from quantiles). Stored dequantised: no
   runtime here has palettised kernels, so again only the compressed size shrinks.
+- ``prune-heads:FRACTION`` and ``prune-ffn:FRACTION``: attention heads and feed-forward
+  channels removed with their weights (exporters.structured): a smaller model whose layers
+  differ in shape, which the graph targets and CTranslate2 (feed-forward only) hold and
+  whisper.cpp does not (it sizes every layer from one head count and 4 x d_model).
 - ``drop-decoder-layers:KEEP``: distil-whisper's student shape: KEEP decoder layers, spread
   from the first to the last (2 of 4: layers 0 and 3), without a distillation fine-tune
   (what is lost shows in the WER). The alignment heads of dropped layers are dropped and the
   others renumbered.
 
-Not built yet (project issue 19): ``prune-heads``, ``prune-ffn`` (every graph would have to
-take per-layer head counts and widths) and the ``--distill`` fine-tune.
+Not built yet (project issue 19): importance from calibration audio (magnitude only) and
+the ``--distill`` fine-tune.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from pathlib import Path
 
 from runtimes.errors import OptionError
 
-METHODS = ("prune-unstructured", "cluster", "drop-decoder-layers")
+METHODS = ("prune-unstructured", "prune-heads", "prune-ffn", "cluster", "drop-decoder-layers")
+#: what a method changes in the layers' shapes (the targets that cannot hold it refuse it)
+RESHAPES = {"prune-heads": "heads", "prune-ffn": "ffn"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class CompressionStep:
         parts = args.split(":") if args else []
         usage = {"prune-unstructured": "prune-unstructured:SPARSITY[:l1|random], SPARSITY in "
                                        "0..1 (e.g. 0.5)",
+                 "prune-heads": "prune-heads:FRACTION, FRACTION in 0..1 (e.g. 0.25)",
+                 "prune-ffn": "prune-ffn:FRACTION, FRACTION in 0..1 (e.g. 0.25)",
                  "cluster": "cluster:K, K an integer in 2..256",
                  "drop-decoder-layers": "drop-decoder-layers:KEEP, KEEP an integer >= 1"}
         if method not in METHODS:
@@ -63,6 +71,7 @@ class CompressionStep:
             how = parts[1] if len(parts) > 1 else ("l1" if method == "prune-unstructured" else "")
             ok = len(parts) <= (2 if method == "prune-unstructured" else 1) and {
                 "prune-unstructured": 0 < amount < 1 and how in ("l1", "random"),
+                "prune-heads": 0 < amount < 1, "prune-ffn": 0 < amount < 1,
                 "cluster": amount.is_integer() and 2 <= amount <= 256,
                 "drop-decoder-layers": amount.is_integer() and amount >= 1}[method]
         except (IndexError, ValueError):
@@ -70,6 +79,11 @@ class CompressionStep:
         if not ok:
             raise OptionError(f"--compress {spec!r}: expected {usage[method]}")
         return cls(method, amount, how)
+
+    @property
+    def reshapes(self) -> str | None:
+        """"heads" or "ffn" where the step changes layers' shapes, else None."""
+        return RESHAPES.get(self.method)
 
     def __str__(self) -> str:
         amount = f"{self.amount:g}"
@@ -162,21 +176,34 @@ def check_steps(steps: tuple[CompressionStep, ...], hf_dir: Path) -> None:
             layers = int(step.amount)
 
 
-_APPLY = {"prune-unstructured": _prune, "cluster": _cluster,
-          "drop-decoder-layers": _drop_decoder_layers}
+def _prune_heads(model, step: CompressionStep) -> None:
+    from exporters.structured import prune_heads
+
+    prune_heads(model, step.amount)
+
+
+def _prune_ffn(model, step: CompressionStep) -> None:
+    from exporters.structured import prune_ffn
+
+    prune_ffn(model, step.amount)
+
+
+_APPLY = {"prune-unstructured": _prune, "prune-heads": _prune_heads, "prune-ffn": _prune_ffn,
+          "cluster": _cluster, "drop-decoder-layers": _drop_decoder_layers}
 
 
 def compress(hf_dir: Path, steps: tuple[CompressionStep, ...], out_dir: Path) -> dict:
     """Apply ``steps`` to the checkpoint in ``hf_dir``; write the result (weights, config,
     generation config, tokenizer and feature-extractor files) to ``out_dir``; return what
-    the manifest records: the steps, the real sparsity of the compressed layers' weights
-    and their zlib-compressed size against the uncompressed model's."""
+    the manifest records: the steps, the real sparsity of the compressed layers' weights,
+    parameters and zlib-compressed size against the uncompressed model's, and the per-layer
+    heads and widths where a step changed them."""
     import shutil
 
-    from transformers import WhisperForConditionalGeneration
+    from runtimes.checkpoint import LayerShapes, load_whisper
 
-    model = WhisperForConditionalGeneration.from_pretrained(hf_dir).eval()
-    before = _packed_bytes(model)
+    model = load_whisper(hf_dir)
+    before, parameters = _packed_bytes(model), _parameters(model)
     for step in steps:
         _APPLY[step.method](model, step)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -187,11 +214,20 @@ def compress(hf_dir: Path, steps: tuple[CompressionStep, ...], out_dir: Path) ->
     weights = [m.weight.detach() for _, m in _layer_linears(model)]
     zeros = sum(int((w == 0).sum()) for w in weights)
     total = sum(w.numel() for w in weights)
-    return {"steps": [str(s) for s in steps],
+    info = {"steps": [str(s) for s in steps],
             "layer_sparsity": round(zeros / max(total, 1), 4),
             "decoder_layers": model.config.decoder_layers,
+            "parameters": _parameters(model), "uncompressed_parameters": parameters,
             "compressed_weight_bytes": _packed_bytes(model),
             "uncompressed_model_compressed_bytes": before}
+    if any(step.reshapes for step in steps):
+        info["layer_shapes"] = LayerShapes.of_model(model).to_dict()
+    return info
+
+
+def _parameters(model) -> int:
+    """Parameters stored once (the tied output projection is the token embedding)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def _packed_bytes(model) -> int:

@@ -21,8 +21,10 @@ from runtimes.errors import ArtifactError
 MANIFEST = "artifact.json"
 SCHEMA_VERSION = 1
 GRAPH_SPEC = "graph.json"
-#: graph.json's version; files written before it had one read as version 0.
-GRAPH_SPEC_VERSION = 1
+#: graph.json's version; files written before it had one read as version 0. 2: per-layer
+#: head counts (pruned models), which a version-1 reader would ignore and then feed caches
+#: of the wrong shape, so it refuses version 2 instead.
+GRAPH_SPEC_VERSION = 2
 #: Multilingual Whisper vocabularies have 51865 tokens (large-v3: 51866), English-only 51864.
 MULTILINGUAL_VOCAB = 51865
 FAMILY = "whisper"
@@ -153,6 +155,8 @@ class GraphSpec:
     Attributes:
         n_mels, n_layers, n_heads, d_model, vocab_size: the model's shapes (decoder
             layers and heads: the caches' shapes).
+        decoder_heads, cross_heads: per decoder layer, the self- and cross-attention heads
+            where pruning made them differ from ``n_heads`` (None: every layer has n_heads).
         precision: the precision the weights were exported in, e.g. "int8".
         languages: language code -> token id (empty for English-only models).
         cache_lengths: the decoder step takes per-row cache lengths (the server's
@@ -184,12 +188,24 @@ class GraphSpec:
     trt_identity: dict[str, str] = field(default_factory=dict)
     max_batch: int | None = None
     max_prompt: int | None = None
+    decoder_heads: list[int] | None = None
+    cross_heads: list[int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     version: int = GRAPH_SPEC_VERSION
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
+
+    def heads_of(self, name: str) -> int:
+        """Heads of the cache tensor ``name`` (past_/present_/cross_ key/value _LAYER)."""
+        layer = int(name.rsplit("_", 1)[1])
+        per_layer = self.cross_heads if name.startswith("cross") else self.decoder_heads
+        return per_layer[layer] if per_layer else self.n_heads
+
+    def kv_shape(self, name: str, batch: int, length: int) -> tuple[int, int, int, int]:
+        """(batch, heads, length, head size) of the cache tensor ``name``."""
+        return (batch, self.heads_of(name), length, self.head_dim)
 
     @property
     def multilingual(self) -> bool:

@@ -79,8 +79,11 @@ class GraphRuntime(WhisperRuntime):
             return np.full(len(tokens), cache[0].shape[2], np.int64)
         return np.asarray(lengths, np.int64)
 
-    def _cache_shape(self, batch: int) -> tuple[int, int, int, int]:
-        return (batch, self._spec.n_heads, 0, self._spec.head_dim)
+    def _cache_shapes(self, batch: int) -> list[tuple[int, int, int, int]]:
+        """The empty self-attention caches' shapes, in the decoder's input order (layers
+        may differ in heads: a pruned model's)."""
+        return [self._spec.kv_shape(name, batch, 0) for name in self._spec.input_names()
+                if name.startswith("past")]
 
     def concat(self, parts: list) -> object:
         """Cross caches of consecutive chunks joined (numpy; torch engines override)."""

@@ -19,22 +19,30 @@ from runtimes.artifact import GraphSpec
 
 
 def load_model(hf_dir):
-    """The fp32 transformers model every graph target traces, in eval mode."""
-    from transformers import WhisperForConditionalGeneration
+    """The fp32 transformers model every graph target traces, in eval mode (pruned layers
+    included: runtimes.checkpoint)."""
+    from runtimes.checkpoint import load_whisper
 
-    return WhisperForConditionalGeneration.from_pretrained(hf_dir).eval()
+    return load_whisper(hf_dir)
 
 
 def spec_of(model) -> GraphSpec:
+    """The graphs' spec; per-layer head counts only where pruning made them differ."""
     c = model.config
+    layers = model.model.decoder.layers
+    heads = [layer.self_attn.num_heads for layer in layers]
+    cross = [layer.encoder_attn.num_heads for layer in layers]
+    uniform = set(heads + cross) == {c.decoder_attention_heads}
     return GraphSpec(c.num_mel_bins, c.decoder_layers, c.decoder_attention_heads, c.d_model,
-                     c.vocab_size)
+                     c.vocab_size, decoder_heads=None if uniform else heads,
+                     cross_heads=None if uniform else cross)
 
 
-def _heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """(B, T, D) -> (B, H, T, D/H)."""
-    b, t, d = x.shape
-    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
+def _heads(x: torch.Tensor, attention) -> torch.Tensor:
+    """(B, T, H*Dh) -> (B, H, T, Dh), H the attention module's own head count (pruning may
+    leave layers with different counts)."""
+    b, t, _ = x.shape
+    return x.view(b, t, attention.num_heads, attention.head_dim).transpose(1, 2)
 
 
 def _merge(x: torch.Tensor) -> torch.Tensor:
@@ -50,14 +58,12 @@ class EncoderGraph(nn.Module):
         super().__init__()
         self.encoder = model.model.encoder
         self.cross = nn.ModuleList(layer.encoder_attn for layer in model.model.decoder.layers)
-        self.n_heads = model.config.decoder_attention_heads
 
     def forward(self, input_features: torch.Tensor) -> tuple[torch.Tensor, ...]:
         hidden = self.encoder(input_features).last_hidden_state
         out = [hidden]
         for attn in self.cross:
-            out += [_heads(attn.k_proj(hidden), self.n_heads),
-                    _heads(attn.v_proj(hidden), self.n_heads)]
+            out += [_heads(attn.k_proj(hidden), attn), _heads(attn.v_proj(hidden), attn)]
         return tuple(out)
 
 
@@ -80,8 +86,7 @@ class DecoderStepGraph(nn.Module):
         self.vocab_major = vocab_major
         weight = decoder.embed_tokens.weight.detach()
         self.embed = nn.Parameter(weight.clone() if vocab_major else weight.t().contiguous())
-        self.n_heads = model.config.decoder_attention_heads
-        self.scale = (model.config.d_model // self.n_heads) ** -0.5
+        self.scale = (model.config.d_model // model.config.decoder_attention_heads) ** -0.5
 
     def _attend(self, q, k, v, mask=None):
         scores = torch.matmul(q * self.scale, k.transpose(-1, -2))
@@ -108,13 +113,13 @@ class DecoderStepGraph(nn.Module):
         for i, layer in enumerate(self.layers):
             h = layer.self_attn_layer_norm(x)
             sa = layer.self_attn
-            k = torch.cat([past[2 * i], _heads(sa.k_proj(h), self.n_heads)], dim=2)
-            v = torch.cat([past[2 * i + 1], _heads(sa.v_proj(h), self.n_heads)], dim=2)
+            k = torch.cat([past[2 * i], _heads(sa.k_proj(h), sa)], dim=2)
+            v = torch.cat([past[2 * i + 1], _heads(sa.v_proj(h), sa)], dim=2)
             present += [k, v]
-            x = x + sa.out_proj(self._attend(_heads(sa.q_proj(h), self.n_heads), k, v, mask))
+            x = x + sa.out_proj(self._attend(_heads(sa.q_proj(h), sa), k, v, mask))
             h = layer.encoder_attn_layer_norm(x)
             ca = layer.encoder_attn
-            q = _heads(ca.q_proj(h), self.n_heads)
+            q = _heads(ca.q_proj(h), ca)
             x = x + ca.out_proj(self._attend(q, cross[2 * i], cross[2 * i + 1]))
             h = layer.final_layer_norm(x)
             x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
@@ -148,11 +153,11 @@ class AlignmentGraph(DecoderStepGraph):
         for i, layer in enumerate(self.layers):
             h = layer.self_attn_layer_norm(x)
             sa = layer.self_attn
-            q, k, v = (_heads(proj(h), self.n_heads) for proj in (sa.q_proj, sa.k_proj, sa.v_proj))
+            q, k, v = (_heads(proj(h), sa) for proj in (sa.q_proj, sa.k_proj, sa.v_proj))
             x = x + sa.out_proj(self._attend(q, k, v, mask))
             h = layer.encoder_attn_layer_norm(x)
             ca = layer.encoder_attn
-            q = _heads(ca.q_proj(h), self.n_heads)
+            q = _heads(ca.q_proj(h), ca)
             probs = torch.softmax(torch.matmul(q * self.scale, cross[2 * i].transpose(-1, -2)), -1)
             weights.append(probs)
             x = x + ca.out_proj(_merge(torch.matmul(probs, cross[2 * i + 1])))
@@ -209,9 +214,10 @@ def export_alignment(model, hf_dir, out_dir, opset: int = 17) -> None:
 def dummy_inputs(spec: GraphSpec, batch: int = 2, tokens: int = 3, past: int = 2):
     """Example inputs for tracing (sizes are made dynamic by the exporter)."""
     ids = torch.full((batch, tokens), 50257, dtype=torch.long)
-    kv = lambda n: torch.zeros(batch, spec.n_heads, n, spec.head_dim)  # noqa: E731
-    past_kv = [kv(past) for _ in range(2 * spec.n_layers)]
-    cross_kv = [kv(spec.n_audio_ctx) for _ in range(2 * spec.n_layers)]
+    past_kv = [torch.zeros(spec.kv_shape(n, batch, past)) for n in spec.input_names()
+               if n.startswith("past")]
+    cross_kv = [torch.zeros(spec.kv_shape(n, batch, spec.n_audio_ctx))
+                for n in spec.cross_names()]
     features = torch.zeros(batch, spec.n_mels, spec.n_frames)
     lengths = torch.full((batch,), past, dtype=torch.long)
     return features, (ids, *past_kv, *cross_kv, lengths)

@@ -141,8 +141,22 @@ class Target(ABC):
         return requested
 
     def unsupported(self, hf_dir: Path) -> str | None:
-        """Why this target cannot hold the checkpoint in ``hf_dir`` (its shapes), or None.
-        ``export`` refuses such a source before converting."""
+        """Why this target cannot hold the checkpoint in ``hf_dir`` (its shapes, pruned
+        layers included), or None. ``export`` refuses such a source before converting."""
+        import json
+
+        from runtimes.checkpoint import layer_shapes
+
+        config = json.loads((Path(hf_dir) / "config.json").read_text())
+        for kind in layer_shapes(hf_dir).reshaped(config):
+            if reason := self.refuses_reshape(kind):
+                return f"{hf_dir} has pruned {kind}: {reason}"
+        return None
+
+    def refuses_reshape(self, kind: str) -> str | None:
+        """Why this target cannot hold layers whose ``kind`` ("heads": per-layer head
+        counts, "ffn": feed-forward widths) pruning changed, or None when it can. Checked
+        for ``--compress`` steps before any work."""
         return None
 
     def calibrated(self, precision: str) -> bool:

@@ -56,9 +56,24 @@ class CTranslate2Target(Target):
                 options: ExportOptions) -> list[Path]:
         from ctranslate2.converters import TransformersConverter
 
-        converter = TransformersConverter(str(source.hf_dir))
+        class Converter(TransformersConverter):
+            """Loads pruned feed-forward widths too (CTranslate2 sizes each layer from its
+            weights; transformers' from_pretrained would refuse them)."""
+
+            def load_model(self, model_class, model_name_or_path, **kwargs):
+                from runtimes.checkpoint import load_whisper
+
+                return load_whisper(Path(model_name_or_path), kwargs.get("dtype"))
+
+        converter = Converter(str(source.hf_dir))
         converter.convert(str(out_dir), quantization=precision, force=True)
         return sorted(p for p in out_dir.iterdir() if p.is_file())
+
+    def refuses_reshape(self, kind: str) -> str | None:
+        if kind == "heads":
+            return ("CTranslate2's Whisper model has one head count for every layer; "
+                    "prune-heads exports to onnx, openvino, torchscript or tensorrt")
+        return None
 
     def tolerance(self, precision: str) -> ParityTolerance:
         if precision.startswith("int"):

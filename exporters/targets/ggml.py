@@ -55,7 +55,7 @@ class GGMLTarget(Target):
         from exporters.ggml_format import write_ggml
         from runtimes.engines.whispercpp import MODEL_FILE
 
-        model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir)
+        model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir)  # never pruned
         write_ggml(model, source.hf_dir, out_dir / MODEL_FILE, precision)
         return [out_dir / MODEL_FILE]
 
@@ -68,7 +68,12 @@ class GGMLTarget(Target):
             if config.get(key, 4 * d_model) != 4 * d_model:
                 return (f"{key} {config[key]} is not 4 x d_model ({4 * d_model}), which "
                         f"whisper.cpp assumes: this checkpoint cannot be a ggml file")
-        return None
+        return super().unsupported(hf_dir)
+
+    def refuses_reshape(self, kind: str) -> str | None:
+        return ("whisper.cpp sizes every layer from one head count and 4 x d_model; pruned "
+                f"{kind} cannot be a ggml file (drop-decoder-layers, prune-unstructured and "
+                "cluster can)")
 
     def tolerance(self, precision: str) -> ParityTolerance:
         # whisper.cpp hides its encoder output, so parity rests on the tokens. Measured on

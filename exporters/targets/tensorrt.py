@@ -28,7 +28,6 @@ def _profile(builder, network, spec, graph: str):
     """Shapes from one token to a full prompt, from an empty to a full cache; the alignment
     graph (``graph`` "alignment") takes a whole window's tokens at once."""
     profile = builder.create_optimization_profile()
-    heads, head_dim = spec.n_heads, spec.head_dim
     for i in range(network.num_inputs):
         name = network.get_input(i).name
         if graph == "encoder":
@@ -41,10 +40,10 @@ def _profile(builder, network, spec, graph: str):
         elif name == "cache_lengths":
             dims = [(1,), (4,), (MAX_BATCH,)]
         elif name.startswith("past"):
-            dims = [(1, heads, 0, head_dim), (4, heads, 64, head_dim),
-                    (MAX_BATCH, heads, MAX_CONTEXT, head_dim)]
+            dims = [spec.kv_shape(name, 1, 0), spec.kv_shape(name, 4, 64),
+                    spec.kv_shape(name, MAX_BATCH, MAX_CONTEXT)]
         else:  # cross-attention keys/values
-            dims = [(b, heads, spec.n_audio_ctx, head_dim) for b in (1, 4, MAX_BATCH)]
+            dims = [spec.kv_shape(name, b, spec.n_audio_ctx) for b in (1, 4, MAX_BATCH)]
         profile.set_shape(name, *dims)
     return profile
 

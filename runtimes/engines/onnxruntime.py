@@ -138,7 +138,7 @@ class _CudaIO:
     def encode(self, features: np.ndarray, names: list[str], spec: GraphSpec) -> dict:
         b, ctx = features.shape[0], spec.n_audio_ctx
         shapes = {"encoder_output": (b, ctx, spec.d_model)}
-        shapes.update({n: (b, spec.n_heads, ctx, spec.head_dim) for n in names})
+        shapes.update({n: spec.kv_shape(n, b, ctx) for n in names})
         outputs = {n: self._tensor(n, s) for n, s in shapes.items()}
         return self.run(self.encoder, {"input_features": features}, outputs)
 
@@ -218,8 +218,9 @@ class OnnxRuntime(GraphRuntime):
 
     def empty_cache(self, batch: int) -> list:
         if self._io is not None:
-            return [self._io._tensor(n, self._cache_shape(batch)) for n in self._past_names]
-        return [np.zeros(self._cache_shape(batch), self._cache_dtype()) for _ in self._past_names]
+            return [self._io._tensor(n, shape)
+                    for n, shape in zip(self._past_names, self._cache_shapes(batch))]
+        return [np.zeros(shape, self._cache_dtype()) for shape in self._cache_shapes(batch)]
 
     def decode_step(self, tokens, cache, cross, lengths=None):
         cross_feeds = dict(zip(self._cross_names, cross)) if isinstance(cross, list) else cross

@@ -112,7 +112,7 @@ class OpenVINORuntime(GraphRuntime):
         return {name: result[name].copy() for name in self._cross}
 
     def empty_cache(self, batch: int) -> list[np.ndarray]:
-        return [np.zeros(self._cache_shape(batch), np.float32) for _ in self._past]
+        return [np.zeros(shape, np.float32) for shape in self._cache_shapes(batch)]
 
     def decode_step(self, tokens, cache, cross, lengths=None):
         if self._bf16_cross:

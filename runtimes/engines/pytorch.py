@@ -57,8 +57,9 @@ class PyTorchRuntime(WhisperRuntime):
         self._rules = None  # the shared filters' rules, read when scores are first asked
 
     def _load(self, torch):
-        from transformers import WhisperForConditionalGeneration
         from transformers.utils import logging as hf_logging
+
+        from runtimes.checkpoint import load_whisper
 
         hf_logging.set_verbosity_error()  # generate() warns about its own defaults on every call
 
@@ -66,7 +67,7 @@ class PyTorchRuntime(WhisperRuntime):
             self._precision, torch.float32
         )
         try:
-            model = WhisperForConditionalGeneration.from_pretrained(self.model_dir, dtype=dtype)
+            model = load_whisper(self.model_dir, dtype=dtype)  # pruned layers included
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"transformers cannot load {self.model_dir}: {exc}") from exc
         model = model.eval().to(self._device)
@@ -241,7 +242,7 @@ class PyTorchRuntime(WhisperRuntime):
 
         attn = self._model.model.decoder.layers[layer].encoder_attn
         b, t, _ = hidden.shape
-        h = self._model.config.decoder_attention_heads
+        h = attn.num_heads  # per layer: a pruned model's layers may differ
         q = attn.q_proj(hidden).view(b, t, h, -1).transpose(1, 2)
         k = attn.k_proj(encoded).view(b, encoded.shape[1], h, -1).transpose(1, 2)
         return torch.softmax(q.float() @ k.float().transpose(-1, -2) * q.shape[-1] ** -0.5, -1)

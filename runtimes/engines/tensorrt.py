@@ -122,7 +122,7 @@ class TensorRTRuntime(GraphRuntime):
         return {name: value for name, value in out.items() if name.startswith("cross")}
 
     def empty_cache(self, batch: int) -> list:
-        return [self._torch.zeros(self._cache_shape(batch), device="cuda") for _ in self._past]
+        return [self._torch.zeros(shape, device="cuda") for shape in self._cache_shapes(batch)]
 
     def decode_step(self, tokens: np.ndarray, cache: list, cross: dict, lengths=None):
         feeds = {"input_ids": self._torch.from_numpy(tokens).cuda(),

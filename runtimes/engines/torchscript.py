@@ -78,8 +78,8 @@ class TorchScriptRuntime(GraphRuntime):
     def empty_cache(self, batch: int) -> list:
         import torch
 
-        return [torch.zeros(self._cache_shape(batch), dtype=self._dtype, device=self._device)
-                for _ in range(2 * self._spec.n_layers)]
+        return [torch.zeros(shape, dtype=self._dtype, device=self._device)
+                for shape in self._cache_shapes(batch)]
 
     def decode_step(self, tokens: np.ndarray, cache: list, cross: list, lengths=None):
         import torch

@@ -1,7 +1,9 @@
 """``--compress`` steps on the tiny random Whisper: each method exports through a real target,
 the artifact holds what the method did (zeros, dropped layers, K values per tensor), the
 manifest records the steps, the real sparsity, the compressed sizes and the cost against the
-uncompressed reference, and a bad step fails before any work."""
+uncompressed reference, and a bad step fails before any work. Heads and feed-forward channels
+removed with their weights leave layers of different shapes, which every target that holds
+them exports and runs (and the others refuse before any work)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from exporters.compress import CompressionStep, kept_layers
 from exporters.targets.base import ExportOptions
 from runtimes.artifact import read_manifest
 from runtimes.errors import OptionError
+from tests.conftest import SPEECH
 
 
 def _onnx_matrices(artifact) -> list[np.ndarray]:
@@ -65,7 +68,8 @@ def test_dropped_decoder_layers_make_a_smaller_model_every_runtime_loads(tiny_ra
 def test_bad_steps_fail_before_any_work(tiny_random, tmp_path):
     for spec, message in (("prune-unstructured:1.5", "SPARSITY in 0..1"),
                           ("cluster:1", "K an integer in 2..256"),
-                          ("prune-heads:0.25", "not one of: prune-unstructured")):
+                          ("prune-heads:1", "FRACTION in 0..1"),
+                          ("distill:2", "not one of: prune-unstructured")):
         with pytest.raises(OptionError, match=message):
             ExportOptions("onnx", compress=(spec,))
     with pytest.raises(OptionError, match="has 2 decoder layers; keep fewer"):
@@ -73,3 +77,52 @@ def test_bad_steps_fail_before_any_work(tiny_random, tmp_path):
                tmp_path / "x", log=lambda _: None)
     assert list(tmp_path.iterdir()) == []
     assert kept_layers(4, 2) == [0, 3] and kept_layers(6, 3) == [0, 2, 5]
+
+
+@pytest.mark.parametrize("target", ["onnx", "openvino", "torchscript", "ctranslate2"])
+def test_removed_heads_and_channels_leave_per_layer_shapes_every_target_runs(
+        target, tiny_random, tmp_path, jfk, en_clips):
+    steps = ("prune-ffn:0.25",) if target == "ctranslate2" else ("prune-heads:0.25",
+                                                                 "prune-ffn:0.25")
+    out = tmp_path / "a"
+    export(str(tiny_random), ExportOptions(target, threads=2, compress=steps), out,
+           parity_audio=jfk, log=lambda _: None)
+    manifest = read_manifest(out)
+    compression = manifest.extra["compression"]
+    assert manifest.parity["passed"]  # the graphs/weights compute what the pruned model does
+    shapes = compression["layer_shapes"]
+    assert manifest.model["layer_shapes"] == shapes
+    assert sum(shapes["encoder_ffn"] + shapes["decoder_ffn"]) == 0.75 * 4 * 128
+    assert all(width % 16 == 0 for width in shapes["encoder_ffn"] + shapes["decoder_ffn"])
+    if target != "ctranslate2":  # a quarter of the 24 heads gone, not evenly: layers differ
+        heads = shapes["encoder_heads"] + shapes["decoder_heads"] + shapes["cross_heads"]
+        assert sum(heads) == 18 and len(set(heads)) > 1
+    assert compression["parameters"] < compression["uncompressed_parameters"]
+    clips = [jfk, *(SPEECH / row["path"] for row in en_clips[:2])]
+    with runtimes.load(out, runtimes.RuntimeOptions(threads=2, trust_code=True)) as model:
+        alone = [model.transcribe([clip])[0].tokens for clip in clips]
+        assert [r.tokens for r in model.transcribe(clips)] == alone  # batched = alone
+
+
+def test_pruned_checkpoint_shapes_are_read_from_the_weights(tiny_random, tmp_path):
+    from exporters.compress import compress
+    from runtimes.checkpoint import LayerShapes, layer_shapes, load_whisper
+
+    steps = (CompressionStep.parse("prune-heads:0.5"), CompressionStep.parse("prune-ffn:0.5"))
+    info = compress(tiny_random, steps, tmp_path / "c")
+    shapes = layer_shapes(tmp_path / "c")
+    assert shapes.to_dict() == info["layer_shapes"] and shapes != layer_shapes(tiny_random)
+    model = load_whisper(tmp_path / "c")  # transformers' from_pretrained would refuse it
+    assert LayerShapes.of_model(model) == shapes
+    assert min(shapes.encoder_heads + shapes.decoder_heads + shapes.cross_heads) >= 1
+
+
+@pytest.mark.parametrize("target,step,message", [
+    ("ctranslate2", "prune-heads:0.25", "one head count for every layer"),
+    ("ggml", "prune-ffn:0.25", "whisper.cpp sizes every layer")])
+def test_targets_that_cannot_hold_pruned_shapes_refuse_before_any_work(
+        target, step, message, tiny_random, tmp_path):
+    with pytest.raises(OptionError, match=message):
+        export(str(tiny_random), ExportOptions(target, compress=(step,)), tmp_path / "x",
+               log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
