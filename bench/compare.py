@@ -24,15 +24,29 @@ from runtimes.errors import ToolkitError
 
 @dataclass(frozen=True)
 class Variant:
-    """One target x precision: runnable here, or skipped with the reason."""
+    """One target x precision, optionally through a compression recipe: runnable here, or
+    skipped with the reason."""
 
     target: str
     precision: str
     skip_reason: str | None = None
+    compress: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        return f"{self.target} {self.precision}"
+        recipe = f" + {self.method}" if self.compress else ""
+        return f"{self.target} {self.precision}{recipe}"
+
+    @property
+    def method(self) -> str:
+        """The recipe as one cell ("prune-heads:0.25+prune-ffn:0.25"; "" uncompressed)."""
+        return "+".join(self.compress)
+
+    @property
+    def slug(self) -> str:
+        """A folder name."""
+        recipe = "-" + self.method.replace(":", "").replace("+", "-") if self.compress else ""
+        return f"{self.target}-{self.precision}{recipe}"
 
 
 @dataclass
@@ -84,11 +98,38 @@ def plan(device: str, targets: list[str] | None = None,
     return list(variants.values())
 
 
+def with_recipes(variants: list[Variant], recipes: list[tuple[str, ...]],
+                 compress_with: tuple[str, ...] = ()) -> list[Variant]:
+    """``variants`` then, per recipe, the runnable variants named in ``compress_with`` (all
+    when empty) exported through it; a target that cannot hold what a recipe does (pruned
+    heads in CTranslate2, any reshaping in whisper.cpp) is a skipped row with its reason."""
+    from exporters import registry
+    from exporters.compress import CompressionStep
+
+    runnable = {v.name: v for v in variants if v.skip_reason is None}
+    unknown = sorted(set(compress_with) - set(runnable))
+    if unknown:
+        raise ToolkitError(f"--compress-with {', '.join(unknown)}: not a row this comparison "
+                           f"runs; one of: {', '.join(runnable)}")
+    out = list(variants)
+    for recipe in recipes:
+        for name in compress_with or list(runnable):
+            variant = runnable[name]
+            target = registry.get(variant.target)
+            reasons = [target.refuses_reshape(kind) for step in recipe if step != "distill"
+                       and (kind := CompressionStep.parse(step).reshapes)]
+            out.append(Variant(variant.target, variant.precision,
+                               next((r for r in reasons if r), None), recipe))
+    return out
+
+
 def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
                threads: int, calibration=None, parity_audio: Path | None = None,
-               words: bool = False) -> tuple[dict[str, Path], dict[str, float], list[Variant]]:
+               words: bool = False, distill=None, distill_steps: int = 100,
+               ) -> tuple[dict[str, Path], dict[str, float], list[Variant]]:
     """Export each runnable variant into ``out_dir`` (with ``words``, with what word
-    timestamps need, where the target can add it); a failed export becomes a skipped row."""
+    timestamps need, where the target can add it; recipes ending in "distill" fine-tuned on
+    ``distill``); a failed export becomes a skipped row."""
     from exporters import registry
     from exporters.api import export
     from exporters.targets.base import ExportOptions
@@ -97,16 +138,20 @@ def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
     runnable = [v for v in variants if v.skip_reason is None]
     for i, variant in enumerate(runnable, 1):
         print(f"[export {i}/{len(runnable)}] {variant.name}", file=sys.stderr, flush=True)
-        path = out_dir / f"{variant.target}-{variant.precision}"
+        path = out_dir / variant.slug
         calibrated = registry.get(variant.target).calibrated(variant.precision)
         options = ExportOptions(variant.target, variant.precision, device, threads,
                                 calibration if calibrated else None,
-                                word_timestamps=words and registry.get(variant.target).aligns)
+                                word_timestamps=words and registry.get(variant.target).aligns,
+                                compress=tuple(s for s in variant.compress if s != "distill"),
+                                distill=distill if "distill" in variant.compress else None,
+                                distill_steps=distill_steps)
         try:
             result = export(model, options, path, force=True, parity_audio=parity_audio,
                             log=lambda _: None)
         except ToolkitError as exc:
-            failed.append(Variant(variant.target, variant.precision, f"export failed: {exc}"))
+            failed.append(Variant(variant.target, variant.precision, f"export failed: {exc}",
+                                  variant.compress))
             continue
         paths[variant.name], seconds[variant.name] = path, result.seconds
     return paths, seconds, failed
@@ -138,7 +183,8 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
     calib = options.calibration
     if calib is not None:
         calib.files()  # a bad --calibration fails before any export
-    variants = plan(options.device, list(options.targets) or None, calib is not None)
+    variants = with_recipes(plan(options.device, list(options.targets) or None, calib is not None),
+                            options.compression_recipes(), options.compress_with)
     runnable = ["pytorch float32", *(v.name for v in variants if v.skip_reason is None)]
     if options.profile is not None and options.profile not in runnable:
         raise ToolkitError(f"--profile {options.profile!r} is not a row of this comparison; "
@@ -148,9 +194,11 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
                  for s in options.subsets}
     paths, export_s, failed = export_all(options.model, variants, out_dir / "artifacts",
                                          options.device, options.threads, calib,
-                                         options.parity_audio, options.word_agreement)
+                                         options.parity_audio, options.word_agreement,
+                                         options.distill, options.distill_steps)
     skipped = [v for v in variants if v.skip_reason] + failed
     specs = _specs(options, source, paths)
+    methods = {v.name: v.method for v in variants if v.compress}
     peer_specs, peer_export_s, peer_notes = _peers(options, source, paths, out_dir)
     specs += peer_specs
     export_s.update(peer_export_s)
@@ -164,17 +212,39 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
         timed_clips += [clips[i].id for i in truth]
         for row in rows[subset]:
             row.export_s = export_s.get(row.name, float("nan"))
+            row.compress = methods.get(row.name, "")
     comparison = Comparison(rows, skipped, export_s, start_error_clips=timed_clips,
                             notes=peer_notes)
     if calib is not None and _overlaps(calib, options.manifest, options.subsets):
         comparison.notes.append("the calibration audio overlaps the evaluation subsets, so "
                                 "calibrated rows' WER may be optimistic")
     comparison.paths = {spec.name: Path(spec.path) for spec in specs}
+    if options.compress:  # what a compressed transfer or archive of each system weighs
+        packed = {spec.name: packed_mb(Path(spec.path)) for spec in specs if not spec.peer}
+        for row in (row for subset_rows in rows.values() for row in subset_rows):
+            row.packed_mb = packed.get(row.name, float("nan"))
     comparison.first_clips = next(iter(clip_sets.values()))
     if options.max_wer_delta is not None:
         first = rows[options.subsets[0]]
         comparison.recommendation = recommend(first, set(paths), options.max_wer_delta)
     return comparison
+
+
+def packed_mb(path: Path) -> float:
+    """zlib (level 1) size of every file below ``path`` (or of the file), in MB: the size
+    unstructured pruning and clustering change while the size on disk stays (the same
+    measure as the manifest's compression figures; level 1 keeps it seconds per artifact)."""
+    import zlib
+
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    size = 0
+    for file in files:
+        compressor = zlib.compressobj(1)
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 22):
+                size += len(compressor.compress(chunk))
+        size += len(compressor.flush())
+    return size / 1e6
 
 
 def _overlaps(calib, manifest: Path, subsets: tuple[str, ...]) -> bool:
@@ -232,6 +302,9 @@ def write(comparison: Comparison, out_dir: Path, run_info: dict,
             f.write(json.dumps({"subset": None, "name": variant.name, "skipped": variant.skip_reason})
                     + "\n")
     cols = [("device", lambda r: r.device), ("export s", lambda r: report.fmt(r.export_s, 1))]
+    if any(row.compress for rows in comparison.rows.values() for row in rows):
+        cols += [("method", lambda r: r.compress or "none"),
+                 ("zlib MB", lambda r: report.fmt(r.packed_mb))]
     for subset, rows in comparison.rows.items():
         table = report.markdown_table(rows, batch_sizes, extra=cols)
         sections += [f"## Subset `{subset}` ({rows[0].clips} clips, {rows[0].audio_s:.0f} s)", "",

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from exporters.calibration import CalibrationSet
+from exporters.targets.base import DISTILL_STEPS
 from runtimes.base import DEVICES, DecodingOptions, RuntimeOptions
 from runtimes.engines.ctranslate2 import COMPUTE_TYPES
 from runtimes.errors import OptionError
@@ -154,6 +155,12 @@ class CompareOptions(MeasureOptions):
         calibration: audio for the precisions that quantise activations.
         parity_audio: the clip every export's parity check runs on (None: synthetic).
         trust_code: True: the artifacts measured are the ones this comparison exports.
+        compress: compression recipes (``--compress`` steps joined by "+", e.g.
+            "prune-heads:0.25+prune-ffn:0.25"), each adding rows exported through it.
+        compress_with: the rows ("target precision") each recipe is exported to (empty:
+            every row the plan runs).
+        distill, distill_steps: audio and steps for the recipes that end in "+distill"
+            (``--distill``: the compressed decoder fine-tuned on it, exporters.distill).
     """
 
     model: str = "bundled:tiny.en"
@@ -165,13 +172,49 @@ class CompareOptions(MeasureOptions):
     parity_audio: Path | None = None
     faster_whisper_batched: str = "int8"
     trust_code: bool = True
+    compress: tuple[str, ...] = ()
+    compress_with: tuple[str, ...] = ()
+    distill: CalibrationSet | None = None
+    distill_steps: int = DISTILL_STEPS
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "compress", tuple(self.compress))
+        object.__setattr__(self, "compress_with", tuple(self.compress_with))
+        self.compression_recipes()  # a bad step fails here, before any work
+        if self.compress_with and not self.compress:
+            raise OptionError("--compress-with names rows for --compress recipes; pass "
+                              "--compress too")
+        if self.distill is not None and not any(r.endswith("+distill") for r in self.compress):
+            raise OptionError("--distill is the audio for --compress recipes ending in "
+                              "+distill (e.g. drop-decoder-layers:2+distill); none does")
+        if self.distill_steps < 1:
+            raise OptionError(f"--distill-steps must be >= 1, got {self.distill_steps}")
         if self.max_wer_delta is not None and self.max_wer_delta < 0:
             raise OptionError(f"--max-wer-delta must be >= 0 (WER points), got {self.max_wer_delta}")
         if not self.subsets:
             raise OptionError("--subsets needs at least one subset")
+
+
+    def compression_recipes(self) -> list[tuple[str, ...]]:
+        """Each ``compress`` recipe as its steps (canonical strings); OptionError for a bad
+        step or an empty recipe."""
+        from exporters.compress import CompressionStep
+
+        recipes = []
+        for recipe in self.compress:
+            parts = [part for part in recipe.split("+") if part]
+            distill = parts[-1:] == ["distill"]
+            steps = parts[:-1] if distill else parts
+            if not steps:
+                raise OptionError(f"--compress {recipe!r}: expected METHOD[:ARGS] steps "
+                                  f"joined by '+', optionally ending in +distill")
+            if distill and self.distill is None:
+                raise OptionError(f"--compress {recipe!r}: +distill needs --distill (the "
+                                  f"audio to fine-tune on)")
+            recipes.append(tuple(str(CompressionStep.parse(part)) for part in steps)
+                           + (("distill",) if distill else ()))
+        return recipes
 
 
 def run_info(options: MeasureOptions, dataset: dict, normalizers: list[str], notes: list[str],

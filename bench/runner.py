@@ -65,6 +65,8 @@ class Row:
     words_matched: float = float("nan")  # share of the row's words found in the reference
     word_reference: bool = False  # this row's words are the reference
     export_s: float = float("nan")  # filled in by the comparison script
+    compress: str = ""  # the comparison's --compress recipe this artifact went through
+    packed_mb: float = float("nan")  # zlib size of its files (comparisons with --compress)
     sequential_batches: bool = False  # its batched RTFx is windows one after another
     peer: bool = False  # another tool used as its users use it, not a toolkit artifact
     device: str = "cpu"

@@ -227,7 +227,8 @@ def faster_whisper_rows(source, artifacts: dict[str, Path], compute_type: str,
     if not wanted:
         return [], []
     directory = source.origin if source.kind in ("bundled", "ctranslate2") else next(
-        (p for name, p in artifacts.items() if name.startswith("ctranslate2")), None)
+        (p for name, p in artifacts.items() if name.startswith("ctranslate2") and " + " not in name),
+        None)
     if directory is None:
         return [], ["faster-whisper rows skipped: no CTranslate2 directory to load"]
     return [SystemSpec(name, kind, str(directory), ct) for name, kind, ct in wanted], []

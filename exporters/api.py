@@ -200,6 +200,11 @@ def export(
     precision = target.precision(options.precision, options.device)
     target.check(options, precision)
     calibration = _calibration(target, precision, options)
+    if options.distill is not None:  # a bad --distill fails before any work
+        try:
+            options.distill.files()
+        except OptionError as exc:  # the audio is read as calibration audio is
+            raise OptionError(str(exc).replace("--calibration", "--distill")) from exc
     tuning = _int8_kernels(target, precision, options)
     output = Path(output or default_output(model, target.name, precision))
     _check_output(output, force)
@@ -236,6 +241,13 @@ def export(
             log(f"[2/4] compressing: {' then '.join(map(str, steps))}")
             with _step(f"compressing {source.spec}"):
                 compression = compress(source.hf_dir, steps, compressed_dir)
+            if options.distill is not None:
+                from exporters.distill import distill
+
+                log(f"[2/4] distilling: {options.distill_steps} steps on {options.distill.path}")
+                with _step("distilling"):
+                    compression["distill"] = distill(source.hf_dir, compressed_dir,
+                                                     options.distill, options.distill_steps, log)
             source = replace(source, hf_dir=compressed_dir)
         log(f"[2/4] converting to {target.name} {precision}")
         with _step(f"converting {source.spec} to {target.name} {precision}"):

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from exporters import calibration, registry
+from exporters.calibration import CalibrationSet
 from exporters.sources import BUNDLED, BUNDLED_PREFIX, DEFAULT_MODEL
-from exporters.targets.base import INT8_KERNELS
+from exporters.targets.base import DISTILL_STEPS, INT8_KERNELS
 from runtimes.errors import ToolkitError
 
 EXIT_ERROR = 2
@@ -41,8 +42,16 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
                    help="add serve/: pinned requirements, Dockerfile and serve command")
     p.add_argument("--compress", action="append", default=[], metavar="METHOD[:ARGS]",
                    help="compress the model before converting it, repeatable, in order: "
-                   "prune-unstructured:SPARSITY[:l1|random], cluster:K, "
-                   "drop-decoder-layers:KEEP (see exporters/compress.py)")
+                   "prune-unstructured:SPARSITY[:l1|random], prune-heads:FRACTION, "
+                   "prune-ffn:FRACTION, cluster:K, drop-decoder-layers:KEEP (see "
+                   "exporters/compress.py)")
+    p.add_argument("--distill", type=Path, metavar="PATH",
+                   help="after --compress, fine-tune the compressed decoder on this audio (a "
+                   "folder or a manifest TSV) labelled by the uncompressed model")
+    p.add_argument("--distill-subset", nargs="+", default=[], metavar="SUBSET",
+                   help="only these subsets of the --distill manifest")
+    p.add_argument("--distill-steps", type=int, default=DISTILL_STEPS, metavar="N",
+                   help=f"fine-tuning steps of 8 windows (default: {DISTILL_STEPS})")
     p.add_argument("--word-timestamps", action="store_true",
                    help="onnx, openvino, torchscript: also export an alignment graph (the "
                    "alignment heads' cross-attention, an fp32 copy of the decoder) so the "
@@ -104,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
 
     options = ExportOptions(args.to, args.precision, args.device, args.threads,
                             calibration.from_args(args), args.int8_kernels,
-                            args.word_timestamps, tuple(args.compress))
+                            args.word_timestamps, tuple(args.compress),
+                            distill_audio(args), args.distill_steps)
     if args.parity_audio is not None and not args.parity_audio.is_file():
         raise ToolkitError(f"--parity-audio {args.parity_audio} is not a file")
     result = export(args.model, options, args.output, args.force, parity_clip(args.parity_audio),
@@ -136,3 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; nothing was written", file=sys.stderr)
         return 130
+
+
+def distill_audio(args) -> CalibrationSet | None:
+    """The --distill audio (a CalibrationSet: the same folder-or-manifest choice)."""
+    if args.distill is None:
+        if args.distill_subset:
+            raise ToolkitError("--distill-subset needs --distill")
+        return None
+    return CalibrationSet(args.distill, tuple(args.distill_subset))

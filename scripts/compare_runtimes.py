@@ -8,6 +8,8 @@ own process (``python -m bench``'s runner), on every ``--subsets`` subset, and w
 ``--out``: report.md (one table per subset, the recommendation, the settings), report.csv,
 results.jsonl, and PNG plots (RTFx against WER with the Pareto front, throughput against
 batch size). ``--profile SYSTEM`` adds the top operators by time of one artifact.
+``--compress RECIPE ...`` adds rows per recipe x row (``--compress-with``), with the method
+and the artifact's zlib size beside its size on disk.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from bench import compare  # noqa: E402
 from bench.cli import add_transcript_arguments, measure_fields  # noqa: E402
 from bench.options import CompareOptions, run_info  # noqa: E402
 from exporters import calibration  # noqa: E402
-from exporters.cli import parity_clip  # noqa: E402
+from exporters.cli import distill_audio, parity_clip  # noqa: E402
+from exporters.targets.base import DISTILL_STEPS  # noqa: E402
 from runtimes.errors import ToolkitError  # noqa: E402
 
 
@@ -54,6 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="name the fastest artifact within this many WER points of PyTorch fp32")
     p.add_argument("--profile", metavar="SYSTEM",
                    help="print the top operators of this row, e.g. 'onnx int8' (after the run)")
+    p.add_argument("--compress", nargs="+", default=[], metavar="RECIPE",
+                   help="compression recipes, each adding rows: METHOD[:ARGS] steps joined by "
+                   "'+' (python -m exporters --compress), e.g. prune-unstructured:0.5 "
+                   "prune-heads:0.25+prune-ffn:0.25; ending in +distill, fine-tuned on --distill")
+    p.add_argument("--distill", type=Path, metavar="PATH",
+                   help="audio for the +distill recipes (a folder or a manifest TSV)")
+    p.add_argument("--distill-subset", nargs="+", default=[], metavar="SUBSET",
+                   help="only these subsets of the --distill manifest")
+    p.add_argument("--distill-steps", type=int, default=DISTILL_STEPS, metavar="N",
+                   help=f"fine-tuning steps of 8 windows (default: {DISTILL_STEPS})")
+    p.add_argument("--compress-with", nargs="+", default=[], metavar="ROW",
+                   help="the rows each recipe is exported to, e.g. 'openvino int8' (default: "
+                   "every row this comparison runs)")
     p.add_argument("--out", type=Path, default=None, help="default: results/compare-<time>")
     add_transcript_arguments(p)
     calibration.add_arguments(p)
@@ -66,7 +82,9 @@ def options_from(args: argparse.Namespace) -> CompareOptions:
         **measure_fields(args),
         model=args.model, targets=tuple(args.targets or ()), subsets=tuple(args.subsets),
         max_wer_delta=args.max_wer_delta, profile=args.profile,
-        calibration=calibration.from_args(args), parity_audio=parity_clip(None))
+        calibration=calibration.from_args(args), parity_audio=parity_clip(None),
+        compress=tuple(args.compress), compress_with=tuple(args.compress_with),
+        distill=distill_audio(args), distill_steps=args.distill_steps)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,8 @@ from runtimes.errors import OptionError
 #: Precision shorthands the CLI offers (--fp16, --int8, --int4); a target maps each to its
 #: own concrete precision name, which may depend on the device.
 SHORTHANDS = ("fp32", "fp16", "int8", "int4")
+#: --distill-steps by default: batches of 8 windows (a minute or two on a CPU for tiny.en)
+DISTILL_STEPS = 100
 #: CPUs an int8 artifact can be tuned for (``ExportOptions.int8_kernels``): "vnni" (AVX-512
 #: VNNI or AVX-VNNI dot products), "avx2" (no VNNI: u8 x s8 pairs are summed in saturating
 #: 16-bit registers), or "auto" = the CPU of the machine that exports.
@@ -42,6 +44,9 @@ class ExportOptions:
             (``Target.aligns``; CTranslate2 artifacts always can).
         compress: ``--compress`` steps (``METHOD[:ARGS]``, see exporters.compress), applied
             in order to the reference model before the target converts it.
+        distill: audio to fine-tune the compressed decoder on, labelled by the uncompressed
+            model (exporters.distill); needs ``compress``.
+        distill_steps: fine-tuning steps.
     """
 
     target: str
@@ -52,10 +57,17 @@ class ExportOptions:
     int8_kernels: str = "auto"
     word_timestamps: bool = False
     compress: tuple[str, ...] = ()
+    distill: CalibrationSet | None = None
+    distill_steps: int = DISTILL_STEPS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "compress", tuple(self.compress))
         self.compression_steps()  # a bad step fails here, before any work
+        if self.distill is not None and not self.compress:
+            raise OptionError("--distill fine-tunes a compressed model: add --compress "
+                              "(e.g. drop-decoder-layers:2)")
+        if self.distill_steps < 1:
+            raise OptionError(f"--distill-steps must be >= 1, got {self.distill_steps}")
         if self.device not in DEVICES:
             raise OptionError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
         if self.threads < 0:

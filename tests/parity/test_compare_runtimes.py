@@ -1,5 +1,5 @@
 """The reduced comparison CI runs: every CPU target of the tiny random model on two clips,
-through the real script, and its bad-argument errors."""
+plus one compression recipe, through the real script, and its bad-argument errors."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def comparison(tiny_random, tmp_path_factory, speech_rows) -> Path:
     result = _run("--model", str(tiny_random), "--subsets", "en", "--limit", "2",
                   "--batch-sizes", "1", "2", "--threads", "2", "--max-wer-delta", "1000",
                   "--profile", "onnx int8", "--calibration", str(MANIFEST),
-                  "--calibration-subset", "formats", "--calibration-size", "2", "--out", str(out))
+                  "--calibration-subset", "formats", "--calibration-size", "2",
+                  "--compress", "prune-heads:0.5+prune-ffn:0.25",
+                  "--compress-with", "onnx int8", "ctranslate2 int8_float32", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -40,6 +42,21 @@ def test_report_has_every_cpu_variant_and_the_skipped_ones(comparison):
     assert "## Not measured on this machine" in report and "| tensorrt fp16 |" in report
     assert "Fastest artifact within 1000 WER points" in report
     assert "## Profile: onnx int8" in report and "| MatMul" in report
+
+
+def test_a_compression_recipe_adds_its_rows_with_method_and_packed_size(comparison):
+    lines = [json.loads(line) for line in (comparison / "results.jsonl").read_text().splitlines()]
+    name = "onnx int8 + prune-heads:0.5+prune-ffn:0.25"
+    pruned = next(r for r in lines if r["name"] == name)
+    plain = next(r for r in lines if r["name"] == "onnx int8")
+    assert pruned["compress"] == "prune-heads:0.5+prune-ffn:0.25" and plain["compress"] == ""
+    assert not pruned["error"] and pruned["size_mb"] < plain["size_mb"]  # weights removed
+    assert 0 < pruned["packed_mb"] < pruned["size_mb"] + 0.01 and plain["packed_mb"] > 0
+    report = (comparison / "report.md").read_text()
+    assert "| export s | method | zlib MB | size MB |" in report
+    skipped = next(r for r in lines if r["name"] == "ctranslate2 int8_float32 + prune-heads:0.5"
+                   "+prune-ffn:0.25")
+    assert "one head count for every layer" in skipped["skipped"]
 
 
 def test_results_plots_and_csv_are_written(comparison):
@@ -64,6 +81,10 @@ def test_results_plots_and_csv_are_written(comparison):
     (["--model", "/no/such/model"], "model path not found"),
     (["--calibration", "/no/such/dir"], "--calibration: manifest not found: /no/such/dir"),
     (["--calibration-subset", "formats"], "--calibration-subset needs --calibration"),
+    (["--compress", "prune-heads:2"], "--compress 'prune-heads:2': expected prune-heads:FRACTION"),
+    (["--compress-with", "onnx int8"], "--compress-with names rows for --compress recipes"),
+    (["--compress", "cluster:16", "--compress-with", "onnx int3"],
+     "--compress-with onnx int3: not a row this comparison runs"),
 ])
 def test_bad_arguments_exit_2_with_a_message(args, message, tmp_path, speech_rows):
     result = _run(*args, "--out", str(tmp_path / "out"))

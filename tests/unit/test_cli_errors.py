@@ -48,6 +48,22 @@ def test_bad_calibration_arguments(args, message, capsys, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--distill", "."], "--distill fine-tunes a compressed model: add --compress"),
+    (["--distill-subset", "en"], "--distill-subset needs --distill"),
+    (["--compress", "drop-decoder-layers:2", "--distill", "/no/such/dir"],
+     "--distill: manifest not found: /no/such/dir"),
+    (["--compress", "drop-decoder-layers:2", "--distill", ".", "--distill-steps", "0"],
+     "--distill-steps must be >= 1, got 0"),
+    (["--compress", "prune-heads:0.25"], "CTranslate2's Whisper model has one head count"),
+])
+def test_bad_compression_arguments(args, message, capsys, tmp_path):
+    code = main(["whisper", "--to", "ctranslate2", "-o", str(tmp_path / "out"), *args])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_calibration_folder_without_audio_is_refused(capsys, tmp_path):
     pytest.importorskip("openvino", reason="the openvino extra is not installed")
     code = main(["whisper", "--to", "openvino", "--quantization", "int8_static",

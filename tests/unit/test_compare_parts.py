@@ -3,9 +3,11 @@ token agreement and the repetition signal."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bench.compare import peer_ratios, plan, recommend
+from bench.compare import packed_mb, peer_ratios, plan, recommend, with_recipes
 from bench.metrics import repeated_ngram_clips, token_agreement
 from bench.plots import pareto_front
 from bench.runner import Row
@@ -24,6 +26,36 @@ def test_plan_lists_runnable_variants_and_skips_what_this_machine_cannot_run():
 def test_plan_rejects_unknown_targets_by_name():
     with pytest.raises(ToolkitError, match="unknown target.*nope.*available: ctranslate2"):
         plan("cpu", ["onnx", "nope"])
+
+
+def test_recipes_add_rows_per_named_row_and_skip_what_a_target_cannot_hold():
+    from bench.options import CompareOptions
+
+    recipes = CompareOptions(Path("m.tsv"), compress=("prune-heads:0.25+prune-ffn:.25",
+                                                      "cluster:16"),
+                             compress_with=("onnx int8",)).compression_recipes()
+    assert recipes == [("prune-heads:0.25", "prune-ffn:0.25"), ("cluster:16",)]
+    base = plan("cpu", ["onnx", "ctranslate2"])
+    variants = {v.name: v for v in with_recipes(base, recipes[:1])}
+    pruned = variants["onnx int8 + prune-heads:0.25+prune-ffn:0.25"]
+    assert pruned.skip_reason is None and pruned.slug == "onnx-int8-prune-heads0.25-prune-ffn0.25"
+    assert "one head count" in variants[
+        "ctranslate2 int8_float32 + prune-heads:0.25+prune-ffn:0.25"].skip_reason
+    assert "onnx fp16 + prune-heads:0.25+prune-ffn:0.25" not in variants  # not runnable here
+    only = with_recipes(base, recipes[1:], ("onnx int8",))
+    assert [v.name for v in only[len(base):]] == ["onnx int8 + cluster:16"]
+    with pytest.raises(ToolkitError, match="--compress-with onnx int3: not a row"):
+        with_recipes(base, recipes, ("onnx int3",))
+
+
+def test_packed_size_shrinks_with_redundancy(tmp_path):
+    import os
+
+    (tmp_path / "zeros").write_bytes(bytes(1_000_000))
+    (tmp_path / "noise").write_bytes(os.urandom(1_000_000))
+    assert packed_mb(tmp_path / "zeros") < 0.01 < 0.99 < packed_mb(tmp_path / "noise")
+    assert packed_mb(tmp_path) == pytest.approx(packed_mb(tmp_path / "zeros")
+                                                + packed_mb(tmp_path / "noise"))
 
 
 def test_pareto_front():
