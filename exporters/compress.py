@@ -16,12 +16,11 @@ directory the target converts from, so every target exports it unchanged. Method
   differ in shape, which the graph targets and CTranslate2 (feed-forward only) hold and
   whisper.cpp does not (it sizes every layer from one head count and 4 x d_model).
 - ``drop-decoder-layers:KEEP``: distil-whisper's student shape: KEEP decoder layers, spread
-  from the first to the last (2 of 4: layers 0 and 3), without a distillation fine-tune
-  (what is lost shows in the WER). The alignment heads of dropped layers are dropped and the
-  others renumbered.
+  from the first to the last (2 of 4: layers 0 and 3); what is lost shows in the WER, and
+  ``--distill`` adds a short fine-tune on the user's audio (exporters.distill). The alignment
+  heads of dropped layers are dropped and the others renumbered.
 
-Not built yet (project issue 19): importance from calibration audio (magnitude only) and
-the ``--distill`` fine-tune.
+Not built yet (project issue 19): importance from calibration audio (magnitude only).
 """
 
 from __future__ import annotations
