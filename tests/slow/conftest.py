@@ -27,6 +27,15 @@ def onnx_fp32(tmp_path_factory, speech_rows) -> Path:
 
 
 @pytest.fixture(scope="session")
+def onnx_int8(tmp_path_factory, speech_rows) -> Path:
+    """tiny.en ONNX dynamic int8 (batch-variant), exported once for the tests that need it."""
+    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-onnx-int8"
+    export("bundled:tiny.en", ExportOptions("onnx", "int8", threads=THREADS), out,
+           log=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="session")
 def pytorch_fp32(tinyen_hf):
     with runtimes.load(tinyen_hf, runtimes.RuntimeOptions(threads=THREADS)) as model:
         yield model
