@@ -11,28 +11,29 @@ from tests.conftest import SPEECH
 THREADS = 2
 
 
-@pytest.fixture(scope="session")
-def int8_artifact(tmp_path_factory, speech_rows) -> Path:
-    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-ct2-int8"
-    export("bundled:tiny.en", ExportOptions("ctranslate2", "int8", threads=THREADS), out,
+def _tiny_en(tmp_path_factory, target: str, precision: str, name: str) -> Path:
+    """bundled tiny.en exported once per session as ``target`` ``precision`` into ``name``
+    (the server's model id)."""
+    out = tmp_path_factory.mktemp("artifacts") / name
+    export("bundled:tiny.en", ExportOptions(target, precision, threads=THREADS), out,
            log=lambda _: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def int8_artifact(tmp_path_factory, speech_rows) -> Path:
+    return _tiny_en(tmp_path_factory, "ctranslate2", "int8", "tiny.en-ct2-int8")
 
 
 @pytest.fixture(scope="session")
 def onnx_fp32(tmp_path_factory, speech_rows) -> Path:
-    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-onnx-fp32"
-    export("bundled:tiny.en", ExportOptions("onnx", threads=THREADS), out, log=lambda _: None)
-    return out
+    return _tiny_en(tmp_path_factory, "onnx", "fp32", "tiny.en-onnx-fp32")
 
 
 @pytest.fixture(scope="session")
 def onnx_int8(tmp_path_factory, speech_rows) -> Path:
-    """tiny.en ONNX dynamic int8 (batch-variant), exported once for the tests that need it."""
-    out = tmp_path_factory.mktemp("artifacts") / "tiny.en-onnx-int8"
-    export("bundled:tiny.en", ExportOptions("onnx", "int8", threads=THREADS), out,
-           log=lambda _: None)
-    return out
+    """Dynamic int8: batch-variant (its manifest says so)."""
+    return _tiny_en(tmp_path_factory, "onnx", "int8", "tiny.en-onnx-int8")
 
 
 @pytest.fixture(scope="session")
