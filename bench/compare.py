@@ -18,6 +18,7 @@ from bench import report, runner
 from bench.options import CompareOptions
 from bench.runner import Row
 from bench.systems import SystemSpec, faster_whisper_rows
+from exporters.targets.base import DISTILL_STEPS
 from runtimes import datasets
 from runtimes.errors import ToolkitError
 
@@ -125,7 +126,7 @@ def with_recipes(variants: list[Variant], recipes: list[tuple[str, ...]],
 
 def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
                threads: int, calibration=None, parity_audio: Path | None = None,
-               words: bool = False, distill=None, distill_steps: int = 100,
+               words: bool = False, distill=None, distill_steps: int = DISTILL_STEPS,
                ) -> tuple[dict[str, Path], dict[str, float], list[Variant]]:
     """Export each runnable variant into ``out_dir`` (with ``words``, with what word
     timestamps need, where the target can add it; recipes ending in "distill" fine-tuned on

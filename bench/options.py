@@ -195,7 +195,6 @@ class CompareOptions(MeasureOptions):
         if not self.subsets:
             raise OptionError("--subsets needs at least one subset")
 
-
     def compression_recipes(self) -> list[tuple[str, ...]]:
         """Each ``compress`` recipe as its steps (canonical strings); OptionError for a bad
         step or an empty recipe."""

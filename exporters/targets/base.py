@@ -18,7 +18,8 @@ from runtimes.errors import OptionError
 #: Precision shorthands the CLI offers (--fp16, --int8, --int4); a target maps each to its
 #: own concrete precision name, which may depend on the device.
 SHORTHANDS = ("fp32", "fp16", "int8", "int4")
-#: --distill-steps by default: batches of 8 windows (a minute or two on a CPU for tiny.en)
+#: --distill-steps by default: batches of 8 windows (tiny.en: labelling and 100 steps took
+#: 287 s on 2 AVX2 cores)
 DISTILL_STEPS = 100
 #: CPUs an int8 artifact can be tuned for (``ExportOptions.int8_kernels``): "vnni" (AVX-512
 #: VNNI or AVX-VNNI dot products), "avx2" (no VNNI: u8 x s8 pairs are summed in saturating
