@@ -193,8 +193,14 @@ def load_whisper(hf_dir: Path, dtype=None):
 def _load_pruned(hf_dir: Path, shapes: LayerShapes, dtype):
     from safetensors.torch import load_file
     from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
+    from transformers.utils import logging as hf_logging
 
-    model = WhisperForConditionalGeneration(WhisperConfig.from_pretrained(hf_dir))
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # building from a config notes its defaults ("loss_type")
+    try:
+        model = WhisperForConditionalGeneration(WhisperConfig.from_pretrained(hf_dir))
+    finally:
+        hf_logging.set_verbosity(level)
     cut_to(model, shapes)
     state: dict = {}
     for path in sorted(hf_dir.glob("*.safetensors")):
