@@ -106,9 +106,12 @@ def _weight_shapes(hf_dir: Path) -> dict[str, tuple[int, ...]]:
     files = sorted(hf_dir.glob("*.safetensors"))
     shapes: dict[str, tuple[int, ...]] = {}
     for path in files:
-        with safe_open(str(path), "pt") as f:
-            for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
-                shapes[name] = tuple(f.get_slice(name).get_shape())
+        try:
+            with safe_open(str(path), "pt") as f:
+                for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
+                    shapes[name] = tuple(f.get_slice(name).get_shape())
+        except Exception:  # noqa: BLE001 - SafetensorError: a cut or corrupt file
+            return {}  # the config's shapes; loading the weights then names the damage
     return shapes
 
 
