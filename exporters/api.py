@@ -200,11 +200,8 @@ def export(
     precision = target.precision(options.precision, options.device)
     target.check(options, precision)
     calibration = _calibration(target, precision, options)
-    if options.distill is not None:  # a bad --distill fails before any work
-        try:
-            options.distill.files()
-        except OptionError as exc:  # the audio is read as calibration audio is
-            raise OptionError(str(exc).replace("--calibration", "--distill")) from exc
+    if options.distill is not None:
+        options.distill.files()  # a bad --distill fails before any work
     tuning = _int8_kernels(target, precision, options)
     output = Path(output or default_output(model, target.name, precision))
     _check_output(output, force)

@@ -34,11 +34,14 @@ class CalibrationSet:
         path: a folder of audio files or a manifest TSV.
         subsets: manifest subsets to use (empty: every clip).
         max_windows: most 30 s windows to feed the quantiser.
+        flag: the command-line option that named the audio, for error messages
+            ("--calibration", or "--distill" for the fine-tune's audio).
     """
 
     path: Path
     subsets: tuple[str, ...] = ()
     max_windows: int = DEFAULT_WINDOWS
+    flag: str = "--calibration"
 
     def files(self) -> list[Path]:
         """The audio files, checked to exist (read once: the export checks them before any
@@ -60,9 +63,9 @@ def _files(calibration: CalibrationSet) -> tuple[Path, ...]:
     from runtimes.datasets import DatasetError, load_clips
 
     if calibration.max_windows < 1:
-        raise OptionError(f"--calibration-size must be >= 1, got {calibration.max_windows}")
+        raise OptionError(f"{calibration.flag}-size must be >= 1, got {calibration.max_windows}")
     if calibration.subsets and not calibration.path.is_file():
-        raise OptionError(f"--calibration-subset needs a manifest TSV; {calibration.path} "
+        raise OptionError(f"{calibration.flag}-subset needs a manifest TSV; {calibration.path} "
                           f"is not one")
     try:
         if not calibration.subsets:
@@ -70,7 +73,7 @@ def _files(calibration: CalibrationSet) -> tuple[Path, ...]:
         return tuple(c.path for s in calibration.subsets
                      for c in load_clips(calibration.path, s))
     except DatasetError as exc:
-        raise OptionError(f"--calibration: {exc}") from exc
+        raise OptionError(f"{calibration.flag}: {exc}") from exc
 
 
 def encoder_inputs(files: Sequence[Path], n_mels: int, max_windows: int) -> list[np.ndarray]:

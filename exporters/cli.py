@@ -154,4 +154,4 @@ def distill_audio(args) -> CalibrationSet | None:
         if args.distill_subset:
             raise ToolkitError("--distill-subset needs --distill")
         return None
-    return CalibrationSet(args.distill, tuple(args.distill_subset))
+    return CalibrationSet(args.distill, tuple(args.distill_subset), flag="--distill")
