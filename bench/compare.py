@@ -133,6 +133,7 @@ def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
     ``distill``); a failed export becomes a skipped row."""
     from exporters import registry
     from exporters.api import export
+    from exporters.compress import CompressionStep
     from exporters.targets.base import ExportOptions
 
     paths, seconds, failed = {}, {}, []
@@ -140,11 +141,13 @@ def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
     for i, variant in enumerate(runnable, 1):
         print(f"[export {i}/{len(runnable)}] {variant.name}", file=sys.stderr, flush=True)
         path = out_dir / variant.slug
-        calibrated = registry.get(variant.target).calibrated(variant.precision)
+        steps = tuple(s for s in variant.compress if s != "distill")
+        calibrated = (registry.get(variant.target).calibrated(variant.precision)
+                      or any(CompressionStep.parse(step).needs_audio for step in steps))
         options = ExportOptions(variant.target, variant.precision, device, threads,
                                 calibration if calibrated else None,
                                 word_timestamps=words and registry.get(variant.target).aligns,
-                                compress=tuple(s for s in variant.compress if s != "distill"),
+                                compress=steps,
                                 distill=distill if "distill" in variant.compress else None,
                                 distill_steps=distill_steps)
         try:

@@ -197,7 +197,7 @@ class CompareOptions(MeasureOptions):
 
     def compression_recipes(self) -> list[tuple[str, ...]]:
         """Each ``compress`` recipe as its steps (canonical strings); OptionError for a bad
-        step or an empty recipe."""
+        step, an empty recipe, or audio a recipe needs and was not given."""
         from exporters.compress import CompressionStep
 
         recipes = []
@@ -211,8 +211,11 @@ class CompareOptions(MeasureOptions):
             if distill and self.distill is None:
                 raise OptionError(f"--compress {recipe!r}: +distill needs --distill (the "
                                   f"audio to fine-tune on)")
-            recipes.append(tuple(str(CompressionStep.parse(part)) for part in steps)
-                           + (("distill",) if distill else ()))
+            parsed = [CompressionStep.parse(part) for part in steps]
+            if self.calibration is None and any(step.needs_audio for step in parsed):
+                raise OptionError(f"--compress {recipe!r}: :activation importance needs "
+                                  f"--calibration (the audio to measure on)")
+            recipes.append(tuple(map(str, parsed)) + (("distill",) if distill else ()))
         return recipes
 
 

@@ -12,12 +12,15 @@ on the same checkpoint, beside the toolkit's artifacts (``--peers``).
 - ``transformers-pipeline``: ``pipeline("automatic-speech-recognition")`` on the
   checkpoint itself.
 
-Every peer decodes greedily (or with the run's beam), at temperature 0 without fallback,
-without timestamps or previous-text prompts where it has the switch; long recordings are cut
-as each tool cuts them (the pipeline's 30 s chunks with stride, openai's and whisper.cpp's
-seeking). A peer whose package is missing is left out with the reason. Exports run here, in
-the parent, timed (the report's export column); each peer then runs in its own worker
-process like every row.
+Every peer decodes greedily (or with the run's beam), at temperature 0 without fallback, in
+the run's long-form mode as the tool itself offers it: with ``--long-form vad`` (the
+default) text only, no previous-text prompt; with ``--long-form sequential`` its timestamped
+long-form mode (openai's timestamped seeking, prompted with the previous text as the run
+says; the pipeline's chunks merged on timestamps, ``return_timestamps=True``; whisper.cpp's
+loop with its context as the run says). Long recordings are cut as each tool cuts them (the
+pipeline's 30 s chunks with stride, openai's and whisper.cpp's seeking). A peer whose
+package is missing is left out with the reason. Exports run here, in the parent, timed (the
+report's export column); each peer then runs in its own worker process like every row.
 """
 
 from __future__ import annotations
@@ -209,8 +212,11 @@ class WhisperCppPeer(_PeerBase):
 
         self.precision, self.backend = spec.precision or "", "whisper.cpp cpu"
         d = decoding
+        sequential = d.long_form == "sequential"
         params = dict(n_threads=_threads(runtime), print_progress=False, print_realtime=False,
-                      redirect_whispercpp_logs_to=None, no_context=True, temperature=0.0,
+                      redirect_whispercpp_logs_to=None, temperature=0.0,
+                      no_context=not (sequential and d.condition_on_previous_text),
+                      no_timestamps=not sequential,
                       temperature_inc=0.0, suppress_blank=d.suppress_blank,
                       suppress_nst=True)  # openai's default, as every other row
         if d.beam_size > 1:
@@ -248,8 +254,10 @@ class OpenAIWhisperPeer(_PeerBase):
         self.precision, self.backend = "fp32", f"torch {runtime.device}"
         self._model = whisper.load_model(spec.path, device=runtime.device)
         d = decoding
-        self._kwargs = dict(temperature=0.0, condition_on_previous_text=False,
-                            without_timestamps=True, fp16=False, verbose=None, task=d.task,
+        sequential = d.long_form == "sequential"
+        self._kwargs = dict(temperature=0.0, fp16=False, verbose=None, task=d.task,
+                            condition_on_previous_text=sequential and d.condition_on_previous_text,
+                            without_timestamps=not sequential,
                             language=_language(d, self._model.is_multilingual),
                             beam_size=d.beam_size if d.beam_size > 1 else None,
                             suppress_blank=d.suppress_blank)
@@ -283,6 +291,7 @@ class PipelinePeer(_PeerBase):
             "vocab_size", 0) >= 51865
         d = decoding
         self._generate = {"num_beams": d.beam_size, "max_new_tokens": d.max_new_tokens}
+        self._timestamps = d.long_form == "sequential"  # chunks merged on timestamps
         if multilingual:
             self._generate.update(task=d.task, language=_language(d, True))
 
@@ -305,7 +314,8 @@ class PipelinePeer(_PeerBase):
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
         found = self._pipe([{"raw": a, "sampling_rate": 16000} for a in audio],
-                           batch_size=batch_size, generate_kwargs=self._generate)
+                           batch_size=batch_size, generate_kwargs=self._generate,
+                           return_timestamps=self._timestamps)
         return [(f["text"].strip(), []) for f in found]
 
 

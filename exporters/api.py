@@ -237,7 +237,8 @@ def export(
 
             log(f"[2/4] compressing: {' then '.join(map(str, steps))}")
             with _step(f"compressing {source.spec}"):
-                compression = compress(source.hf_dir, steps, compressed_dir)
+                compression = compress(source.hf_dir, steps, compressed_dir,
+                                       options.calibration, log)
             if options.distill is not None:
                 from exporters.distill import distill
 
@@ -285,16 +286,21 @@ def _calibration(target: Target, precision: str, options: ExportOptions) -> dict
     """Check that calibration audio is given exactly when the precision needs it (before
     any work); its description for the manifest."""
     needed = target.calibrated(precision)
+    measuring = [str(step) for step in options.compression_steps() if step.needs_audio]
     if options.calibration is None:
         if needed:
             raise OptionError(
                 f"{target.name} {precision} quantises activations and needs calibration "
                 f"audio: pass --calibration (a folder of audio files or a manifest TSV of "
                 f"speech like the deployment's)")
+        if measuring:
+            raise OptionError(f"--compress {measuring[0]} measures importance on audio: pass "
+                              f"--calibration (a folder of audio files or a manifest TSV)")
         return {}
-    if not needed:
-        raise OptionError(f"--calibration applies to precisions that quantise activations; "
-                          f"{target.name} {precision} does not")
+    if not needed and not measuring:
+        raise OptionError(f"--calibration applies to precisions that quantise activations "
+                          f"and to --compress steps ending :activation; {target.name} "
+                          f"{precision} without such a step uses none")
     files = options.calibration.files()
     return {"calibration": options.calibration.to_dict(len(files))}
 

@@ -105,8 +105,8 @@ def add_arguments(parser) -> None:
     """The calibration options, shared by the export and comparison command lines."""
     parser.add_argument("--calibration", type=Path, metavar="PATH",
                         help="speech to calibrate activation quantisation (openvino "
-                        "int8_static): a folder of audio files or a manifest TSV, in every "
-                        "language the model will serve")
+                        "int8_static) and :activation pruning importance: a folder of audio "
+                        "files or a manifest TSV, in every language the model will serve")
     parser.add_argument("--calibration-subset", nargs="+", default=[], metavar="SUBSET",
                         help="only these subsets of the --calibration manifest")
     parser.add_argument("--calibration-size", type=int, default=DEFAULT_WINDOWS, metavar="N",

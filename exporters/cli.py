@@ -42,9 +42,11 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
                    help="add serve/: pinned requirements, Dockerfile and serve command")
     p.add_argument("--compress", action="append", default=[], metavar="METHOD[:ARGS]",
                    help="compress the model before converting it, repeatable, in order: "
-                   "prune-unstructured:SPARSITY[:l1|random], prune-heads:FRACTION, "
-                   "prune-ffn:FRACTION, cluster:K, drop-decoder-layers:KEEP (see "
-                   "exporters/compress.py)")
+                   "prune-unstructured:SPARSITY[:l1|random], "
+                   "prune-heads:FRACTION[:magnitude|activation], prune-ffn:FRACTION[:...], "
+                   "cluster:K, drop-decoder-layers:KEEP (see exporters/compress.py); "
+                   ":activation ranks by what each head or channel writes on --calibration "
+                   "audio")
     p.add_argument("--distill", type=Path, metavar="PATH",
                    help="after --compress, fine-tune the compressed decoder on this audio (a "
                    "folder or a manifest TSV) labelled by the uncompressed model")

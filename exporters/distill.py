@@ -12,17 +12,16 @@ bench's WER on audio the fine-tune never saw is the figure that says what it rec
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from exporters.calibration import CalibrationSet, encoder_inputs
+from exporters.calibration import CalibrationSet
+from exporters.teacher import BATCH, decoder_batch, pseudo_labels, windows
 
-BATCH = 8
 LEARNING_RATE = 5e-5
-IGNORE = -100  # the loss ignores the prompt's positions and the padding
+IGNORE = -100  # the loss ignores the prompt's positions and the padding (teacher's value)
 
 
 def distill(teacher_dir: Path, student_dir: Path, audio: CalibrationSet, steps: int,
@@ -36,56 +35,18 @@ def distill(teacher_dir: Path, student_dir: Path, audio: CalibrationSet, steps: 
 
     started = time.perf_counter()
     student = load_whisper(student_dir)
-    with warnings.catch_warnings():  # its few-windows warning is about calibration
-        warnings.simplefilter("ignore")
-        windows = encoder_inputs(audio.files(), student.config.num_mel_bins, audio.max_windows)
-    features = np.concatenate(windows)
-    log(f"      labelling {len(windows)} windows of 30 s with the uncompressed model")
-    labels = _pseudo_labels(teacher_dir, features)
+    features = windows(audio, student.config.num_mel_bins)
+    log(f"      labelling {len(features)} windows of 30 s with the uncompressed model")
+    labels = pseudo_labels(teacher_dir, features)
     with torch.no_grad():
         hidden = torch.cat([student.model.encoder(torch.from_numpy(features[i:i + BATCH]))
                             .last_hidden_state for i in range(0, len(features), BATCH)])
     losses = _train(student, hidden, labels, steps, log)
     student.save_pretrained(student_dir)
-    return {"audio": audio.to_dict(len(audio.files())), "windows": len(windows),
+    return {"audio": audio.to_dict(len(audio.files())), "windows": len(features),
             "steps": steps, "batch": BATCH, "learning_rate": LEARNING_RATE,
             "loss_first": round(losses[0], 4), "loss_last": round(float(np.mean(losses[-10:])), 4),
             "seconds": round(time.perf_counter() - started, 1)}
-
-
-def _pseudo_labels(teacher_dir: Path, features: np.ndarray) -> list[tuple[int, list[int]]]:
-    """Per window: (prompt length, the teacher's prompt + greedy transcript + end token)."""
-    from exporters.validate import load_reference
-    from runtimes.base import DecodingOptions
-    from runtimes.tokens import load_tokenizer
-
-    with load_reference(teacher_dir, 0) as teacher:
-        tokenizer = load_tokenizer(teacher_dir, teacher.multilingual)
-        languages = (teacher.detect_language(features) if teacher.multilingual
-                     else [None] * len(features))
-        prompts = [tokenizer.prompt(language, "transcribe") for language in languages]
-        out = []
-        for i in range(0, len(features), BATCH):
-            texts = teacher.generate(features[i:i + BATCH], prompts[i:i + BATCH],
-                                     DecodingOptions())
-            out += [(len(prompt), prompt + text + [tokenizer.eot])
-                    for prompt, text in zip(prompts[i:i + BATCH], texts)]
-    return out
-
-
-def _batch(labels: list[tuple[int, list[int]]], rows: list[int], eot: int):
-    """Decoder inputs (all but the last token) and targets (all but the first; the forced
-    prompt's positions and the padding ignored), padded to the longest row."""
-    import torch
-
-    width = max(len(labels[r][1]) for r in rows) - 1
-    ids = torch.full((len(rows), width), eot, dtype=torch.long)
-    targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    for n, r in enumerate(rows):
-        prompt, sequence = labels[r]
-        ids[n, : len(sequence) - 1] = torch.as_tensor(sequence[:-1])
-        targets[n, prompt - 1: len(sequence) - 1] = torch.as_tensor(sequence[prompt:])
-    return ids, targets
 
 
 def _train(student, hidden, labels: list[tuple[int, list[int]]], steps: int,
@@ -106,7 +67,7 @@ def _train(student, hidden, labels: list[tuple[int, list[int]]], steps: int,
     losses = []
     for step in range(steps):
         rows = [order[(step * BATCH + i) % len(order)] for i in range(min(BATCH, len(order)))]
-        ids, targets = _batch(labels, rows, eot)
+        ids, targets, _ = decoder_batch(labels, rows, eot)
         out = student.model.decoder(input_ids=ids, encoder_hidden_states=hidden[rows])
         logits = student.proj_out(out.last_hidden_state)
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(),

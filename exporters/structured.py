@@ -2,9 +2,10 @@
 feed-forward channels (``prune-ffn``), so the model is smaller and every dense kernel has
 less to do, unlike unstructured pruning's zeros.
 
-Importance is magnitude (no calibration audio): a head's is the Frobenius norm of its value
+Importance is magnitude by default (no audio): a head's is the Frobenius norm of its value
 rows times that of its output-projection columns (what it can write into the residual
-stream), a feed-forward channel's the norm of its fc1 row times that of its fc2 column.
+stream), a feed-forward channel's the norm of its fc1 row times that of its fc2 column; or,
+with ``:activation``, what each writes on calibration audio (exporters.importance).
 Scores are divided by their module's mean, then ranked over the whole model, so layers lose
 different numbers of heads or channels (per-layer shapes: runtimes.checkpoint) and no
 module loses its last head or more than it has. Feed-forward widths are kept in units of
@@ -16,7 +17,7 @@ from __future__ import annotations
 from runtimes.checkpoint import keep_channels, keep_heads
 
 
-def _attention_modules(model) -> list[tuple[str, object]]:
+def attention_modules(model) -> list[tuple[str, object]]:
     """(name, module) of every attention module: encoder self, decoder self and cross."""
     out = []
     for i, layer in enumerate(model.model.encoder.layers):
@@ -25,6 +26,12 @@ def _attention_modules(model) -> list[tuple[str, object]]:
         out += [(f"decoder.{i}.self_attn", layer.self_attn),
                 (f"decoder.{i}.encoder_attn", layer.encoder_attn)]
     return out
+
+
+def ffn_layers(model) -> list[tuple[str, object]]:
+    """(name, layer) of every encoder then decoder layer (each has one feed-forward block)."""
+    layers = [(f"encoder.{i}", layer) for i, layer in enumerate(model.model.encoder.layers)]
+    return layers + [(f"decoder.{i}", layer) for i, layer in enumerate(model.model.decoder.layers)]
 
 
 def _head_scores(attention):
@@ -55,12 +62,14 @@ def _removed(scores: list, fraction: float, floor: list[int], unit: list[int]) -
     return out
 
 
-def prune_heads(model, fraction: float) -> dict[str, int]:
-    """Remove ``fraction`` of all attention heads (lowest normalised magnitude first);
-    the alignment heads of removed heads are dropped and the others renumbered. Returns
-    heads removed per module name (non-zero only)."""
-    modules = _attention_modules(model)
-    scores = [_head_scores(attention) for _, attention in modules]
+def prune_heads(model, fraction: float, scores: list | None = None) -> dict[str, int]:
+    """Remove ``fraction`` of all attention heads (lowest normalised score first: magnitude,
+    or ``scores`` per module in attention_modules' order); the alignment heads of removed
+    heads are dropped and the others renumbered. Returns heads removed per module name
+    (non-zero only)."""
+    modules = attention_modules(model)
+    if scores is None:
+        scores = [_head_scores(attention) for _, attention in modules]
     removed = _removed(scores, fraction, [1] * len(modules), [1] * len(modules))
     kept_cross: dict[int, list[int]] = {}
     for (name, attention), values, drop in zip(modules, scores, removed):
@@ -81,18 +90,19 @@ def _renumber_alignment_heads(model, kept_cross: dict[int, list[int]]) -> None:
             if head in kept_cross[layer]]
 
 
-def prune_ffn(model, fraction: float) -> dict[str, int]:
-    """Remove ``fraction`` of all feed-forward channels (lowest normalised magnitude
-    first, whole units). Returns channels removed per layer name (non-zero only)."""
+def prune_ffn(model, fraction: float, scores: list | None = None) -> dict[str, int]:
+    """Remove ``fraction`` of all feed-forward channels (lowest normalised score first:
+    magnitude, or ``scores`` per layer in ffn_layers' order; whole units). Returns channels
+    removed per layer name (non-zero only)."""
     import torch
 
-    layers = [(f"encoder.{i}", layer) for i, layer in enumerate(model.model.encoder.layers)]
-    layers += [(f"decoder.{i}", layer) for i, layer in enumerate(model.model.decoder.layers)]
-    scores = []
-    for _, layer in layers:
-        values = (torch.linalg.norm(layer.fc1.weight.detach(), dim=1)
-                  * torch.linalg.norm(layer.fc2.weight.detach(), dim=0))
-        scores.append(values / values.mean())
+    layers = ffn_layers(model)
+    if scores is None:
+        scores = []
+        for _, layer in layers:
+            values = (torch.linalg.norm(layer.fc1.weight.detach(), dim=1)
+                      * torch.linalg.norm(layer.fc2.weight.detach(), dim=0))
+            scores.append(values / values.mean())
     units = [128 if layer.fc1.out_features >= 1024 else 16 for _, layer in layers]
     removed = _removed(scores, fraction, units, units)
     for (_, layer), values, drop in zip(layers, scores, removed):

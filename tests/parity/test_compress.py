@@ -145,3 +145,94 @@ def test_distilled_student_learns_the_teachers_transcripts(tiny_random, tmp_path
     assert distilled["audio"]["subsets"] == ["formats"]
     assert distilled["loss_last"] < 0.98 * distilled["loss_first"]  # 24.5 -> 23.5 measured
     assert manifest.parity["passed"]  # the artifact computes what the fine-tuned model does
+
+
+def _rig_a_bias_only_head(hf_dir, out_dir):
+    """A copy of the checkpoint whose encoder layer 0 head 0 has zero value weights and a
+    large value bias: its weights' magnitude is 0, yet it writes W_o @ bias at every
+    position. Returns the copy and the rigged bias."""
+    import torch
+
+    from runtimes.checkpoint import load_whisper
+
+    model = load_whisper(hf_dir)
+    attention = model.model.encoder.layers[0].self_attn
+    dim = attention.head_dim
+    with torch.no_grad():
+        attention.v_proj.weight[:dim] = 0
+        attention.v_proj.bias[:dim] = torch.linspace(1.0, 2.0, dim) * 10
+    model.save_pretrained(out_dir)
+    for path in hf_dir.iterdir():
+        if path.is_file() and not (out_dir / path.name).exists():
+            (out_dir / path.name).write_bytes(path.read_bytes())
+    return out_dir, attention.v_proj.bias[:dim].detach().clone()
+
+
+def test_activation_importance_keeps_what_writes_on_audio_where_magnitude_cannot_see_it(
+        tiny_random, tmp_path):
+    """prune-heads:F:activation ranks heads by what they write on the calibration audio:
+    a head with no value weights but a large value bias has magnitude 0 (removed first by
+    the default) and one of the largest outputs (kept by :activation)."""
+    import torch
+
+    from exporters.calibration import CalibrationSet
+    from exporters.compress import compress
+    from runtimes.checkpoint import load_whisper
+    from tests.conftest import MANIFEST
+
+    rigged, bias = _rig_a_bias_only_head(tiny_random, tmp_path / "rigged")
+    audio = CalibrationSet(MANIFEST, ("formats",), max_windows=2)
+    kept = {}
+    for how in ("magnitude", "activation"):
+        step = CompressionStep.parse(f"prune-heads:0.04:{how}")  # 1 of the 24 heads
+        info = compress(rigged, (step,), tmp_path / how, audio, log=lambda _: None)
+        assert sum(info["layer_shapes"]["encoder_heads"] + info["layer_shapes"]["decoder_heads"]
+                   + info["layer_shapes"]["cross_heads"]) == 23
+        v_bias = load_whisper(tmp_path / how).model.encoder.layers[0].self_attn.v_proj.bias
+        kept[how] = any(torch.equal(v_bias[i:i + len(bias)], bias)
+                        for i in range(0, len(v_bias), len(bias)))
+        assert ("importance" in info) == (how == "activation")
+    assert kept == {"magnitude": False, "activation": True}
+    assert info["importance"]["windows"] == 2 and info["importance"]["audio"]["subsets"] == [
+        "formats"]
+
+
+def test_activation_importance_needs_calibration_audio_and_records_it(tiny_random, tmp_path,
+                                                                      jfk):
+    from exporters.calibration import CalibrationSet
+    from tests.conftest import MANIFEST
+
+    steps = ("prune-heads:0.25:activation", "prune-ffn:0.25:activation")
+    with pytest.raises(OptionError, match="measures importance on audio: pass --calibration"):
+        export(str(tiny_random), ExportOptions("onnx", compress=steps), tmp_path / "x",
+               log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
+    audio = CalibrationSet(MANIFEST, ("formats",), max_windows=2)
+    out = tmp_path / "a"
+    export(str(tiny_random), ExportOptions("onnx", threads=2, calibration=audio, compress=steps),
+           out, parity_audio=jfk, log=lambda _: None)
+    manifest = read_manifest(out)
+    assert manifest.options["compress"] == list(steps) and manifest.parity["passed"]
+    assert manifest.options["calibration"]["subsets"] == ["formats"]
+    shapes = manifest.extra["compression"]["layer_shapes"]
+    assert sum(shapes["encoder_heads"] + shapes["decoder_heads"] + shapes["cross_heads"]) == 18
+    assert manifest.extra["compression"]["importance"]["windows"] == 2
+
+
+@pytest.mark.parametrize("target", ["ctranslate2", "openvino", "torchscript"])
+def test_weight_methods_export_to_every_cpu_target(target, tiny_random, tmp_path, jfk):
+    """Unstructured pruning, clustering and a dropped decoder layer in one export per target
+    (ONNX: above; whisper.cpp cannot hold the random model: tests/slow): the artifact
+    computes what the compressed model does and decodes batched as alone."""
+    steps = ("prune-unstructured:0.5", "cluster:16", "drop-decoder-layers:1")
+    out = tmp_path / "a"
+    export(str(tiny_random), ExportOptions(target, threads=2, compress=steps), out,
+           parity_audio=jfk, log=lambda _: None)
+    manifest = read_manifest(out)
+    assert manifest.parity["passed"] and manifest.options["compress"] == [
+        "prune-unstructured:0.5:l1", "cluster:16", "drop-decoder-layers:1"]
+    assert manifest.model["decoder_layers"] == 1
+    with runtimes.load(out, runtimes.RuntimeOptions(threads=2, trust_code=True)) as model:
+        clips = [jfk, jfk]
+        alone = model.transcribe([jfk])[0].tokens
+        assert alone and [r.tokens for r in model.transcribe(clips)] == [alone, alone]

@@ -32,7 +32,8 @@ def test_bad_export_arguments(args, message, capsys, tmp_path):
     (["--quantization", "int8_static"],
      "openvino int8_static quantises activations and needs calibration audio"),
     (["--int8", "--calibration", "."], "--calibration applies to precisions that quantise "
-                                       "activations; openvino int8 does not"),
+                                       "activations and to --compress steps ending "
+                                       ":activation; openvino int8 without such a step"),
     (["--quantization", "int8_static", "--calibration", "/no/such/dir"],
      "--calibration: manifest not found: /no/such/dir"),
     (["--quantization", "int8_static", "--calibration-subset", "en"],
@@ -56,6 +57,10 @@ def test_bad_calibration_arguments(args, message, capsys, tmp_path):
     (["--compress", "drop-decoder-layers:2", "--distill", ".", "--distill-steps", "0"],
      "--distill-steps must be >= 1, got 0"),
     (["--compress", "prune-heads:0.25"], "CTranslate2's Whisper model has one head count"),
+    (["--compress", "prune-ffn:0.25:activation"],
+     "--compress prune-ffn:0.25:activation measures importance on audio: pass --calibration"),
+    (["--compress", "prune-ffn:0.25:weights"],
+     "expected prune-ffn:FRACTION[:magnitude|activation]"),
 ])
 def test_bad_compression_arguments(args, message, capsys, tmp_path):
     code = main(["whisper", "--to", "ctranslate2", "-o", str(tmp_path / "out"), *args])

@@ -48,6 +48,22 @@ def test_recipes_add_rows_per_named_row_and_skip_what_a_target_cannot_hold():
         with_recipes(base, recipes, ("onnx int3",))
 
 
+def test_activation_recipes_need_calibration_audio():
+    from bench.options import CompareOptions
+    from exporters.calibration import CalibrationSet
+    from runtimes.errors import OptionError
+
+    with pytest.raises(OptionError, match=":activation importance needs --calibration"):
+        CompareOptions(Path("m.tsv"), compress=("prune-ffn:0.25:activation",)
+                       ).compression_recipes()
+    recipes = CompareOptions(Path("m.tsv"), calibration=CalibrationSet(Path(".")),
+                             compress=("prune-ffn:0.25:activation+prune-heads:.1:magnitude",)
+                             ).compression_recipes()
+    assert recipes == [("prune-ffn:0.25:activation", "prune-heads:0.1")]  # the default unsaid
+    variants = with_recipes(plan("cpu", ["onnx"]), recipes, ("onnx int8",))
+    assert variants[-1].slug == "onnx-int8-prune-ffn0.25activation-prune-heads0.1"
+
+
 def test_packed_size_shrinks_with_redundancy(tmp_path):
     import os
 
