@@ -1,9 +1,11 @@
-"""``--compress`` on real tiny.en: a mild setting of each method keeps the JFK clip's
-words through a target that holds it, the artifact computes what the compressed model does
-(parity passed) and the manifest reports the cost against the uncompressed model. The
-strong settings (50% pruned, K=16, 4 -> 2 decoder layers) are measured, not tested: README
-"Compression methods on tiny.en". Each case is one export, the cheapest target that
-holds its methods, two methods per export where they compose."""
+"""``--compress`` on real tiny.en: mild settings keep the JFK clip's words through a target
+that holds them, the artifact computes what the compressed model does (parity passed) and
+the manifest reports the cost against the uncompressed model: unstructured pruning then
+clustering (which keeps the pruned zeros) in whisper.cpp's q8_0, and feed-forward channels
+removed by activation importance on calibration audio in ONNX int8. Heads removed by
+activation (also JFK-exact at 5% on the PyTorch reference) and dropped decoder layers (no
+setting keeps tiny.en's words) are measured, not tested here: README "Compression methods
+on tiny.en"; the random model takes every method through every target in tests/parity."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import runtimes
 from bench.metrics import normalizer
 from exporters.api import export
 from exporters.calibration import CalibrationSet
+from exporters.compress import CompressionStep
 from exporters.targets.base import ExportOptions
 from runtimes.artifact import read_manifest
 from tests.conftest import MANIFEST
@@ -23,7 +26,7 @@ from tests.slow.test_real_tiny_en import JFK
 #: (this file's cases; the README's table has what stronger settings cost)
 CASES = [
     ("ggml", "q8_0", ("prune-unstructured:0.3", "cluster:256")),
-    ("onnx", "fp32", ("prune-heads:0.05:activation", "prune-ffn:0.0625:activation")),
+    ("onnx", "int8", ("prune-ffn:0.0625:activation",)),
 ]
 
 
@@ -40,7 +43,8 @@ def test_mild_compression_keeps_jfk(target, precision, steps, tmp_path, jfk):
            out, parity_audio=jfk, log=lambda _: None)
     manifest = read_manifest(out)
     compression = manifest.extra["compression"]
-    assert manifest.parity["passed"] and manifest.options["compress"] == list(steps)
+    assert manifest.parity["passed"] and manifest.options["compress"] == [
+        str(CompressionStep.parse(step)) for step in steps]
     cost = compression["vs_uncompressed"]
     print(f"{target} {precision} {'+'.join(steps)}: token agreement with the uncompressed "
           f"model {cost['token_agreement']:.2f}")
