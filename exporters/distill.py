@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from exporters.calibration import CalibrationSet
-from exporters.teacher import BATCH, decoder_batch, pseudo_labels, windows
+from exporters.teacher import BATCH, IGNORE, decoder_batch, pseudo_labels, windows
 
 LEARNING_RATE = 5e-5
-IGNORE = -100  # the loss ignores the prompt's positions and the padding (teacher's value)
 
 
 def distill(teacher_dir: Path, student_dir: Path, audio: CalibrationSet, steps: int,

@@ -13,6 +13,7 @@ import numpy as np
 from exporters.calibration import CalibrationSet, encoder_inputs
 
 BATCH = 8
+IGNORE = -100  # a target position the loss skips (the forced prompt, the padding)
 
 
 def windows(audio: CalibrationSet, n_mels: int) -> np.ndarray:
@@ -45,13 +46,13 @@ def pseudo_labels(teacher_dir: Path, features: np.ndarray) -> list[tuple[int, li
 
 def decoder_batch(labels: list[tuple[int, list[int]]], rows: list[int], eot: int):
     """Decoder inputs (all but the last token), targets (all but the first; the forced
-    prompt's positions and the padding -100) and the mask of real input positions, padded
+    prompt's positions and the padding IGNORE) and the mask of real input positions, padded
     on the right to the longest row."""
     import torch
 
     width = max(len(labels[r][1]) for r in rows) - 1
     ids = torch.full((len(rows), width), eot, dtype=torch.long)
-    targets = torch.full((len(rows), width), -100, dtype=torch.long)
+    targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.bool)
     for n, r in enumerate(rows):
         prompt, sequence = labels[r]
