@@ -285,17 +285,16 @@ def export(
 def _calibration(target: Target, precision: str, options: ExportOptions) -> dict:
     """Check that calibration audio is given exactly when the precision needs it (before
     any work); its description for the manifest."""
+    from exporters.compress import check_audio
+
     needed = target.calibrated(precision)
-    measuring = [str(step) for step in options.compression_steps() if step.needs_audio]
+    if options.calibration is None and needed:
+        raise OptionError(
+            f"{target.name} {precision} quantises activations and needs calibration "
+            f"audio: pass --calibration (a folder of audio files or a manifest TSV of "
+            f"speech like the deployment's)")
+    measuring = check_audio(options.compression_steps(), options.calibration)
     if options.calibration is None:
-        if needed:
-            raise OptionError(
-                f"{target.name} {precision} quantises activations and needs calibration "
-                f"audio: pass --calibration (a folder of audio files or a manifest TSV of "
-                f"speech like the deployment's)")
-        if measuring:
-            raise OptionError(f"--compress {measuring[0]} measures importance on audio: pass "
-                              f"--calibration (a folder of audio files or a manifest TSV)")
         return {}
     if not needed and not measuring:
         raise OptionError(f"--calibration applies to precisions that quantise activations "

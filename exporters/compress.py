@@ -208,6 +208,15 @@ def check_steps(steps: tuple[CompressionStep, ...], hf_dir: Path) -> None:
             layers = int(step.amount)
 
 
+def check_audio(steps: tuple[CompressionStep, ...], audio: CalibrationSet | None) -> bool:
+    """Whether a step measures on audio; OptionError when one does and none is given."""
+    measuring = [str(step) for step in steps if step.needs_audio]
+    if measuring and audio is None:
+        raise OptionError(f"--compress {measuring[0]} measures importance on audio: pass "
+                          f"--calibration (a folder of audio files or a manifest TSV)")
+    return bool(measuring)
+
+
 def _structured(model, step: CompressionStep, scores: list | None) -> None:
     from exporters.structured import prune_ffn, prune_heads
 
@@ -256,10 +265,7 @@ def compress(hf_dir: Path, steps: tuple[CompressionStep, ...], out_dir: Path,
 
     from runtimes.checkpoint import LayerShapes, load_whisper
 
-    needs_audio = [str(step) for step in steps if step.needs_audio]
-    if needs_audio and audio is None:
-        raise OptionError(f"--compress {needs_audio[0]} measures importance on audio: pass "
-                          f"--calibration (a folder of audio files or a manifest TSV)")
+    needs_audio = check_audio(steps, audio)
     model = load_whisper(hf_dir)
     before, parameters = _packed_bytes(model), _parameters(model)
     importance = (_Importance(hf_dir, audio, model.config.num_mel_bins, log)
