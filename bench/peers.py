@@ -188,9 +188,19 @@ def _language(decoding: DecodingOptions, multilingual: bool) -> str | None:
 
 class _PeerBase:
     """What every peer row shares: no timestamps pass (each tool's own segments are not
-    the toolkit's), no word pass."""
+    the toolkit's), no word pass, and ``settings``: the tool's own arguments that carry the
+    run's decoding options (its long-form mode above all), in the tool's own names, so a
+    reader and the tests see what the tool was asked to do."""
 
     sequential_batches = False
+    settings: dict
+
+    def called_with(self) -> str:
+        """``settings`` as one line for the row's notes (results.jsonl), the console
+        switches left out."""
+        quiet = ("print_", "redirect_")
+        return "called with " + ", ".join(f"{k}={v!r}" for k, v in self.settings.items()
+                                          if not k.startswith(quiet))
 
     def segment_starts(self, audio: list[np.ndarray], batch_size: int) -> list[list[float]]:
         return []
@@ -233,6 +243,7 @@ class WhisperCppPeer(_PeerBase):
         self._kwargs = {"language": _language(d, multilingual) or "auto"} if multilingual else {}
         if d.task == "translate":
             self._kwargs["translate"] = True
+        self.settings = {**params, **self._kwargs}
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
         return [(" ".join(s.text.strip() for s in self._model.transcribe(a, **self._kwargs)
@@ -261,6 +272,7 @@ class OpenAIWhisperPeer(_PeerBase):
                             language=_language(d, self._model.is_multilingual),
                             beam_size=d.beam_size if d.beam_size > 1 else None,
                             suppress_blank=d.suppress_blank)
+        self.settings = self._kwargs
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
         return [(self._model.transcribe(a, **self._kwargs)["text"].strip(), []) for a in audio]
@@ -294,6 +306,8 @@ class PipelinePeer(_PeerBase):
         self._timestamps = d.long_form == "sequential"  # chunks merged on timestamps
         if multilingual:
             self._generate.update(task=d.task, language=_language(d, True))
+        self.settings = {"chunk_length_s": 30, "return_timestamps": self._timestamps,
+                         "generate_kwargs": self._generate}
 
     @staticmethod
     def _model(spec: SystemSpec, runtime: RuntimeOptions):

@@ -85,7 +85,7 @@ def measure(job: dict) -> Measurement:
     peak_b1 = peak_rss_mb()
     vram_b1 = vram.read_mb() if vram else float("nan")
     batched: dict[int, float] = {}
-    notes = []
+    notes = [system.called_with()] if spec.peer else []  # what the tool was asked to do
     for size in (b for b in job["batch_sizes"] if b > 1):
         if not system.batching:
             notes.append(f"batch {size}: not offered by {system.runtime_name}")

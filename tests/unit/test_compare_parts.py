@@ -112,6 +112,15 @@ def test_peers_are_never_recommended_but_a_faster_one_is_named_and_compared():
         "WER 5.80%)",
         "onnx int8 (RTFx b1 26.0, WER 5.00%) is 0.87x peer optimum-openvino int8 (RTFx b1 "
         "30.0, WER 5.90%)"]
+    assert peer_ratios(rows, 0.5) == peer_ratios(rows)  # the fastest is also within 0.5
+    rows.append(_row("onnx int4", 0.080, 0.022, 39.0))  # faster, 2.2 points worse
+    lines = peer_ratios(rows, 0.5)
+    assert lines[0].startswith("onnx int4 (RTFx b1 39.0, WER 8.00%) is 3.00x peer whisper.cpp")
+    assert lines[2:] == [
+        "onnx int8, the fastest within 0.5 WER points (RTFx b1 26.0, WER 5.00%) is 2.00x peer "
+        "whisper.cpp q8_0 (RTFx b1 13.0, WER 5.80%)",
+        "onnx int8, the fastest within 0.5 WER points (RTFx b1 26.0, WER 5.00%) is 0.87x peer "
+        "optimum-openvino int8 (RTFx b1 30.0, WER 5.90%)"]
 
 
 def test_plan_offers_every_ggml_type_whisper_cpp_runs():
