@@ -49,6 +49,8 @@ PACKAGES = {
     "transformers-pipeline": ("transformers", "transformers"),
 }
 PEERS = tuple(PACKAGES)
+#: The transformers pipeline's chunk length for long recordings (its documented setting).
+CHUNK_S = 30
 
 
 def check_peers(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -266,16 +268,16 @@ class OpenAIWhisperPeer(_PeerBase):
         self._model = whisper.load_model(spec.path, device=runtime.device)
         d = decoding
         sequential = d.long_form == "sequential"
-        self._kwargs = dict(temperature=0.0, fp16=False, verbose=None, task=d.task,
-                            condition_on_previous_text=sequential and d.condition_on_previous_text,
-                            without_timestamps=not sequential,
-                            language=_language(d, self._model.is_multilingual),
-                            beam_size=d.beam_size if d.beam_size > 1 else None,
-                            suppress_blank=d.suppress_blank)
-        self.settings = self._kwargs
+        self.settings = dict(temperature=0.0, fp16=False, verbose=None, task=d.task,
+                             condition_on_previous_text=(sequential
+                                                         and d.condition_on_previous_text),
+                             without_timestamps=not sequential,
+                             language=_language(d, self._model.is_multilingual),
+                             beam_size=d.beam_size if d.beam_size > 1 else None,
+                             suppress_blank=d.suppress_blank)
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
-        return [(self._model.transcribe(a, **self._kwargs)["text"].strip(), []) for a in audio]
+        return [(self._model.transcribe(a, **self.settings)["text"].strip(), []) for a in audio]
 
 
 class PipelinePeer(_PeerBase):
@@ -297,17 +299,18 @@ class PipelinePeer(_PeerBase):
         self._pipe = pipeline("automatic-speech-recognition", model=model,
                               tokenizer=processor.tokenizer,
                               feature_extractor=processor.feature_extractor,
-                              chunk_length_s=30, device=runtime.device if spec.kind ==
+                              chunk_length_s=CHUNK_S, device=runtime.device if spec.kind ==
                               "transformers-pipeline" else None)
         multilingual = json.loads((Path(spec.path) / "config.json").read_text()).get(
             "vocab_size", 0) >= 51865
         d = decoding
-        self._generate = {"num_beams": d.beam_size, "max_new_tokens": d.max_new_tokens}
-        self._timestamps = d.long_form == "sequential"  # chunks merged on timestamps
+        generate = {"num_beams": d.beam_size, "max_new_tokens": d.max_new_tokens}
         if multilingual:
-            self._generate.update(task=d.task, language=_language(d, True))
-        self.settings = {"chunk_length_s": 30, "return_timestamps": self._timestamps,
-                         "generate_kwargs": self._generate}
+            generate.update(task=d.task, language=_language(d, True))
+        # sequential: chunks merged on timestamps
+        self._call = {"return_timestamps": d.long_form == "sequential",
+                      "generate_kwargs": generate}
+        self.settings = {"chunk_length_s": CHUNK_S, **self._call}
 
     @staticmethod
     def _model(spec: SystemSpec, runtime: RuntimeOptions):
@@ -328,8 +331,7 @@ class PipelinePeer(_PeerBase):
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
         found = self._pipe([{"raw": a, "sampling_rate": 16000} for a in audio],
-                           batch_size=batch_size, generate_kwargs=self._generate,
-                           return_timestamps=self._timestamps)
+                           batch_size=batch_size, **self._call)
         return [(f["text"].strip(), []) for f in found]
 
 
