@@ -12,20 +12,28 @@ from tests.conftest import MANIFEST
 from tests.slow.conftest import THREADS, subset
 from tests.slow.test_real_tiny_en import JFK
 
-#: (target, precision) -> max WER points above PyTorch fp32 on the en subset (issue 3, 4)
-MARGINS = {("onnx", "int8"): 0.005,
-           ("openvino", "int8"): 0.005,  # OpenVINO: bf16 inference where the CPU has it
-           ("openvino", "int8_static"): 0.005}  # calibrated on clips outside `en`
+#: (target, precision) -> max WER above PyTorch fp32's on every other en clip (issue 3, 4;
+#: 0.01 there is 4 of 445 words; measured on that half with AVX-512: +0 to +1 word; over all
+#: 56 clips the README's runs give +0 to +1 word on AVX-512 and on AVX2-only machines)
+MARGINS = {("onnx", "int8"): 0.01,
+           ("openvino", "int8"): 0.01,  # OpenVINO: bf16 inference where the CPU has it
+           ("openvino", "int8_static"): 0.01}  # calibrated on clips outside `en`
 #: fp32 graphs compute what PyTorch fp32 does: their tokens on the first 8 en clips are
 #: PyTorch's (stricter than a WER margin over the whole subset, and 4x cheaper)
 EXACT = {("onnx", "fp32"), ("torchscript", "fp32")}
 
 
+#: the session's exports these cases share with other files (tests/slow/conftest.py)
+SHARED = {("onnx", "fp32"): "onnx_fp32", ("onnx", "int8"): "onnx_int8",
+          ("openvino", "int8"): "openvino_int8_words",
+          ("torchscript", "fp32"): "torchscript_fp32_words"}
+
+
 @pytest.fixture(scope="module", params=sorted({*MARGINS, *EXACT}), ids="-".join)
 def graph_model(request, tmp_path_factory, speech_rows):
     target, precision = request.param
-    if request.param in (("onnx", "fp32"), ("onnx", "int8")):  # the session's, shared
-        out = request.getfixturevalue(f"onnx_{precision}")
+    if request.param in SHARED:
+        out = request.getfixturevalue(SHARED[request.param])
     else:
         out = tmp_path_factory.mktemp(target) / precision
         calibration = (CalibrationSet(MANIFEST, ("formats", "multi"))

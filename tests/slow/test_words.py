@@ -6,7 +6,7 @@ import pytest
 import runtimes
 from bench.timing import word_start_gaps
 from runtimes.errors import OptionError
-from tests.slow.conftest import THREADS, subset
+from tests.slow.conftest import THREADS, export_tiny_en, subset
 
 WORDS = runtimes.DecodingOptions(word_timestamps=True)
 
@@ -27,31 +27,15 @@ def faster_whisper_words(bundled_ct2_dir, clips):
              for w in s.words] for c in clips]
 
 
-def _export_words(tmp_path_factory, target: str, precision: str | None = None):
-    """bundled tiny.en exported to ``target`` with its alignment graph."""
-    from exporters.api import export
-    from exporters.targets.base import ExportOptions
-
-    out = tmp_path_factory.mktemp("artifacts") / f"tiny.en-{target}-words"
-    export("bundled:tiny.en", ExportOptions(target, precision, threads=THREADS,
-                                            word_timestamps=True), out, log=lambda _: None)
-    return out
-
-
 @pytest.fixture(scope="module")
 def onnx_words(tmp_path_factory, speech_rows):
-    """ONNX fp32 exported with its alignment graph."""
-    return _export_words(tmp_path_factory, "onnx")
+    """ONNX fp32 exported with its alignment graph (the session's plain ONNX fp32 is the
+    artifact without one, below and in the server's tests)."""
+    return export_tiny_en(tmp_path_factory, "onnx", "fp32", "tiny.en-onnx-words", True)
 
 
-@pytest.fixture(scope="module")
-def openvino_words(tmp_path_factory, speech_rows):
-    """OpenVINO int8 exported with its alignment graph (bf16 inference where the CPU has
-    it: the cross K/V reach the f32 alignment graph widened from bf16)."""
-    return _export_words(tmp_path_factory, "openvino", "int8")
-
-
-@pytest.mark.parametrize("source", ["int8_artifact", "onnx_words", "openvino_words"])
+@pytest.mark.parametrize("source", ["int8_artifact", "onnx_words",
+                                    "openvino_int8_words"])
 def test_word_starts_agree_with_faster_whisper(source, request, clips, faster_whisper_words):
     """CTranslate2 int8 (its align), ONNX fp32 and OpenVINO int8 (their alignment graph and
     the shared DTW) against faster-whisper: median start gap under 0.2 s over the words.
@@ -70,12 +54,6 @@ def test_word_starts_agree_with_faster_whisper(source, request, clips, faster_wh
     assert len(gaps) >= 0.9 * total and np.median(gaps) < 0.2
 
 
-@pytest.fixture(scope="module")
-def torchscript_words(tmp_path_factory, speech_rows):
-    """TorchScript fp32 exported with its alignment graph (traced, alignment.pt)."""
-    return _export_words(tmp_path_factory, "torchscript")
-
-
 def _words(path, clips) -> list:
     options = runtimes.RuntimeOptions(threads=THREADS, trust_code=True)
     with runtimes.load(path, options, WORDS) as model:
@@ -83,7 +61,7 @@ def _words(path, clips) -> list:
                 for t in model.transcribe(clips[:3], 3) for s in t.segments for w in s.words]
 
 
-@pytest.mark.parametrize("source", ["tinyen_hf", "torchscript_words"])
+@pytest.mark.parametrize("source", ["tinyen_hf", "torchscript_fp32_words"])
 def test_pytorch_and_torchscript_words_are_onnxs(source, request, onnx_words, clips):
     """The alignment graphs compute what the PyTorch model's heads give (fp32): the same
     words, times and probabilities from transformers' layers, the ONNX graph and the traced
