@@ -13,8 +13,9 @@ THREADS = 2
 
 def export_tiny_en(tmp_path_factory, target: str, precision: str, name: str,
                    word_timestamps: bool = False) -> Path:
-    """bundled tiny.en exported once per session as ``target`` ``precision`` into ``name``
-    (the server's model id)."""
+    """bundled tiny.en exported as ``target`` ``precision`` into ``name`` (the server's
+    model id), with the alignment graph if ``word_timestamps``; callers are session or
+    module fixtures, so each artifact is exported once."""
     out = tmp_path_factory.mktemp("artifacts") / name
     export("bundled:tiny.en", ExportOptions(target, precision, threads=THREADS,
                                             word_timestamps=word_timestamps),
