@@ -162,18 +162,23 @@ def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
     return paths, seconds, failed
 
 
+def _within(row: Row, max_wer_delta: float) -> bool:
+    """Whether ``row`` ran and its WER is within ``max_wer_delta`` points of the baseline's."""
+    return (not row.error and not math.isnan(row.delta_wer)
+            and 100 * row.delta_wer <= max_wer_delta)
+
+
 def recommend(rows: list[Row], artifacts: set[str], max_wer_delta: float) -> str:
     """The fastest artifact (batch-1 RTFx) whose WER is within ``max_wer_delta`` points of
     the baseline's, as one sentence."""
-    fits = [r for r in rows if r.name in artifacts and not r.error and not math.isnan(r.delta_wer)
-            and 100 * r.delta_wer <= max_wer_delta]
+    fits = [r for r in rows if r.name in artifacts and _within(r, max_wer_delta)]
     if not fits:
         return f"No artifact is within {max_wer_delta:g} WER points of the baseline on this machine."
     best = max(fits, key=lambda r: r.rtfx_b1)
     size, rtfx = best.best_batched
     batched = f", {rtfx:.1f} at batch {size}" if size > 1 else ""
-    faster = [r.name for r in rows if r.peer and not r.error and r.rtfx_b1 > best.rtfx_b1
-              and not math.isnan(r.delta_wer) and 100 * r.delta_wer <= max_wer_delta]
+    faster = [r.name for r in rows if r.peer and r.rtfx_b1 > best.rtfx_b1
+              and _within(r, max_wer_delta)]
     peers = f" Faster at batch 1 within the same WER: {', '.join(faster)}." if faster else ""
     return (f"Fastest artifact within {max_wer_delta:g} WER points of the baseline on this "
             f"machine: **{best.name}** ({best.precision}): RTFx {best.rtfx_b1:.1f} at batch 1"
@@ -280,8 +285,7 @@ def peer_ratios(rows: list[Row], max_wer_delta: float | None = None) -> list[str
     if not artifacts:
         return []
     picks = [("", max(artifacts, key=lambda r: r.rtfx_b1))]
-    fits = [r for r in artifacts if max_wer_delta is not None and not math.isnan(r.delta_wer)
-            and 100 * r.delta_wer <= max_wer_delta]
+    fits = [r for r in artifacts if max_wer_delta is not None and _within(r, max_wer_delta)]
     if fits and (within := max(fits, key=lambda r: r.rtfx_b1)) is not picks[0][1]:
         picks.append((f", the fastest within {max_wer_delta:g} WER points", within))
     return [f"{best.name}{label} (RTFx b1 {best.rtfx_b1:.1f}, WER {100 * best.wer:.2f}%) is "
