@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(implies --word-timestamps), e.g. 7")
     p.add_argument("--format", default="text", choices=FORMATS,
                    help="text: one 'FILE<TAB>transcript' line per file (default); srt, vtt: "
-                   "subtitles, one block per file after a '# FILE' line; json: one object "
-                   "per line with the segments")
+                   "one file's subtitles; json: one object per line per file, with the "
+                   "segments")
     return p
 
 
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        _check_inputs(args.audio, args.format)
         options = runtime_options(args)
         if args.max_subtitle_s is not None and not args.max_subtitle_s >= 1:
             raise OptionError(f"--max-subtitle-s must be a number of seconds >= 1, got "
@@ -54,8 +55,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for path, result in zip(args.audio, results):
+        if result.audio is not None and (damage := result.audio.describe(str(path))):
+            print(f"warning: {damage}", file=sys.stderr)
         print(render(path, result, args.format, args.max_subtitle_s))
     return 0
+
+
+def _check_inputs(audio: list[Path], fmt: str) -> None:
+    """Before the model loads: every input is a file, and subtitles are one file's (SRT and
+    WebVTT have no way to hold several files in one stream)."""
+    for path in audio:
+        if path.is_dir():
+            raise OptionError(f"{path} is a directory: give audio files (python -m "
+                              "runtimes.batch transcribes every audio file under a folder)")
+    if fmt in ("srt", "vtt") and len(audio) > 1:
+        raise OptionError(f"--format {fmt} writes one file's subtitles to standard output, "
+                          f"got {len(audio)} files: give one (or use --format json)")
 
 
 def render(path: Path, result, fmt: str, max_subtitle_s: float | None = None) -> str:
@@ -67,12 +82,16 @@ def render(path: Path, result, fmt: str, max_subtitle_s: float | None = None) ->
     if fmt == "json":
         import json
 
+        audio = result.audio
         return json.dumps({"file": str(path), "text": result.text, "language": result.language,
                            "duration": round(result.duration_s, 3),
+                           "declared_duration": None if audio is None or audio.declared_s is None
+                           else round(audio.declared_s, 3),
+                           "skipped_frames": 0 if audio is None else audio.skipped_frames,
                            "segments": [segment_json(s) for s in result.segments]})
     segments = result.segments if max_subtitle_s is None else split_long(result.segments,
                                                                           max_subtitle_s)
-    return f"# {path}\n{srt(segments) if fmt == 'srt' else vtt(segments)}"
+    return srt(segments) if fmt == "srt" else vtt(segments)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +71,37 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """The manifest of ``data``; ValueError naming a newer schema, unknown or missing
+        keys, or a malformed file entry (a reader must not guess what a newer writer meant:
+        a schema-2 manifest may change what a key means)."""
+        schema = data.get("schema", SCHEMA_VERSION)
+        if not isinstance(schema, int) or schema < 1:
+            raise ValueError(f"schema {schema!r} is not a schema version (a whole number >= 1)")
+        if schema > SCHEMA_VERSION:
+            raise ValueError(f"schema {schema} is newer than this toolkit reads (up to "
+                             f"{SCHEMA_VERSION}): upgrade the toolkit")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"unknown keys {', '.join(map(repr, unknown))} (schema {schema} "
+                             f"has: {', '.join(names)})")
+        required = [f.name for f in fields(cls) if f.default is MISSING
+                    and f.default_factory is MISSING]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValueError(f"missing keys {', '.join(map(repr, missing))}")
         data = dict(data)
-        data["files"] = tuple(FileEntry(**f) for f in data.get("files", ()))
+        data["files"] = tuple(_file_entry(f) for f in data["files"])
         return cls(**data)
+
+
+def _file_entry(entry: Any) -> FileEntry:
+    """One ``files`` item; ValueError naming what is wrong with it."""
+    keys = {f.name for f in fields(FileEntry)}
+    if not isinstance(entry, dict) or set(entry) != keys:
+        raise ValueError(f"a files entry must have exactly the keys path, bytes, sha256; got "
+                         f"{entry!r}")
+    return FileEntry(**entry)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -193,6 +221,30 @@ class GraphSpec:
     extra: dict[str, Any] = field(default_factory=dict)
     version: int = GRAPH_SPEC_VERSION
 
+    def __post_init__(self) -> None:
+        """A graph.json edited by hand (or written by a broken exporter) fails here with the
+        value named, not as an IndexError deep in a decoder step."""
+        for name in ("n_mels", "n_layers", "n_heads", "d_model", "vocab_size", "n_frames",
+                     "n_audio_ctx"):
+            _positive_int(name, getattr(self, name))
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not a multiple of n_heads "
+                             f"{self.n_heads}")
+        for name in ("decoder_heads", "cross_heads"):
+            heads = getattr(self, name)
+            if heads is None:
+                continue
+            if not isinstance(heads, list) or len(heads) != self.n_layers:
+                raise ValueError(f"{name} must list one head count per decoder layer "
+                                 f"({self.n_layers}), got {heads!r}")
+            for count in heads:
+                _positive_int(name, count)
+        if not isinstance(self.languages, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and 0 <= v < self.vocab_size
+                for k, v in self.languages.items()):
+            raise ValueError("languages must map language codes to token ids below "
+                             f"vocab_size {self.vocab_size}")
+
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
@@ -237,6 +289,13 @@ class GraphSpec:
         """Parse graph.json; files without a version are read as version 0 (the keys were
         the same, minus those added since), unknown keys go to ``extra``."""
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        version = data.get("version", 0)
+        if not isinstance(version, int) or version > GRAPH_SPEC_VERSION:
+            # checked before the values: a newer writer's keys may mean something else
+            raise ArtifactError(f"graph.json has version {version!r}; this toolkit reads up "
+                                f"to {GRAPH_SPEC_VERSION}: upgrade it")
         known = {f.name for f in fields(cls)} - {"extra"}
         spec = {k: v for k, v in data.items() if k in known}
         spec.setdefault("version", 0)
@@ -249,13 +308,16 @@ class GraphSpec:
         if not path.is_file():
             raise ArtifactError(f"{directory} has no {GRAPH_SPEC}")
         try:
-            spec = cls.from_json(path.read_text())
-        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
+            return cls.from_json(path.read_text())
+        except ArtifactError as exc:
+            raise ArtifactError(f"{path}: {exc}") from None
+        except (json.JSONDecodeError, TypeError, ValueError, UnicodeDecodeError) as exc:
             raise ArtifactError(f"{path} is not a valid graph spec: {exc}") from exc
-        if spec.version > GRAPH_SPEC_VERSION:
-            raise ArtifactError(f"{path} has version {spec.version}; this toolkit reads up to "
-                                f"{GRAPH_SPEC_VERSION}: upgrade it")
-        return spec
 
     def write(self, directory: Path) -> None:
         (Path(directory) / GRAPH_SPEC).write_text(self.to_json())
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")

@@ -7,13 +7,13 @@ features and are scored on the same text.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 
-from runtimes.audio import duration_s, load_audio
+from runtimes.audio import AudioReport, duration_s, load_audio
 from runtimes.base import Decoded, DecodingOptions, WhisperRuntime
 from runtimes.chunking import Window, WindowStream, blocks_of
 from runtimes.fallback import decode_with_fallback
@@ -38,6 +38,8 @@ class Transcription:
         segments: Whisper's segments when decoded with ``timestamps`` (times in seconds
             from the start of the audio), else one per window; a window found silent by
             no-speech detection (fallback on) has none.
+        audio: what decoding the file found (damaged frames skipped, the duration its
+            container declares); None for an array input.
     """
 
     text: str
@@ -46,6 +48,7 @@ class Transcription:
     windows: int
     language: str
     segments: tuple[Segment, ...] = ()
+    audio: AudioReport | None = None
 
 
 def check_language(language: str | None, task: str, multilingual: bool) -> None:
@@ -111,11 +114,15 @@ class Transcriber:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        audios = [x if isinstance(x, np.ndarray) else load_audio(x) for x in inputs]
+        reports = [None if isinstance(x, np.ndarray) else AudioReport() for x in inputs]
+        audios = [x if report is None else load_audio(x, report=report)
+                  for x, report in zip(inputs, reports)]
         if self.options.long_form == "sequential":
-            return self._sequential(audios, batch_size)
-        return self.transcribe_cut([cut(audio) for audio in audios],
-                                   [duration_s(audio) for audio in audios], batch_size)
+            found = self._sequential(audios, batch_size)
+        else:
+            found = self.transcribe_cut([cut(audio) for audio in audios],
+                                        [duration_s(audio) for audio in audios], batch_size)
+        return [replace(t, audio=report) for t, report in zip(found, reports)]
 
     def transcribe_cut(self, cuts: Sequence[list[CutWindow]], durations: Sequence[float],
                        batch_size: int = 1) -> list[Transcription]:

@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ToolkitError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what is written stays, a rerun resumes (exit 130)
+        print(f"interrupted: the files already in {args.out / 'results.jsonl'} are kept; "
+              "run the same command again to transcribe the rest", file=sys.stderr)
+        return 130
     print(summary.line(), file=sys.stderr)
     if summary.failures:
         print(f"failed files and their errors: {args.out / 'failures.jsonl'}", file=sys.stderr)

@@ -112,18 +112,23 @@ def job_identity(artifact: Path, options: RuntimeOptions, decoding: DecodingOpti
 def decode_file(row: dict, cut_windows: bool) -> dict:
     """CPU task: one file's audio, cut into VAD windows when ``cut_windows`` (else whole,
     for sequential decoding); a file that does not decode becomes a row with its error."""
-    from runtimes.audio import duration_s, load_audio
+    from runtimes.audio import AudioReport, duration_s, load_audio
     from runtimes.pipeline import cut
 
     path = row["path"]
     empty = {"path": path, "duration_s": 0.0, "samples": np.zeros(0, np.float32),
-             "lengths": np.zeros(0, np.int64), "spans": "[]"}
+             "lengths": np.zeros(0, np.int64), "spans": "[]", "declared_s": np.nan,
+             "skipped_frames": 0}
+    report = AudioReport()
     try:
-        audio = load_audio(path)
+        audio = load_audio(path, report=report)
     except Exception as exc:  # any decoder failure is this file's, not the job's
         return {**empty, "error": f"{type(exc).__name__}: {exc}"}
     windows = cut(audio) if cut_windows else [(((0, audio.size),), audio)]
     return {"path": path, "duration_s": duration_s(audio), "error": "",
+            # a damaged file transcribed past its damage says so in its row (issue 32)
+            "declared_s": np.nan if report.declared_s is None else report.declared_s,
+            "skipped_frames": report.skipped_frames,
             "samples": np.concatenate([w for _, w in windows]).astype(np.float32)
             if windows else np.zeros(0, np.float32),
             "lengths": np.array([w.size for _, w in windows], np.int64),
@@ -182,6 +187,9 @@ class Transcribe:
         for i, result, duration in zip(rows, found, durations):
             row = result_row(str(batch["path"][i]), result, self.model.runtime,
                              seconds * duration / total)
+            declared = float(batch["declared_s"][i])
+            row["declared_s"] = None if np.isnan(declared) else round(declared, 3)
+            row["skipped_frames"] = int(batch["skipped_frames"][i])
             self._emit(out, batch["path"][i], json.dumps(row, ensure_ascii=False), "", "")
 
     @staticmethod

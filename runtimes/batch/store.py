@@ -38,6 +38,7 @@ def parquet_schema():
                          ("compression_ratio", pa.float64()),
                          ("no_speech_prob", pa.float64()), ("words", pa.list_(word))])
     return pa.schema([("path", pa.string()), ("duration_s", pa.float64()),
+                      ("declared_s", pa.float64()), ("skipped_frames", pa.int32()),
                       ("language", pa.string()), ("text", pa.string()),
                       ("segments", pa.list_(segment)), ("windows", pa.int32()),
                       ("runtime", pa.string()), ("precision", pa.string()),

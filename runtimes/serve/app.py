@@ -114,17 +114,17 @@ def create_app(engine: ServeEngine, config: ServeConfig, replica: str | None = N
         metrics.requests.labels(path, str(response.status_code)).inc()
         return response
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])  # probes use HEAD
     async def health() -> dict:
         found = {"status": "ok", "model": config.model_id, "queue_depth": engine.batcher.depth,
                  "in_flight": state["in_flight"]}
         return found if replica is None else {**found, "replica": replica}
 
-    @app.get("/metrics")
+    @app.api_route("/metrics", methods=["GET", "HEAD"])  # probes use HEAD
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/v1/models")
+    @app.api_route("/v1/models", methods=["GET", "HEAD"])  # probes use HEAD
     async def models() -> dict:
         return {"object": "list", "data": [
             {"id": config.model_id, "object": "model", "created": 0,

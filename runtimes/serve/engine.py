@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.audio import SAMPLE_RATE, stream_audio_bytes
+from runtimes.audio import SAMPLE_RATE, AudioReport, stream_audio_bytes
 from runtimes.base import Decoded
 from runtimes.chunking import Window, WindowStream
 from runtimes.features import log_mel
@@ -32,10 +32,13 @@ _DETECT = ("detect",)
 
 @dataclass(frozen=True)
 class ServedResult:
+    """One request's transcript; ``audio`` says what decoding the upload found."""
+
     text: str
     language: str
     duration_s: float
     segments: tuple[Segment, ...]
+    audio: AudioReport
 
 
 class ServeEngine:
@@ -100,7 +103,8 @@ class ServeEngine:
             AudioTooLongError: it decodes past ``max_seconds`` (see runtimes.audio); decoding
                 stops there, so a small file claiming hours costs little.
         """
-        stream = WindowStream(stream_audio_bytes(data, name, max_seconds))
+        report = AudioReport()
+        stream = WindowStream(stream_audio_bytes(data, name, max_seconds, report=report))
         windows = iter(stream)
         n_mels = self.transcriber.runtime.n_mels
 
@@ -143,7 +147,7 @@ class ServeEngine:
             self.batcher.abandon(submitted)
             raise
         return self._result(spans, outputs, language, stream.n_samples / SAMPLE_RATE,
-                            timestamps or words)
+                            timestamps or words, report)
 
     async def _with_fallback(self, key: Hashable, payload: tuple, submitted: list[Future],
                              prompt_length: int, request: int | None, words: bool):
@@ -185,7 +189,7 @@ class ServeEngine:
         return language, ids
 
     def _result(self, windows: list[Window], outputs: list, language: str | None,
-                duration: float, timestamps: bool) -> ServedResult:
+                duration: float, timestamps: bool, report: AudioReport) -> ServedResult:
         """Outputs are ``Decoded``, or (``Decoded``, words) when words were asked for."""
         tokenizer = self.transcriber.tokenizer
         segments: list = []
@@ -195,7 +199,7 @@ class ServeEngine:
             segments += parts if words is None else attach_words(window, parts, words)
         text = tokenizer.decode([t for out in outputs
                                  for t in _decoded(out).tokens])
-        return ServedResult(text, language or "en", duration, tuple(segments))
+        return ServedResult(text, language or "en", duration, tuple(segments), report)
 
     async def _language(self, window: np.ndarray) -> str:
         if not self.multilingual:

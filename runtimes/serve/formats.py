@@ -19,7 +19,27 @@ FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 
 def render(result: ServedResult, response_format: str, task: str,
            max_subtitle_s: float | None = None) -> Response:
-    """The HTTP response for ``response_format`` (one of FORMATS, checked by the caller)."""
+    """The HTTP response for ``response_format`` (one of FORMATS, checked by the caller),
+    with ``audio_headers`` whatever the format."""
+    response = _body(result, response_format, task, max_subtitle_s)
+    response.headers.update(audio_headers(result))
+    return response
+
+
+def audio_headers(result: ServedResult) -> dict[str, str]:
+    """How much audio the transcript covers, on every response: the seconds decoded, the
+    duration the container declares and the damaged frames skipped (a client sees that a
+    damaged upload was transcribed past its damage, in any response format)."""
+    audio = result.audio
+    headers = {"X-Audio-Duration": f"{result.duration_s:.3f}",
+               "X-Audio-Skipped-Frames": str(audio.skipped_frames)}
+    if audio.declared_s is not None:
+        headers["X-Audio-Declared-Duration"] = f"{audio.declared_s:.3f}"
+    return headers
+
+
+def _body(result: ServedResult, response_format: str, task: str,
+          max_subtitle_s: float | None) -> Response:
     if response_format == "json":
         return JSONResponse({"text": result.text})
     if response_format == "text":
@@ -41,6 +61,9 @@ def verbose_json(result: ServedResult, task: str) -> dict:
         "task": task,
         "language": LANGUAGES.get(result.language, result.language),
         "duration": round(result.duration_s, 3),
+        "declared_duration": None if result.audio.declared_s is None
+        else round(result.audio.declared_s, 3),
+        "skipped_frames": result.audio.skipped_frames,
         "text": result.text,
         "segments": [
             {"id": i, "seek": round(s.start * 100), "start": round(s.start, 3),

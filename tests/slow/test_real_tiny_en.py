@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bench.metrics import error_rates, normalizer
+from tests.conftest import SPEECH
 from tests.slow.conftest import subset
 
 JFK = ("And so my fellow Americans ask not what your country can do for you, "
@@ -93,3 +94,25 @@ def test_segment_timestamps_mean_the_same_on_every_runtime(jfk, en, pytorch_fp32
     assert len(alike) >= 11
     gaps = [abs(x[0] - y[0]) for a, b in alike for x, y in zip(a, b)]
     assert max(gaps) <= 0.5 and sum(g <= 0.2 for g in gaps) >= 0.9 * len(gaps)
+
+
+def test_the_cli_transcribes_a_damaged_mp3_whole_and_says_what_it_skipped(int8_artifact,
+                                                                          tmp_path, capsys):
+    """Issue 32: the CLI answered 'And so my fellow Americans ask not why' (the first 5.5 s)
+    with exit 0 and no word of the rest. Now it transcribes past the damaged frame."""
+    import json
+
+    from runtimes.__main__ import main
+    from tests.media import damaged_mp3
+
+    path = damaged_mp3(tmp_path / "d.mp3")
+    assert main([str(int8_artifact), str(path), "--format", "json", "--threads", "2"]) == 0
+    out, err = capsys.readouterr()
+    row = json.loads(out)
+    assert normalizer("en")(row["text"]).endswith("ask what you can do for your country")
+    assert row["skipped_frames"] == 1 and row["declared_duration"] == 11.0
+    assert row["duration"] > 10.9
+    assert "warning: " in err and "skipped 1 damaged frame(s); decoded 10.95 s of the 11.00 s" in err
+    # one file's SRT is plain SRT: no comment line before its first cue
+    assert main([str(int8_artifact), str(SPEECH / "jfk" / "jfk.flac"), "--format", "srt"]) == 0
+    assert capsys.readouterr().out.startswith("1\n00:00:00,000 --> ")

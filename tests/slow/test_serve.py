@@ -454,3 +454,46 @@ def test_upload_cost_reports_the_bomb_as_413(int8_artifact, capsys):
     assert row[1].strip() == "bomb-1hz.wav" and row[3].strip() == "413"
     assert upload_cost.main([str(int8_artifact)]) == 2
     assert "nothing to upload" in capsys.readouterr().err
+
+
+def test_a_damaged_mp3_is_transcribed_whole_and_the_response_says_what_was_skipped(server,
+                                                                                   tmp_path):
+    """Issue 32: 200 {"text": "And so my fellow Americans ask not why"} for an 11 s clip with
+    400 damaged bytes in the middle; the rest was dropped unannounced."""
+    from bench.metrics import normalizer
+    from tests.media import damaged_mp3
+
+    for response_format in ("json", "text", "verbose_json"):
+        response = _post(server, damaged_mp3(tmp_path / "d.mp3"), response_format=response_format)
+        assert response.status_code == 200, response.text
+        text = response.json()["text"] if "json" in response_format else response.text
+        assert normalizer("en")(text) == JFK_WORDS
+        assert response.headers["x-audio-skipped-frames"] == "1"
+        assert response.headers["x-audio-declared-duration"] == "11.000"
+        assert float(response.headers["x-audio-duration"]) > 10.9
+    body = response.json()
+    assert body["skipped_frames"] == 1 and body["declared_duration"] == 11.0
+    # damaged past what skipping frames can cover: refused, never half answered with 200
+    broken = damaged_mp3(tmp_path / "broken.mp3", start=0.2, length=40000)
+    response = _post(server, broken)
+    _assert_openai_error(response, 400, "invalid_audio")
+    assert "decodes to 4.86 s of the 11.00 s it declares" in response.json()["error"]["message"]
+
+
+def test_health_and_models_answer_head_as_probes_send_it(server):
+    """Issue 32: HEAD /health and HEAD /v1/models answered 405."""
+    auth = {"Authorization": f"Bearer {KEY}"}
+    for path in ("/health", "/v1/models", "/metrics"):
+        assert httpx.head(server.url + path, headers=auth).status_code == 200, path
+    assert httpx.head(server.url + "/health").status_code == 200  # no key, as with GET
+
+
+def test_an_ogg_claiming_100_hours_is_413_naming_the_uploads_own_size(server, tmp_path):
+    """Issue 32 saw a 413 naming 'a 92723-byte file' for a 191,304-byte upload."""
+    from tests.media import ogg_claiming
+
+    path = ogg_claiming(tmp_path / "long.ogg", hours=100)
+    response = _post(server, path)
+    _assert_openai_error(response, 413, "audio_too_long")
+    message = response.json()["error"]["message"]
+    assert f"a {path.stat().st_size}-byte file" in message and "declares 360000 s" in message

@@ -93,3 +93,55 @@ def test_manifest_of_another_family_is_refused(tmp_path):
                                       {}, "now"))
     with pytest.raises(ArtifactError, match="holds a 'wav2vec2' model"):
         runtimes.load_runtime(tmp_path)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"schema": 99}, "schema 99 is newer than this toolkit reads \\(up to 1\\): upgrade"),
+    ({"schema": "1"}, "schema '1' is not a schema version"),
+    ({"novel": 1}, "unknown keys 'novel' \\(schema 1 has: format, precision"),
+    ({"files": [{"path": "model.bin"}]}, "a files entry must have exactly the keys"),
+])
+def test_a_manifest_from_a_newer_writer_or_edited_is_refused_in_one_line(tmp_path, change,
+                                                                         message):
+    """Issue 32: schema 99 loaded silently; an unknown key failed with Python internals."""
+    import json
+
+    directory, _ = _artifact(tmp_path)
+    data = json.loads((directory / "artifact.json").read_text())
+    (directory / "artifact.json").write_text(json.dumps({**data, **change}))
+    with pytest.raises(ArtifactError, match=message) as caught:
+        read_manifest(directory)
+    assert "__init__" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_manifest_missing_a_key_names_it(tmp_path):
+    import json
+
+    directory, _ = _artifact(tmp_path)
+    data = json.loads((directory / "artifact.json").read_text())
+    del data["precision"]
+    (directory / "artifact.json").write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match="missing keys 'precision'"):
+        read_manifest(directory)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"n_layers": -4}, "n_layers must be a whole number >= 1, got -4"),
+    ({"n_heads": 0}, "n_heads must be a whole number >= 1, got 0"),
+    ({"d_model": 385}, "d_model 385 is not a multiple of n_heads 6"),
+    ({"vocab_size": "51864"}, "vocab_size must be a whole number >= 1, got '51864'"),
+    ({"decoder_heads": [6, 6]}, "decoder_heads must list one head count per decoder layer"),
+    ({"cross_heads": [6, 6, 0, 6]}, "cross_heads must be a whole number >= 1, got 0"),
+    ({"languages": {"en": 99999}}, "languages must map language codes to token ids"),
+])
+def test_an_edited_graph_spec_is_refused_when_read(tmp_path, change, message):
+    """Issue 32: n_layers -4 under --skip-checksums ended in an IndexError in the decoder."""
+    import json
+
+    from runtimes.artifact import GraphSpec
+
+    GraphSpec(80, 4, 6, 384, 51864).write(tmp_path)
+    data = json.loads((tmp_path / "graph.json").read_text())
+    (tmp_path / "graph.json").write_text(json.dumps({**data, **change}))
+    with pytest.raises(ArtifactError, match=f"not a valid graph spec: {message}"):
+        GraphSpec.read(tmp_path)

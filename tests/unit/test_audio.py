@@ -161,3 +161,37 @@ def test_the_duration_limit_and_no_limit_for_trusted_callers(tmp_path):
     assert load_audio(clip).size == 48000  # a local file the caller trusts: no limit
     assert load_audio_bytes(clip.read_bytes(), max_seconds=3.5).size == 48000
     assert max_decoded_seconds(64_000, 10_800) == 1000 and max_decoded_seconds(10, None) is None
+
+
+def test_a_damaged_mp3_decodes_past_its_damage_and_says_so(tmp_path):
+    """Issue 32: 400 random bytes in the middle of JFK's MP3 ended decoding at 5.5 s, and
+    the first half was answered as the whole file. Now the damaged frame is skipped."""
+    from runtimes.audio import AudioReport
+    from tests.media import damaged_mp3
+
+    clean = load_audio(SPEECH / "jfk" / "jfk.mp3")
+    report = AudioReport()
+    damaged = load_audio(damaged_mp3(tmp_path / "d.mp3"), report=report)
+    assert report.skipped_frames >= 1 and report.declared_s == 11.0
+    assert report.decoded_s == damaged.size / 16000 > 10.5  # one 26 ms frame lost, not 5.5 s
+    assert np.array_equal(damaged[:80000], clean[:80000])  # the first 5 s untouched
+    assert "skipped 1 damaged frame(s); decoded 10.95 s of the 11.00 s it declares" in (
+        report.describe("d.mp3"))
+    clean_report = AudioReport()
+    load_audio(SPEECH / "jfk" / "jfk.mp3", report=clean_report)
+    assert clean_report.skipped_frames == 0 and clean_report.describe("x") is None
+
+
+def test_a_file_damaged_beyond_skipped_frames_is_refused_not_cut_short(tmp_path):
+    """40 KB of noise from 20 % in: what decodes is 4.9 s of the 11 s declared."""
+    from tests.media import damaged_mp3
+
+    path = damaged_mp3(tmp_path / "d.mp3", start=0.2, length=40000)
+    with pytest.raises(AudioError, match=r"damaged audio file: .*d.mp3 decodes to 4.86 s of "
+                                         r"the 11.00 s it declares \(10 damaged frame"):
+        load_audio(path)
+
+
+def test_a_directory_is_named_as_a_directory(tmp_path):
+    with pytest.raises(AudioError, match="audio path is a directory, not a file"):
+        load_audio(tmp_path)

@@ -117,6 +117,24 @@ def test_transcribe_cli_names_a_directory_that_is_no_model(capsys, tmp_path):
     assert "is not a Whisper artifact or model directory" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("audio, args, message", [
+    (["{tmp}"], [], "{tmp} is a directory: give audio files (python -m runtimes.batch"),
+    (["a.wav", "b.wav"], ["--format", "srt"],
+     "--format srt writes one file's subtitles to standard output, got 2 files"),
+    (["a.wav", "b.wav"], ["--format", "vtt"], "--format vtt writes one file's subtitles"),
+])
+def test_transcribe_cli_refuses_a_folder_and_several_files_as_subtitles(audio, args, message,
+                                                                        capsys, tmp_path):
+    """Issue 32: a folder was 'not found'; several files' SRT restarted its numbering at 1
+    under '# FILE' lines, which no SRT reader accepts. Both before the model loads."""
+    from runtimes.__main__ import main as transcribe_main
+
+    audio = [a.format(tmp=tmp_path) for a in audio]
+    assert transcribe_main([str(tmp_path), *audio, *args]) == 2
+    err = capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("args, message", [
     (["--temperature", "1.5"], "temperature must be a number in 0..1 or a list of them"),
     (["--temperature", "0", "nan"], "temperature must be a number in 0..1"),

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from runtimes.audio import AudioReport
 from runtimes.errors import OptionError
 from runtimes.segments import clock, compression_ratio, srt, vtt
 from runtimes.serve.batcher import DynamicBatcher
@@ -115,8 +116,10 @@ def test_timestamps_and_subtitle_formats():
     assert srt(segments) == ("1\n00:00:00,000 --> 00:00:29,500\nHello there.\n\n"
                              "2\n00:00:31,000 --> 00:00:40,250\nBye.\n")
     assert vtt(segments).startswith("WEBVTT\n\n00:00:00.000 --> 00:00:29.500\nHello there.\n")
-    body = verbose_json(ServedResult("Hello there. Bye.", "de", 40.25, segments), "transcribe")
+    result = ServedResult("Hello there. Bye.", "de", 40.25, segments, AudioReport(40.25, 40.3, 2))
+    body = verbose_json(result, "transcribe")
     assert body["language"] == "german" and body["duration"] == 40.25
+    assert body["declared_duration"] == 40.3 and body["skipped_frames"] == 2
     assert [s["start"] for s in body["segments"]] == [0.0, 29.5, 31.0]
     assert body["segments"][0]["tokens"] == [1, 2]
 
