@@ -62,6 +62,15 @@ def error_rates(references: list[str], hypotheses: list[str], languages: list[st
     return ErrorRates(words.wer, chars.cer, n_words)
 
 
+def clip_word_errors(references: list[str], hypotheses: list[str],
+                     languages: list[str]) -> list[int]:
+    """Each clip's word edit distance after normalising (the numerator of its WER): the
+    figure a per-clip comparison of two systems needs, where a corpus WER hides whether one
+    clip lost a phrase or many clips a word each."""
+    return [_edit_distance(normalizer(lang)(ref).split(), normalizer(lang)(hyp).split())
+            for ref, hyp, lang in zip(references, hypotheses, languages)]
+
+
 def _rate(references: list[list[str]], hypotheses: list[list[str]]) -> float:
     """Total edit distance / total reference length, as jiwer's corpus-level rates."""
     edits = sum(_edit_distance(r, h) for r, h in zip(references, hypotheses))

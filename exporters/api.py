@@ -200,8 +200,9 @@ def export(
     precision = target.precision(options.precision, options.device)
     target.check(options, precision)
     calibration = _calibration(target, precision, options)
-    if options.distill is not None:
-        options.distill.files()  # a bad --distill fails before any work
+    for audio in (options.calibration, options.distill):
+        if audio is not None:
+            audio.check_decodes()  # files that are not audio fail before any work
     tuning = _int8_kernels(target, precision, options)
     output = Path(output or default_output(model, target.name, precision))
     _check_output(output, force)

@@ -9,7 +9,7 @@ features the runtimes use, so the quantiser sees exactly the encoder's real inpu
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +52,17 @@ class CalibrationSet:
         """
         return list(_files(self))
 
+    def check_decodes(self) -> None:
+        """Decode the files a step will read (up to ``max_windows`` windows of 30 s), so
+        that a folder of files that are not audio fails before compression or export work
+        starts, not after it (issue 32: --distill failed 18 s in).
+
+        Raises:
+            OptionError: a file does not decode, naming it and the option; or no speech.
+        """
+        for _ in _speech(self.files(), self.max_windows, self.flag):
+            pass
+
     def to_dict(self, n_files: int) -> dict:
         return {"path": str(self.path.resolve()), "subsets": list(self.subsets),
                 "max_windows": self.max_windows, "files": n_files}
@@ -78,27 +89,43 @@ def _files(calibration: CalibrationSet) -> tuple[Path, ...]:
 
 def encoder_inputs(files: Sequence[Path], n_mels: int, max_windows: int) -> list[np.ndarray]:
     """Log-mel windows (1, n_mels, 3000) of the files, in order, at most ``max_windows``."""
-    from runtimes.audio import is_silence, load_audio
-    from runtimes.chunking import split_windows
     from runtimes.features import batch_log_mel
 
-    windows: list[np.ndarray] = []
-    for path in files:
-        audio = load_audio(path)
-        if is_silence(audio):
-            continue
-        for window in split_windows(audio):
-            windows.append(batch_log_mel([window], n_mels))
-            if len(windows) == max_windows:
-                return windows
-    if not windows:
-        raise OptionError("the calibration audio has no speech to calibrate on")
+    windows = [batch_log_mel([window], n_mels) for window in _speech(files, max_windows)]
     if len(windows) < min(FEW_WINDOWS, max_windows):
         warnings.warn(f"only {len(windows)} calibration window(s) of 30 s; activation ranges "
                       f"from so little speech can cost WER (measured on tiny.en: 4 windows "
                       f"+2.4 points, 18 windows +0.1): give at least {FEW_WINDOWS}",
                       stacklevel=2)
     return windows
+
+
+def _speech(files: Sequence[Path], max_windows: int,
+            flag: str = "--calibration") -> Iterator[np.ndarray]:
+    """The <= 30 s windows of the files' speech, in order, at most ``max_windows``.
+
+    Raises:
+        OptionError: a file does not decode (named, with ``flag``), or none has speech.
+    """
+    from runtimes.audio import is_silence, load_audio
+    from runtimes.chunking import split_windows
+    from runtimes.errors import AudioError
+
+    count = 0
+    for path in files:
+        try:
+            audio = load_audio(path)
+        except AudioError as exc:
+            raise OptionError(f"{flag}: {exc}") from None
+        if is_silence(audio):
+            continue
+        for window in split_windows(audio):
+            yield window
+            count += 1
+            if count == max_windows:
+                return
+    if not count:
+        raise OptionError(f"{flag}: the audio has no speech to measure on")
 
 
 def add_arguments(parser) -> None:

@@ -129,6 +129,48 @@ def test_batch_job_matches_the_cli_survives_a_corrupt_file_and_a_killed_actor(
     assert _rows(out) == rows
 
 
+def test_ctrl_c_stops_a_batch_job_in_one_line_and_a_rerun_finishes_it(local_ray, int8_artifact,
+                                                                       tmp_path, capsys):
+    """Issue 32: SIGINT ended the job with a KeyboardInterrupt traceback. Now: one line,
+    exit 130, the rows written are kept, and a rerun transcribes the rest (the damaged MP3
+    among them, transcribed past its damage, with what was skipped in its row)."""
+    import subprocess
+    import sys
+
+    from tests.media import damaged_mp3
+
+    manifest = _first_rows(MANIFEST, "en", 6, tmp_path / "en6.tsv")
+    damaged = damaged_mp3(tmp_path / "damaged.mp3")
+    out = tmp_path / "out"
+    args = [int8_artifact, damaged, manifest, "--subset", "en", "--out", out, "--threads", "1"]
+    job = subprocess.Popen([sys.executable, "-m", "runtimes.batch", *map(str, args),
+                            "--files-per-call", "1"], stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)  # its own group, as a terminal's job
+    deadline = time.monotonic() + 180
+    while not ((out / "results.jsonl").is_file() and _rows_so_far(out) >= 2):
+        assert job.poll() is None and time.monotonic() < deadline, job.stderr.read()
+        time.sleep(0.1)
+    os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted: the files already in" in err and "run the same command again" in err
+    kept = _rows(out)
+    assert 2 <= len(kept) < 7
+
+    code, log = _batch(capsys, *args)
+    assert code == 0 and f"{len(kept)} already done, 0 failed" in log, log
+    rows = {r["path"]: r for r in _rows(out)}
+    assert len(rows) == 7
+    row = rows[str(damaged.resolve())]
+    assert row["skipped_frames"] == 1 and row["declared_s"] == 11.0 and row["duration_s"] > 10.9
+    assert row["text"].rstrip(".").endswith("what you can do for your country")
+
+
+def _rows_so_far(out: Path) -> int:
+    return (out / "results.jsonl").read_text().count("\n")
+
+
 def test_batch_job_refuses_bad_input_before_any_work(local_ray, int8_artifact, tmp_path,
                                                      capsys):
     jfk = SPEECH / "jfk" / "jfk.flac"

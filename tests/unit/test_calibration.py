@@ -36,7 +36,7 @@ def test_silence_only_is_refused(tmp_path):
         w.setsampwidth(2)
         w.setframerate(16000)
         w.writeframes(np.zeros(16000, "<i2").tobytes())
-    with pytest.raises(OptionError, match="no speech to calibrate on"):
+    with pytest.raises(OptionError, match="--calibration: the audio has no speech to measure on"):
         encoder_inputs([path], 80, max_windows=8)
 
 

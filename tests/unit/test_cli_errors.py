@@ -77,6 +77,28 @@ def test_calibration_folder_without_audio_is_refused(capsys, tmp_path):
     assert "--calibration: no audio files (.wav" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag, extra", [
+    ("--distill", ["--compress", "drop-decoder-layers:2"]),
+    ("--calibration", ["--compress", "prune-ffn:0.25:activation"]),
+])
+def test_audio_files_that_do_not_decode_are_refused_before_any_work(flag, extra, capsys,
+                                                                    tmp_path):
+    """Issue 32: --distill with a folder of files that are not audio failed only after
+    compression had run (18 s, 4 lines)."""
+    import time
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    (folder / "a.wav").write_bytes(b"RIFF" + b"not audio at all" * 64)
+    started = time.perf_counter()
+    code = main(["whisper", "--to", "ctranslate2", "-o", str(tmp_path / "out"), *extra,
+                 flag, str(folder)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{flag}: not a decodable audio file: {folder / 'a.wav'}" in err
+    assert time.perf_counter() - started < 5 and not (tmp_path / "out").exists()
+
+
 def test_directory_that_is_not_a_whisper_model(capsys, tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
     code = main(["whisper", "--to", "ctranslate2", "--model", str(tmp_path),
