@@ -71,27 +71,27 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        """The manifest of ``data``; ValueError naming a newer schema, unknown or missing
-        keys, or a malformed file entry (a reader must not guess what a newer writer meant:
-        a schema-2 manifest may change what a key means)."""
+        """The manifest of ``data``; ValueError naming a newer schema, a missing key or a
+        malformed file entry (a reader must not guess what a newer writer meant: a schema-2
+        manifest may change what a key means). Keys this schema does not know, added by a
+        writer of the same schema, are kept in ``extra``."""
         schema = data.get("schema", SCHEMA_VERSION)
         if not isinstance(schema, int) or schema < 1:
             raise ValueError(f"schema {schema!r} is not a schema version (a whole number >= 1)")
         if schema > SCHEMA_VERSION:
             raise ValueError(f"schema {schema} is newer than this toolkit reads (up to "
                              f"{SCHEMA_VERSION}): upgrade the toolkit")
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise ValueError(f"unknown keys {', '.join(map(repr, unknown))} (schema {schema} "
-                             f"has: {', '.join(names)})")
+        names = {f.name for f in fields(cls)}
+        unknown = {k: v for k, v in data.items() if k not in names}
         required = [f.name for f in fields(cls) if f.default is MISSING
                     and f.default_factory is MISSING]
         missing = [name for name in required if name not in data]
         if missing:
             raise ValueError(f"missing keys {', '.join(map(repr, missing))}")
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k in names}
         data["files"] = tuple(_file_entry(f) for f in data["files"])
+        if unknown:
+            data["extra"] = {**data.get("extra", {}), **unknown}
         return cls(**data)
 
 
