@@ -18,7 +18,7 @@ from bench import report, runner
 from bench.options import CompareOptions
 from bench.runner import Row
 from bench.systems import SystemSpec, faster_whisper_rows
-from exporters.targets.base import DISTILL_STEPS
+from exporters.options import DISTILL_STEPS
 from runtimes import datasets
 from runtimes.errors import ToolkitError
 
@@ -73,7 +73,7 @@ def plan(device: str, targets: list[str] | None = None,
     Precisions that need calibration audio are skipped unless ``calibrated``.
     """
     from exporters import registry
-    from exporters.targets.base import SHORTHANDS, ExportOptions
+    from exporters.options import SHORTHANDS, ExportOptions
 
     names = registry.names()
     unknown = sorted(set(targets or []) - set(names))
@@ -106,7 +106,7 @@ def with_recipes(variants: list[Variant], recipes: list[tuple[str, ...]],
     when empty) exported through it; a target that cannot hold what a recipe does (pruned
     heads in CTranslate2, any reshaping in whisper.cpp) is a skipped row with its reason."""
     from exporters import registry
-    from exporters.compress import CompressionStep
+    from exporters.options import CompressionStep
 
     runnable = {v.name: v for v in variants if v.skip_reason is None}
     unknown = sorted(set(compress_with) - set(runnable))
@@ -134,8 +134,7 @@ def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
     ``distill``); a failed export becomes a skipped row."""
     from exporters import registry
     from exporters.api import export
-    from exporters.compress import CompressionStep
-    from exporters.targets.base import ExportOptions
+    from exporters.options import CompressionStep, ExportOptions
 
     paths, seconds, failed = {}, {}, []
     runnable = [v for v in variants if v.skip_reason is None]

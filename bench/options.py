@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from exporters.calibration import CalibrationSet
-from exporters.targets.base import DISTILL_STEPS
+from exporters.options import DISTILL_STEPS
 from runtimes.base import DEVICES, DecodingOptions, RuntimeOptions
 from runtimes.engines.ctranslate2 import COMPUTE_TYPES
 from runtimes.errors import OptionError
@@ -198,7 +198,7 @@ class CompareOptions(MeasureOptions):
     def compression_recipes(self) -> list[tuple[str, ...]]:
         """Each ``compress`` recipe as its steps (canonical strings); OptionError for a bad
         step, an empty recipe, or audio a recipe needs and was not given."""
-        from exporters.compress import CompressionStep
+        from exporters.options import CompressionStep
 
         recipes = []
         for recipe in self.compress:

@@ -113,7 +113,7 @@ def _whisper_cpp(source, artifacts: dict[str, Path], out: Path) -> tuple[SystemS
     if exported:
         from exporters.api import export
         from exporters.cli import parity_clip
-        from exporters.targets.base import ExportOptions
+        from exporters.options import ExportOptions
 
         path = export(source.spec, ExportOptions("ggml", "q8_0"), out, force=True,
                       parity_audio=parity_clip(None), log=lambda _: None).path

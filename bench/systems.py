@@ -236,11 +236,3 @@ def faster_whisper_rows(source, artifacts: dict[str, Path], compute_type: str,
 
 KINDS = {"toolkit": ToolkitSystem, "faster-whisper": FasterWhisperSystem,
          "faster-whisper-batched": FasterWhisperBatchedSystem}
-
-
-def open_system(spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions) -> System:
-    if spec.peer:  # another tool's own API (bench.peers), imported only for its rows
-        from bench import peers
-
-        return peers.KINDS[spec.kind](spec, runtime, decoding)
-    return KINDS[spec.kind](spec, runtime, decoding)

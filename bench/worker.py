@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.memory import VramMeter, current_rss_mb, peak_rss_mb
-from bench.systems import SystemSpec, open_system
+from bench.systems import KINDS, System, SystemSpec
 from runtimes.audio import duration_s, load_audio
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.cpu import cpu_info
@@ -131,6 +131,17 @@ def main(argv: list[str]) -> int:
     result = measure(job)
     Path(argv[1]).write_text(json.dumps(asdict(result)))
     return 0
+
+
+def open_system(spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions) -> System:
+    """The system a row measures: the toolkit's or faster-whisper's (``bench.systems``), or
+    a peer's own API (``bench.peers``, imported only for its rows). Here, in the worker,
+    rather than in ``bench.systems``, which ``bench.peers`` builds on."""
+    if spec.peer:
+        from bench import peers
+
+        return peers.KINDS[spec.kind](spec, runtime, decoding)
+    return KINDS[spec.kind](spec, runtime, decoding)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ import exporters
 from exporters import registry, sources
 from exporters.bundle import write_bundle
 from exporters.errors import ExportError, OutputExistsError
-from exporters.targets.base import ExportOptions, Target
+from exporters.options import ExportOptions
+from exporters.targets.base import Target
 from exporters.validate import check_parity, default_parity_audio, load_reference
 from runtimes.artifact import (
     FAMILY,
@@ -320,7 +321,7 @@ def _cost(source, target: Target, model_dir: Path, precision: str, options: Expo
           parity_audio: Path | None) -> dict:
     """What compression cost against the uncompressed reference on the parity clip (the
     same measures as the parity check, reported, never failed on)."""
-    from exporters.targets.base import ParityTolerance
+    from exporters.validate import ParityTolerance
 
     runtime_options = RuntimeOptions(options.device, target.parity_precision(precision),
                                      options.threads, trust_code=True)

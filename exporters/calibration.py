@@ -126,24 +126,3 @@ def _speech(files: Sequence[Path], max_windows: int,
                 return
     if not count:
         raise OptionError(f"{flag}: the audio has no speech to measure on")
-
-
-def add_arguments(parser) -> None:
-    """The calibration options, shared by the export and comparison command lines."""
-    parser.add_argument("--calibration", type=Path, metavar="PATH",
-                        help="speech to calibrate activation quantisation (openvino "
-                        "int8_static) and :activation pruning importance: a folder of audio "
-                        "files or a manifest TSV, in every language the model will serve")
-    parser.add_argument("--calibration-subset", nargs="+", default=[], metavar="SUBSET",
-                        help="only these subsets of the --calibration manifest")
-    parser.add_argument("--calibration-size", type=int, default=DEFAULT_WINDOWS, metavar="N",
-                        help=f"most 30 s windows to calibrate on (default: {DEFAULT_WINDOWS})")
-
-
-def from_args(args) -> CalibrationSet | None:
-    """The CalibrationSet the options name, or None without --calibration."""
-    if args.calibration is None:
-        if args.calibration_subset:
-            raise OptionError("--calibration-subset needs --calibration")
-        return None
-    return CalibrationSet(args.calibration, tuple(args.calibration_subset), args.calibration_size)

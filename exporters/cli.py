@@ -7,10 +7,10 @@ import signal
 import sys
 from pathlib import Path
 
-from exporters import calibration, registry
-from exporters.calibration import CalibrationSet
+from exporters import registry
+from exporters.calibration import DEFAULT_WINDOWS, CalibrationSet
+from exporters.options import DISTILL_STEPS, INT8_KERNELS
 from exporters.sources import BUNDLED, BUNDLED_PREFIX, DEFAULT_MODEL
-from exporters.targets.base import DISTILL_STEPS, INT8_KERNELS
 from runtimes.errors import ToolkitError
 
 EXIT_ERROR = 2
@@ -67,7 +67,7 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parity-audio", type=Path,
                    help="clip for the parity check (default: $WHISPER_EXPORTERS_PARITY_AUDIO, "
                    "else the JFK clip of the checkout's speech data, else a synthetic signal)")
-    calibration.add_arguments(p)
+    add_calibration_arguments(p)
 
 
 #: The JFK clip of the speech data beside a checkout; an installed package has none.
@@ -111,10 +111,10 @@ def _run(args: argparse.Namespace) -> int:
               f"{manifest_digest(args.artifact)})")
         return 0
     from exporters.api import export
-    from exporters.targets.base import ExportOptions
+    from exporters.options import ExportOptions
 
     options = ExportOptions(args.to, args.precision, args.device, args.threads,
-                            calibration.from_args(args), args.int8_kernels,
+                            calibration_set(args), args.int8_kernels,
                             args.word_timestamps, tuple(args.compress),
                             distill_audio(args), args.distill_steps)
     if args.parity_audio is not None and not args.parity_audio.is_file():
@@ -157,3 +157,24 @@ def distill_audio(args) -> CalibrationSet | None:
             raise ToolkitError("--distill-subset needs --distill")
         return None
     return CalibrationSet(args.distill, tuple(args.distill_subset), flag="--distill")
+
+
+def add_calibration_arguments(parser) -> None:
+    """The calibration options, shared by the export and comparison command lines."""
+    parser.add_argument("--calibration", type=Path, metavar="PATH",
+                        help="speech to calibrate activation quantisation (openvino "
+                        "int8_static) and :activation pruning importance: a folder of audio "
+                        "files or a manifest TSV, in every language the model will serve")
+    parser.add_argument("--calibration-subset", nargs="+", default=[], metavar="SUBSET",
+                        help="only these subsets of the --calibration manifest")
+    parser.add_argument("--calibration-size", type=int, default=DEFAULT_WINDOWS, metavar="N",
+                        help=f"most 30 s windows to calibrate on (default: {DEFAULT_WINDOWS})")
+
+
+def calibration_set(args) -> CalibrationSet | None:
+    """The CalibrationSet the options name, or None without --calibration."""
+    if args.calibration is None:
+        if args.calibration_subset:
+            raise ToolkitError("--calibration-subset needs --calibration")
+        return None
+    return CalibrationSet(args.calibration, tuple(args.calibration_subset), args.calibration_size)

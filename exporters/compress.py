@@ -27,79 +27,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from exporters.calibration import CalibrationSet
+from exporters.options import CompressionStep
 from runtimes.errors import OptionError
-
-METHODS = ("prune-unstructured", "prune-heads", "prune-ffn", "cluster", "drop-decoder-layers")
-#: what a method changes in the layers' shapes (the targets that cannot hold it refuse it)
-RESHAPES = {"prune-heads": "heads", "prune-ffn": "ffn"}
-#: the third field of the methods that take one, the default first
-_HOW = {"prune-unstructured": ("l1", "random"), "prune-heads": ("magnitude", "activation"),
-        "prune-ffn": ("magnitude", "activation")}
-
-
-@dataclass(frozen=True)
-class CompressionStep:
-    """One ``--compress`` value, parsed and checked.
-
-    Attributes:
-        method: one of METHODS.
-        amount: sparsity in 0..1 (prune-unstructured), K (cluster), layers kept
-            (drop-decoder-layers).
-        how: "l1" or "random" (prune-unstructured), "magnitude" or "activation"
-            (prune-heads, prune-ffn: how importance is measured).
-    """
-
-    method: str
-    amount: float
-    how: str = ""
-
-    @classmethod
-    def parse(cls, spec: str) -> CompressionStep:
-        """``METHOD[:ARGS]``; OptionError naming the value and what is accepted."""
-        method, _, args = spec.partition(":")
-        parts = args.split(":") if args else []
-        usage = {"prune-unstructured": "prune-unstructured:SPARSITY[:l1|random], SPARSITY in "
-                                       "0..1 (e.g. 0.5)",
-                 "prune-heads": "prune-heads:FRACTION[:magnitude|activation], FRACTION in "
-                                "0..1 (e.g. 0.25)",
-                 "prune-ffn": "prune-ffn:FRACTION[:magnitude|activation], FRACTION in 0..1 "
-                              "(e.g. 0.25)",
-                 "cluster": "cluster:K, K an integer in 2..256",
-                 "drop-decoder-layers": "drop-decoder-layers:KEEP, KEEP an integer >= 1"}
-        if method not in METHODS:
-            raise OptionError(f"--compress {spec!r}: method {method!r} is not one of: "
-                              f"{', '.join(METHODS)}")
-        try:
-            amount = float(parts[0])
-            how = parts[1] if len(parts) > 1 else _HOW.get(method, ("",))[0]
-            fits = {"cluster": amount.is_integer() and 2 <= amount <= 256,
-                    "drop-decoder-layers": amount.is_integer() and amount >= 1}
-            ok = (len(parts) <= (2 if method in _HOW else 1)
-                  and how in _HOW.get(method, ("",)) and fits.get(method, 0 < amount < 1))
-        except (IndexError, ValueError):
-            ok = False
-        if not ok:
-            raise OptionError(f"--compress {spec!r}: expected {usage[method]}")
-        return cls(method, amount, how)
-
-    @property
-    def needs_audio(self) -> bool:
-        """Whether the step measures activations on --calibration audio."""
-        return self.how == "activation"
-
-    @property
-    def reshapes(self) -> str | None:
-        """"heads" or "ffn" where the step changes layers' shapes, else None."""
-        return RESHAPES.get(self.method)
-
-    def __str__(self) -> str:
-        amount = f"{self.amount:g}"
-        how = "" if self.how in ("", "magnitude") else f":{self.how}"  # the default, unsaid
-        return f"{self.method}:{amount}{how}"
 
 
 def _layer_linears(model):

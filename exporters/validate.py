@@ -13,13 +13,26 @@ from pathlib import Path
 import numpy as np
 
 from exporters.errors import ParityError
-from exporters.targets.base import ParityTolerance
 from runtimes.audio import SAMPLE_RATE, load_audio
 from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.cpu import cpu_info
 from runtimes.features import batch_log_mel
 from runtimes.pipeline import Transcriber
 from runtimes.tokens import load_tokenizer
+
+
+@dataclass(frozen=True)
+class ParityTolerance:
+    """How far an artifact may stray from the fp32 PyTorch reference and still be valid.
+
+    Attributes:
+        encoder_rel_error: max ||artifact - reference|| / ||reference|| of encoder output;
+            None for a runtime that does not expose it (checked on tokens only).
+        token_agreement: min fraction of equal greedy tokens on the parity clip.
+    """
+
+    encoder_rel_error: float | None
+    token_agreement: float
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def measure(path: Path, audio: list, seconds: float, rounds: int, threads: int) 
 
 def _export_defaults(tmp: Path) -> list[Path]:
     from exporters.api import export
-    from exporters.targets.base import ExportOptions
+    from exporters.options import ExportOptions
 
     paths = []
     for target, precision in DEFAULT_EXPORTS:

@@ -26,9 +26,13 @@ sys.path.insert(0, str(ROOT))
 from bench import compare  # noqa: E402
 from bench.cli import add_transcript_arguments, measure_fields  # noqa: E402
 from bench.options import CompareOptions, run_info  # noqa: E402
-from exporters import calibration  # noqa: E402
-from exporters.cli import distill_audio, parity_clip  # noqa: E402
-from exporters.targets.base import DISTILL_STEPS  # noqa: E402
+from exporters.cli import (  # noqa: E402
+    add_calibration_arguments,
+    calibration_set,
+    distill_audio,
+    parity_clip,
+)
+from exporters.options import DISTILL_STEPS  # noqa: E402
 from runtimes.errors import ToolkitError  # noqa: E402
 
 
@@ -72,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "every row this comparison runs)")
     p.add_argument("--out", type=Path, default=None, help="default: results/compare-<time>")
     add_transcript_arguments(p)
-    calibration.add_arguments(p)
+    add_calibration_arguments(p)
     return p
 
 
@@ -82,7 +86,7 @@ def options_from(args: argparse.Namespace) -> CompareOptions:
         **measure_fields(args),
         model=args.model, targets=tuple(args.targets or ()), subsets=tuple(args.subsets),
         max_wer_delta=args.max_wer_delta, profile=args.profile,
-        calibration=calibration.from_args(args), parity_audio=parity_clip(None),
+        calibration=calibration_set(args), parity_audio=parity_clip(None),
         compress=tuple(args.compress), compress_with=tuple(args.compress_with),
         distill=distill_audio(args), distill_steps=args.distill_steps)
 

@@ -141,7 +141,7 @@ def clips(manifest: Path, subset: str, limit: int | None) -> tuple[list, list[st
 def export_for(check: Check, source, out: Path, device: str) -> tuple[Path, float]:
     """The model directory the row runs: the checkpoint, or a fresh export for ``device``."""
     from exporters.api import export
-    from exporters.targets.base import ExportOptions
+    from exporters.options import ExportOptions
 
     if check.target is None:
         return source.hf_dir, float("nan")

@@ -85,8 +85,8 @@ def main() -> int:
     import runtimes
     from exporters.api import export
     from exporters.families.whisper import export_onnx, load_model
+    from exporters.options import ExportOptions
     from exporters.sources import resolve
-    from exporters.targets.base import ExportOptions
 
     tmp = Path(tempfile.mkdtemp(prefix="nncf-"))
     bases = {"int4": tmp / "int4", "int8": tmp / "int8"}

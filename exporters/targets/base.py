@@ -7,103 +7,12 @@ validation, the manifest, the atomic move) lives once in ``exporters.api``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 
-from exporters.calibration import CalibrationSet
+from exporters.options import ExportOptions
 from exporters.sources import Source
-from runtimes.base import DEVICES
+from exporters.validate import ParityTolerance
 from runtimes.errors import OptionError
-
-#: Precision shorthands the CLI offers (--fp16, --int8, --int4); a target maps each to its
-#: own concrete precision name, which may depend on the device.
-SHORTHANDS = ("fp32", "fp16", "int8", "int4")
-#: --distill-steps by default: batches of 8 windows (tiny.en: labelling and 100 steps took
-#: 287 s on 2 AVX2 cores)
-DISTILL_STEPS = 100
-#: CPUs an int8 artifact can be tuned for (``ExportOptions.int8_kernels``): "vnni" (AVX-512
-#: VNNI or AVX-VNNI dot products), "avx2" (no VNNI: u8 x s8 pairs are summed in saturating
-#: 16-bit registers), or "auto" = the CPU of the machine that exports.
-INT8_KERNELS = ("auto", "vnni", "avx2")
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What to export.
-
-    Attributes:
-        target: registry name of the target, e.g. "ctranslate2".
-        precision: a shorthand from SHORTHANDS or a target-specific name
-            (e.g. "int8_float16"); None = the target's default.
-        device: where the artifact will run, "cpu" or "cuda" (it picks kernels/precisions).
-        threads: threads for the validation run; 0 = all cores.
-        calibration: speech to calibrate activation quantisation with, for the precisions
-            that quantise activations (``Target.calibrated``); refused for the others.
-        int8_kernels: the CPU kind a dynamically quantised int8 artifact is tuned for, one
-            of INT8_KERNELS (targets where it changes the weights: ``Target.tunes_int8``).
-        word_timestamps: also export what word timestamps need, where the target has it
-            (``Target.aligns``; CTranslate2 artifacts always can).
-        compress: ``--compress`` steps (``METHOD[:ARGS]``, see exporters.compress), applied
-            in order to the reference model before the target converts it.
-        distill: audio to fine-tune the compressed decoder on, labelled by the uncompressed
-            model (exporters.distill); needs ``compress``.
-        distill_steps: fine-tuning steps.
-    """
-
-    target: str
-    precision: str | None = None
-    device: str = "cpu"
-    threads: int = 0
-    calibration: CalibrationSet | None = None
-    int8_kernels: str = "auto"
-    word_timestamps: bool = False
-    compress: tuple[str, ...] = ()
-    distill: CalibrationSet | None = None
-    distill_steps: int = DISTILL_STEPS
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "compress", tuple(self.compress))
-        self.compression_steps()  # a bad step fails here, before any work
-        if self.distill is not None and not self.compress:
-            raise OptionError("--distill fine-tunes a compressed model: add --compress "
-                              "(e.g. drop-decoder-layers:2)")
-        if self.distill_steps < 1:
-            raise OptionError(f"--distill-steps must be >= 1, got {self.distill_steps}")
-        if self.device not in DEVICES:
-            raise OptionError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
-        if self.threads < 0:
-            raise OptionError(f"threads must be >= 0, got {self.threads!r}")
-        if self.int8_kernels not in INT8_KERNELS:
-            raise OptionError(f"int8 kernels {self.int8_kernels!r} is not one of: "
-                              f"{', '.join(INT8_KERNELS)}")
-
-    def compression_steps(self) -> tuple:
-        """The parsed ``compress`` steps (exporters.compress.CompressionStep)."""
-        from exporters.compress import CompressionStep
-
-        return tuple(CompressionStep.parse(spec) for spec in self.compress)
-
-    def resolved_int8_kernels(self) -> str:
-        """"vnni" or "avx2": the option, or for "auto" what this machine's CPU has."""
-        if self.int8_kernels != "auto":
-            return self.int8_kernels
-        from runtimes.cpu import cpu_info
-
-        return "vnni" if cpu_info().int8_dot_product else "avx2"
-
-
-@dataclass(frozen=True)
-class ParityTolerance:
-    """How far an artifact may stray from the fp32 PyTorch reference and still be valid.
-
-    Attributes:
-        encoder_rel_error: max ||artifact - reference|| / ||reference|| of encoder output;
-            None for a runtime that does not expose it (checked on tokens only).
-        token_agreement: min fraction of equal greedy tokens on the parity clip.
-    """
-
-    encoder_rel_error: float | None
-    token_agreement: float
 
 
 class Target(ABC):

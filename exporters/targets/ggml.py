@@ -14,9 +14,11 @@ import importlib.util
 import json
 from pathlib import Path
 
+from exporters.options import ExportOptions
 from exporters.registry import register
 from exporters.sources import Source
-from exporters.targets.base import ExportOptions, ParityTolerance, Target
+from exporters.targets.base import Target
+from exporters.validate import ParityTolerance
 from runtimes.errors import OptionError
 from runtimes.ggml_file import QUANTISED
 

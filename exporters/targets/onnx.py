@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from exporters.options import ExportOptions
 from exporters.registry import register
 from exporters.sources import Source
-from exporters.targets.base import ExportOptions, ParityTolerance, Target
+from exporters.targets.base import Target
+from exporters.validate import ParityTolerance
 from runtimes.errors import DeviceError, OptionError
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")

@@ -12,9 +12,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from exporters.options import ExportOptions
 from exporters.registry import register
 from exporters.sources import Source
-from exporters.targets.base import ExportOptions, ParityTolerance, Target
+from exporters.targets.base import Target
+from exporters.validate import ParityTolerance
 from runtimes.engines.tensorrt import gpu_identity
 from runtimes.errors import DeviceError, OptionError
 

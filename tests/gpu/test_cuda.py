@@ -8,7 +8,7 @@ import pytest
 
 import runtimes
 from exporters.api import export
-from exporters.targets.base import ExportOptions
+from exporters.options import ExportOptions
 
 
 def _cuda_reason() -> str | None:

@@ -12,8 +12,8 @@ import pytest
 
 import runtimes
 from exporters.api import export
-from exporters.compress import CompressionStep, kept_layers
-from exporters.targets.base import ExportOptions
+from exporters.compress import kept_layers
+from exporters.options import CompressionStep, ExportOptions
 from runtimes.artifact import read_manifest
 from runtimes.errors import OptionError
 from tests.conftest import SPEECH

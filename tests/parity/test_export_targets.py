@@ -11,7 +11,7 @@ import runtimes
 from exporters import registry
 from exporters.api import export
 from exporters.calibration import CalibrationSet
-from exporters.targets.base import ExportOptions
+from exporters.options import ExportOptions
 from runtimes.artifact import read_manifest, verify
 from runtimes.audio import load_audio
 from runtimes.cpu import cpu_info

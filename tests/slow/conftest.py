@@ -4,7 +4,7 @@ import pytest
 
 import runtimes
 from exporters.api import export
-from exporters.targets.base import ExportOptions
+from exporters.options import ExportOptions
 from runtimes.audio import load_audio
 from tests.conftest import SPEECH
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from exporters.api import export
-from exporters.targets.base import ExportOptions
+from exporters.options import ExportOptions
 from runtimes.artifact import read_manifest, verify
 from runtimes.serve.launch import start_server
 from tests.slow.test_serve import JFK_WORDS

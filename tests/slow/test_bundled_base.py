@@ -59,7 +59,7 @@ def test_unknown_language_names_the_value(base):
 def test_graph_runtime_detects_languages(base, multi, tmp_path):
     """The shared decoding loop's language detection, on an ONNX int8 export of base."""
     from exporters.api import export
-    from exporters.targets.base import ExportOptions
+    from exporters.options import ExportOptions
 
     rows, audio = multi
     out = tmp_path / "base-onnx-int8"

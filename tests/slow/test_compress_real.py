@@ -17,8 +17,7 @@ import runtimes
 from bench.metrics import normalizer
 from exporters.api import export
 from exporters.calibration import CalibrationSet
-from exporters.compress import CompressionStep
-from exporters.targets.base import ExportOptions
+from exporters.options import CompressionStep, ExportOptions
 from runtimes.artifact import read_manifest
 from tests.conftest import MANIFEST
 from tests.slow.conftest import THREADS

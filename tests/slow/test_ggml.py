@@ -8,7 +8,7 @@ import pytest
 
 import runtimes
 from exporters.api import export
-from exporters.targets.base import ExportOptions
+from exporters.options import ExportOptions
 
 pytest.importorskip("gguf", reason="the 'ggml' extra (gguf) is not installed")
 pytest.importorskip("_pywhispercpp", reason="the 'ggml' extra (pywhispercpp) is not installed")

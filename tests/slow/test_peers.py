@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from bench import peers
-from bench.systems import open_system
+from bench.worker import open_system
 from runtimes.base import DecodingOptions, RuntimeOptions
 
 JFK = ("and so my fellow americans ask not what your country can do for you ask what you can "
@@ -88,7 +88,7 @@ def test_bench_puts_peers_beside_an_artifact(tmp_path, speech_rows):
     clips, each row in its own process, through the command line."""
     pytest.importorskip("_pywhispercpp", reason="the 'ggml' extra is not installed")
     from exporters.api import export
-    from exporters.targets.base import ExportOptions
+    from exporters.options import ExportOptions
     from tests.conftest import MANIFEST
 
     artifact = export("bundled:tiny.en", ExportOptions("ggml", "q8_0", threads=2),

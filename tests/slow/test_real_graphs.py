@@ -7,7 +7,7 @@ from bench.metrics import normalizer
 from exporters import registry
 from exporters.api import export
 from exporters.calibration import CalibrationSet
-from exporters.targets.base import ExportOptions
+from exporters.options import ExportOptions
 from tests.conftest import MANIFEST
 from tests.slow.conftest import THREADS, subset
 from tests.slow.test_real_tiny_en import JFK

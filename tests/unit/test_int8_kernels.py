@@ -6,8 +6,8 @@ import pytest
 
 import runtimes
 from exporters.api import _int8_kernels
+from exporters.options import ExportOptions
 from exporters.registry import get
-from exporters.targets.base import ExportOptions
 from runtimes import cpu
 from runtimes.errors import OptionError
 

@@ -1,7 +1,7 @@
 import pytest
 
 from exporters import registry
-from exporters.targets.base import ExportOptions
+from exporters.options import ExportOptions
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.errors import OptionError
 
