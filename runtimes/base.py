@@ -237,6 +237,13 @@ class WhisperRuntime(ABC):
     def precision(self) -> str:
         """The precision the model computes in, e.g. "float32" or "int8_float32"."""
 
+    @property
+    def ragged(self) -> bool:
+        """Whether one decoder step may take rows of different cache lengths, so that the
+        server's stepper can let windows join a running batch (graph runtimes whose decoder
+        graph has ``cache_lengths``; the others decode a window-level batch whole)."""
+        return False
+
     @abstractmethod
     def decode(self, features: np.ndarray, prompts: list[list[int]], options: DecodingOptions,
                temperature: float = 0.0, seeds: list[int] | None = None) -> list[Decoded]:

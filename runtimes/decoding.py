@@ -11,7 +11,9 @@ timestamp rules when timestamps are asked for, and stop at end-of-text or after
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -153,11 +155,72 @@ def prompt_pass(model: StepModel, prompts: np.ndarray, cross: Any, rules: Suppre
     return logits, cache, no_speech
 
 
+def avg_logprob(total: float, n_tokens: int) -> float:
+    """A transcript's score: its summed log-probabilities over its tokens and the end token
+    (openai/whisper's ``sum_logprobs / (len(tokens) + 1)``, length penalty None). The one
+    formula every loop and the server's stepper report as ``avg_logprob``."""
+    return float(total / (n_tokens + 1))
+
+
+def most_likely(logits: np.ndarray) -> np.ndarray:
+    """Greedy choice: each row's highest-scoring token after the filters."""
+    return logits.argmax(-1)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What one decoding step chose for each batch row.
+
+    Attributes:
+        tokens: the token picked (end-of-text for rows that had already ended).
+        logprobs: its log-probability, for the rows that are scored and alive (0 elsewhere).
+        ended: the row picked end-of-text or has ``max_new_tokens`` tokens now.
+    """
+
+    tokens: np.ndarray
+    logprobs: np.ndarray
+    ended: np.ndarray
+
+
+def choose(logits: np.ndarray, histories: list[list[int]],
+           filters: Callable[[np.ndarray, list[list[int]]], None],
+           pick: Callable[[np.ndarray], np.ndarray], eot: int, max_new_tokens: int,
+           alive: np.ndarray | None = None, scored: np.ndarray | None = None) -> Choice:
+    """The one decoding step, for the offline loops (greedy, sampling) and the server's
+    stepper alike: the logit filters (in place), the pick, the chosen token's score, the
+    token appended to its row's history, and the stop checks.
+
+    Args:
+        logits: (rows, vocab) next-token logits; filtered in place.
+        histories: each row's generated tokens so far (appended to).
+        filters: applies the logit filter chain(s) to logits given the histories.
+        pick: chooses a token per row from the filtered logits.
+        eot: the end-of-text token.
+        max_new_tokens: the most tokens a row may generate.
+        alive: rows still decoding (others get end-of-text; None: all).
+        scored: rows whose log-probabilities are summed (None: none).
+    """
+    rows = len(histories)
+    alive = np.ones(rows, bool) if alive is None else alive
+    filters(logits, histories)
+    tokens = np.where(alive, pick(logits), eot)
+    logprobs = np.zeros(rows)
+    if scored is not None and (index := np.flatnonzero(scored & alive)).size:
+        with np.errstate(invalid="ignore"):  # finished rows may be all -inf
+            chosen = log_softmax(logits[index].astype(np.float64))
+        logprobs[index] = chosen[np.arange(index.size), tokens[index]]
+    for history, token, live in zip(histories, tokens, alive):
+        if live and token != eot:
+            history.append(int(token))
+    ended = (tokens == eot) | np.asarray([len(h) >= max_new_tokens for h in histories])
+    return Choice(tokens, logprobs, ended)
+
+
 def greedy(model: StepModel, features: np.ndarray, prompts: list[list[int]],
            options: DecodingOptions, rules: SuppressRules) -> list[Decoded]:
     """Greedy decoding: the most likely token at every step."""
     return _run(model, encoder_pass(model, features), np.asarray(prompts, np.int64), options,
-                rules, lambda logits, rows: logits.argmax(-1))
+                rules, lambda logits, rows: most_likely(logits))
 
 
 def sample(model: StepModel, features: np.ndarray, prompts: list[list[int]],
@@ -198,18 +261,15 @@ def _run(model: StepModel, cross: Any, prompts: np.ndarray, options: DecodingOpt
     sums = np.zeros(len(prompts))
     rows = np.arange(len(prompts))  # which input each batch row decodes
     alive = np.ones(len(rows), bool)  # finished rows stay in the batch until half are
-    for step in range(options.max_new_tokens):
-        chain.apply(logits, [out[row] for row in rows])
-        nxt = np.where(alive, pick(logits, rows), rules.eot)
-        if scored:
-            with np.errstate(invalid="ignore"):
-                chosen = log_softmax(logits.astype(np.float64))[np.arange(len(rows)), nxt]
-            sums[rows[alive]] += chosen[alive]
-        running = nxt != rules.eot
-        for row, token in zip(rows[running], nxt[running]):
-            out[row].append(int(token))
-        if not running.any() or step + 1 == options.max_new_tokens:
+    for _ in range(options.max_new_tokens):
+        choice = choose(logits, [out[row] for row in rows], chain.apply,
+                        partial(pick, rows=rows), rules.eot, options.max_new_tokens,
+                        alive, np.full(len(rows), scored))
+        sums[rows] += choice.logprobs
+        running = alive & ~choice.ended
+        if not running.any():
             break
+        nxt = choice.tokens
         if running.sum() * 2 <= len(rows):
             keep = np.flatnonzero(running)
             rows, nxt = rows[keep], nxt[keep]
@@ -219,7 +279,7 @@ def _run(model: StepModel, cross: Any, prompts: np.ndarray, options: DecodingOpt
         logits, cache = model.decode_step(nxt[:, None].astype(np.int64), cache, cross)
     if not scored:
         return [Decoded(ids) for ids in out]
-    return [Decoded(ids, float(total / (len(ids) + 1)), float(p))
+    return [Decoded(ids, avg_logprob(total, len(ids)), float(p))
             for ids, total, p in zip(out, sums, no_speech)]
 
 
@@ -244,7 +304,7 @@ def token_scores(logits: np.ndarray, prompt: list[int], found: list[list[int]],
     if rules.sot in prompt and rules.no_speech is not None:
         at_sot = logits[:, prompt.index(rules.sot)].astype(np.float64)
         no_speech = np.exp(log_softmax(at_sot)[:, rules.no_speech])
-    return [Decoded(ids, float(total / (len(ids) + 1)), float(p), temperature)
+    return [Decoded(ids, avg_logprob(total, len(ids)), float(p), temperature)
             for ids, total, p in zip(found, sums, no_speech)]
 
 
@@ -299,7 +359,7 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
     best = [max(d, key=lambda h: h[0]) if d else (0.0, 0.0, []) for d in done]
     if not options.scored:
         return [Decoded(ids) for _, _, ids in best]
-    return [Decoded(ids, total / (len(ids) + 1), float(no_speech[i * k]))
+    return [Decoded(ids, avg_logprob(total, len(ids)), float(no_speech[i * k]))
             for i, (_, total, ids) in enumerate(best)]
 
 

@@ -9,10 +9,16 @@ depend on which others shared its batch (sampling is seeded per window).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
+from dataclasses import replace
+from typing import TypeVar
+
 import numpy as np
 
 from runtimes.base import Decoded, DecodingOptions, WhisperRuntime
 from runtimes.segments import compression_ratio
+
+R = TypeVar("R")  # a decoding's result: a Decoded, or the server's (Decoded, words)
 
 
 def needs_fallback(decoded: Decoded, text: str, options: DecodingOptions) -> bool:
@@ -43,26 +49,51 @@ def pick_best(candidates: list[Decoded], texts: list[str], options: DecodingOpti
     return max(fine or candidates, key=lambda d: d.avg_logprob)
 
 
+def ladder(options: DecodingOptions, decoded: Callable[[R], Decoded],
+           text: Callable[[R], str]) -> Generator[float, R, tuple[R, bool]]:
+    """One window's temperature ladder, written once for the offline pipeline and the
+    server: it yields the temperature to decode at next and is sent that decoding's
+    result (``decoded`` and ``text`` read a result), and returns the result kept and
+    whether the window is silent (its text then dropped).
+
+    The first acceptable result ends the ladder; when every temperature failed, the
+    likeliest result that is not a loop is kept (``pick_best``)."""
+    tried: list[R] = []
+    for temperature in options.temperature:
+        result = yield temperature
+        tried.append(result)
+        if not needs_fallback(decoded(result), text(result), options):
+            break
+    else:
+        best = pick_best([decoded(r) for r in tried], [text(r) for r in tried], options)
+        result = next(r for r in tried if decoded(r) is best)
+    return result, is_silence(decoded(result), options)
+
+
+def silent(decoded: Decoded) -> Decoded:
+    """A window judged silent: its scores kept, its tokens dropped."""
+    return replace(decoded, tokens=[])
+
+
 def decode_with_fallback(runtime: WhisperRuntime, tokenizer, features: np.ndarray,
                          prompts: list[list[int]], options: DecodingOptions,
                          seeds: list[int]) -> list[Decoded]:
-    """Each window decoded at the first temperature that gives an acceptable result; silent
-    windows come back with no tokens."""
+    """Each window through its ``ladder``; windows at the same temperature are decoded in
+    one batch. Silent windows come back with no tokens."""
+    text = lambda d: tokenizer.decode(d.tokens)  # noqa: E731
+    ladders = [ladder(options, lambda d: d, text) for _ in prompts]
+    wanted = {i: next(steps) for i, steps in enumerate(ladders)}
     final: list[Decoded | None] = [None] * len(prompts)
-    tried: list[list[tuple[Decoded, str]]] = [[] for _ in prompts]
-    todo = list(range(len(prompts)))
-    for temperature in options.temperature:
+    while wanted:
+        temperature = min(wanted.values())
+        todo = [i for i, t in wanted.items() if t == temperature]
         found = runtime.decode(features[todo], [prompts[i] for i in todo], options,
                                temperature, [seeds[i] for i in todo])
         for i, decoded in zip(todo, found):
-            text = tokenizer.decode(decoded.tokens)
-            tried[i].append((decoded, text))
-            if not needs_fallback(decoded, text, options):
-                final[i] = decoded
-        todo = [i for i in todo if final[i] is None]
-        if not todo:
-            break
-    for i in todo:
-        final[i] = pick_best([d for d, _ in tried[i]], [t for _, t in tried[i]], options)
-    return [Decoded([], d.avg_logprob, d.no_speech_prob, d.temperature) if is_silence(d, options)
-            else d for d in final]
+            try:
+                wanted[i] = ladders[i].send(decoded)
+            except StopIteration as done:
+                kept, quiet = done.value
+                final[i] = silent(kept) if quiet else kept
+                del wanted[i]
+    return final

@@ -18,7 +18,7 @@ from runtimes.base import Decoded, DecodingOptions, WhisperRuntime
 from runtimes.chunking import Window, WindowStream, blocks_of
 from runtimes.fallback import decode_with_fallback
 from runtimes.features import N_SAMPLES, batch_log_mel
-from runtimes.segments import Segment, attach_words, segments_of, window_duration
+from runtimes.segments import Segment, assemble, window_duration
 from runtimes.tokens import WhisperTokenizer
 from runtimes.words import Word, align_windows
 
@@ -152,10 +152,8 @@ class Transcriber:
                      if self.options.word_timestamps else [None] * len(batch))
             for window, found, found_words in zip(batch, decoded, words):
                 tokens[window.owner].extend(found.tokens)
-                parts = segments_of(window.spans, found, self.tokenizer, stamps)
-                if found_words is not None:
-                    parts = attach_words(window.spans, parts, found_words)
-                segments[window.owner] += parts
+                segments[window.owner] += assemble(window.spans, found, self.tokenizer, stamps,
+                                                   found_words)
         counts = np.bincount([w.owner for w in windows], minlength=n_inputs)
         return [
             Transcription(self.tokenizer.decode(ids), tuple(ids), seconds, int(n), lang,

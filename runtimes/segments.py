@@ -181,6 +181,15 @@ def attach_words(window: Window, segments: list[Segment], words: list[Word]) -> 
         for s, group in zip(segments, groups)]
 
 
+def assemble(window: Window, decoded: Decoded, tokenizer, timestamps: bool,
+             words: list[Word] | None = None) -> list[Segment]:
+    """A decoded window's segments on the recording's time line, with its words when it
+    was aligned: the one assembly step of the offline pipeline, sequential long-form
+    decoding and the server, so their segments cannot drift apart."""
+    parts = segments_of(window, decoded, tokenizer, timestamps)
+    return parts if words is None else attach_words(window, parts, words)
+
+
 def split_long(segments: Sequence[Segment], max_seconds: float) -> list[Segment]:
     """Subtitle-sized segments: one longer than ``max_seconds`` is cut at its word
     timestamps into pieces of at most that length where the words allow (a single longer

@@ -24,7 +24,7 @@ import numpy as np
 
 from runtimes.chunking import Window
 from runtimes.features import HOP_LENGTH, N_FRAMES, recording_log_mel
-from runtimes.segments import Segment, attach_words, segments_of
+from runtimes.segments import Segment, assemble
 from runtimes.tokens import MAX_PREVIOUS_TOKENS
 
 #: Log-mel frames (10 ms) per timestamp step (20 ms).
@@ -145,10 +145,7 @@ def _decode_batch(transcriber, items: list[_Item]) -> None:
     for item, (window, _, _), (found, frames), found_words in zip(items, windows, kept, words):
         recording = item.recording
         spans = ((window[0][0], window[0][0] + frames * HOP_LENGTH),)
-        parts = segments_of(spans, found, tokenizer, True)
-        if found_words is not None:
-            parts = attach_words(spans, parts, found_words)
-        recording.segments += parts
+        recording.segments += assemble(spans, found, tokenizer, True, found_words)
         recording.tokens += found.tokens
         recording.previous += found.tokens
         if not options.condition_on_previous_text \

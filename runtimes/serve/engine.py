@@ -10,7 +10,7 @@ bottleneck under load, so it does nothing else).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,12 +22,11 @@ from runtimes.base import Decoded
 from runtimes.chunking import Window, WindowStream
 from runtimes.features import log_mel
 from runtimes.pipeline import Transcriber, check_language
-from runtimes.segments import Segment, attach_words, segments_of, window_duration
+from runtimes.segments import Segment, assemble, window_duration
 from runtimes.serve.batcher import DynamicBatcher
+from runtimes.serve.jobs import DETECT, BatchKey, WindowJob
 from runtimes.serve.stepper import IterationBatcher
 from runtimes.words import Word, align_windows
-
-_DETECT = ("detect",)
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class ServeEngine:
         self.mixes_requests = batch_invariant
         self.batching = "steps" if (batching == "steps" and max_batch > 1 and batch_invariant
                                     and options.beam_size == 1
-                                    and getattr(runtime, "ragged", False)) else "windows"
+                                    and runtime.ragged) else "windows"
         if self.batching == "steps":
             self.batcher: DynamicBatcher = IterationBatcher(
                 runtime, options, runtime.rules, self._run, max_batch, max_wait_s, observe_batch)
@@ -117,8 +116,7 @@ class ServeEngine:
         spans: list[Window] = []
         submitted: list[Future] = []  # every batcher job of this request, to abandon
         results: list[asyncio.Future] = []
-        ids: list[int] = []
-        key: Hashable = None
+        key: BatchKey | None = None
         try:
             while (item := await asyncio.to_thread(next_window)) is not None:
                 window, features = item
@@ -126,14 +124,16 @@ class ServeEngine:
                     language, ids = await self._prompt(features, language, prompt, task,
                                                        timestamps)
                     request = None if self.mixes_requests else id(spans)
-                    key = _key(len(ids), timestamps or words, temperature, request, words)
+                    key = BatchKey.of(len(ids), timestamps or words, temperature, request,
+                                      words)
                     plain = self.transcriber.tokenizer.prompt(language, task)
-                payload = (features, ids, len(spans))
+                payload = WindowJob(features, ids, len(spans))
                 if words:
-                    payload += (round(window_duration(window) * 100), plain, language)
+                    payload = replace(payload, frames=round(window_duration(window) * 100),
+                                      plain_prompt=plain, language=language)
                 if fallback:
                     results.append(asyncio.ensure_future(self._with_fallback(
-                        key, payload, submitted, len(ids), request, words)))
+                        key, payload, submitted)))
                 else:
                     submitted.append(self.batcher.submit(key, payload))
                     results.append(asyncio.wrap_future(submitted[-1]))
@@ -149,33 +149,31 @@ class ServeEngine:
         return self._result(spans, outputs, language, stream.n_samples / SAMPLE_RATE,
                             timestamps or words, report)
 
-    async def _with_fallback(self, key: Hashable, payload: tuple, submitted: list[Future],
-                             prompt_length: int, request: int | None, words: bool):
-        """One window through the options' temperature ladder, as the offline pipeline's
-        ``decode_with_fallback``: decoded greedily with the others (step by step where the
-        artifact allows), then, only while the result fails the thresholds, sampled at the
-        next temperature (``best_of`` candidates, seeded by the window's place); a window
-        judged silent gives no text. Its log-mel is held until it is settled."""
-        from runtimes.fallback import is_silence, needs_fallback, pick_best
+    async def _with_fallback(self, key: BatchKey, payload: WindowJob,
+                             submitted: list[Future]):
+        """One window through the options' temperature ladder (``runtimes.fallback.ladder``,
+        the offline pipeline's): decoded greedily with the others (step by step where the
+        artifact allows), then sampled at each temperature the ladder asks for (``best_of``
+        candidates, seeded by the window's place); a window judged silent gives no text.
+        Its log-mel is held until it is settled."""
+        from runtimes.fallback import ladder, silent
 
-        options = self.transcriber.options
         text = lambda out: self.transcriber.tokenizer.decode(_decoded(out).tokens)  # noqa: E731
-        tried: list = []  # outputs: Decoded, or (Decoded, words)
-        for temperature in options.temperature:
-            if tried:
-                key = _key(prompt_length, True, temperature, request, words)
+        steps = ladder(self.transcriber.options, _decoded, text)
+        temperature = next(steps)
+        while True:
             submitted.append(self.batcher.submit(key, payload))
-            tried.append(await asyncio.wrap_future(submitted[-1]))
-            if not needs_fallback(_decoded(tried[-1]), text(tried[-1]), options):
-                out = tried[-1]
+            out = await asyncio.wrap_future(submitted[-1])
+            try:
+                temperature = steps.send(out)
+            except StopIteration as done:
+                out, quiet = done.value
                 break
-        else:
-            best = pick_best([_decoded(o) for o in tried], [text(o) for o in tried], options)
-            out = next(o for o in tried if _decoded(o) is best)
-        if not is_silence(_decoded(out), options):
+            key = BatchKey.of(key.prompt_length, True, temperature, key.request,
+                              key.kind == "words")
+        if not quiet:
             return out
-        silent = replace(_decoded(out), tokens=[])
-        return (silent, []) if isinstance(out, tuple) else silent
+        return (silent(out[0]), []) if isinstance(out, tuple) else silent(out)
 
     async def _prompt(self, first: np.ndarray, language: str | None, prompt: str | None,
                       task: str, timestamps: bool) -> tuple[str, list[int]]:
@@ -195,8 +193,7 @@ class ServeEngine:
         segments: list = []
         for window, out in zip(windows, outputs):
             decoded, words = out if isinstance(out, tuple) else (out, None)
-            parts = segments_of(window, decoded, tokenizer, timestamps)
-            segments += parts if words is None else attach_words(window, parts, words)
+            segments += assemble(window, decoded, tokenizer, timestamps, words)
         text = tokenizer.decode([t for out in outputs
                                  for t in _decoded(out).tokens])
         return ServedResult(text, language or "en", duration, tuple(segments), report)
@@ -204,27 +201,27 @@ class ServeEngine:
     async def _language(self, window: np.ndarray) -> str:
         if not self.multilingual:
             return "en"
-        return await asyncio.wrap_future(self.batcher.submit(_DETECT, window))
+        return await asyncio.wrap_future(self.batcher.submit(DETECT, window))
 
-    def _run(self, key: Hashable, payloads: list[Any]) -> list[Any]:
-        """One model call on the batcher's thread; payloads carry log-mel windows."""
+    def _run(self, key: BatchKey, payloads: list[Any]) -> list[Any]:
+        """One model call on the batcher's thread: log-mel windows (``DETECT``) or
+        ``WindowJob``s."""
         runtime = self.transcriber.runtime
-        if key == _DETECT:
+        if key == DETECT:
             return runtime.detect_language(np.ascontiguousarray(np.stack(payloads)))
-        features = np.ascontiguousarray(np.stack([p[0] for p in payloads]))
-        options = replace(self.transcriber.options, timestamps=bool(key[2]))
-        temperature = key[3] if key[0] in ("sample", "words") else 0.0
-        seeds = [options.seed * 1_000_000 + p[2] for p in payloads]
-        found = runtime.decode(features, [p[1] for p in payloads], options, temperature, seeds)
-        return found if key[0] != "words" else self._align(features, payloads, found)
+        features = np.ascontiguousarray(np.stack([p.features for p in payloads]))
+        options = replace(self.transcriber.options, timestamps=key.timestamps)
+        seeds = [options.seed * 1_000_000 + p.place for p in payloads]
+        found = runtime.decode(features, [p.prompt for p in payloads], options,
+                               key.temperature, seeds)
+        return found if key.kind != "words" else self._align(features, payloads, found)
 
-    def _align(self, features: np.ndarray, payloads: list[Any],
+    def _align(self, features: np.ndarray, payloads: list[WindowJob],
                found: list[Decoded]) -> list[tuple[Decoded, list[Word]]]:
-        """Each decoded window with its words (window seconds): payloads end with (log-mel
-        frames of speech, text-only prompt, language)."""
+        """Each decoded window with its words (window seconds)."""
         words = align_windows(self.transcriber.runtime, self.transcriber.tokenizer, features,
-                              [p[4] for p in payloads], found, [p[3] for p in payloads],
-                              [p[5] for p in payloads])
+                              [p.plain_prompt for p in payloads], found,
+                              [p.frames for p in payloads], [p.language for p in payloads])
         return list(zip(found, words))
 
     def warm_up(self) -> None:
@@ -234,9 +231,9 @@ class ServeEngine:
         noise = log_mel(samples, self.transcriber.runtime.n_mels)
         language = "en" if not self.multilingual else None
         if language is None:
-            language = self._run(_DETECT, [noise])[0]
+            language = self._run(DETECT, [noise])[0]
         prompt = self.transcriber.tokenizer.prompt(language, "transcribe")
-        self._run(_key(len(prompt), False, 0.0), [(noise, prompt, 0)])
+        self._run(BatchKey.of(len(prompt), False, 0.0), [WindowJob(noise, prompt, 0)])
 
     def start(self) -> None:
         self.batcher.start()
@@ -249,18 +246,3 @@ class ServeEngine:
 def _decoded(out) -> Decoded:
     """The ``Decoded`` of a window's output (words come with it as a tuple)."""
     return out[0] if isinstance(out, tuple) else out
-
-
-def _key(prompt_length: int, timestamps: bool, temperature: float,
-         request: int | None = None, words: bool = False) -> tuple:
-    """The batcher key of a request's windows: ("generate", prompt length, timestamps[,
-    request]) for greedy decoding (the stepper's), ("sample", ..., temperature[, request])
-    for sampling, ("words", ..., temperature[, request]) for decoding and aligning;
-    ``request`` keeps a batch-variant precision's windows to one request."""
-    if words:
-        kind: tuple = ("words", prompt_length, True, temperature)
-    elif temperature > 0:
-        kind = ("sample", prompt_length, timestamps, temperature)
-    else:
-        kind = ("generate", prompt_length, timestamps)
-    return kind if request is None else (*kind, request)

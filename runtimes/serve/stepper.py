@@ -26,9 +26,18 @@ from typing import Any
 import numpy as np
 
 from runtimes.base import Decoded, DecodingOptions
-from runtimes.decoding import StepModel, SuppressRules, encoder_pass, prompt_pass
-from runtimes.filters import Chain, log_softmax
+from runtimes.decoding import (
+    StepModel,
+    SuppressRules,
+    avg_logprob,
+    choose,
+    encoder_pass,
+    most_likely,
+    prompt_pass,
+)
+from runtimes.filters import Chain
 from runtimes.serve.batcher import DynamicBatcher, RunBatch, _Job
+from runtimes.serve.jobs import BatchKey
 
 
 @dataclass
@@ -72,9 +81,10 @@ class _Slots:
 
 
 class IterationBatcher(DynamicBatcher):
-    """``DynamicBatcher``'s interface; ``key[0] == "generate"`` jobs decode step by step
-    (keys ``("generate", prompt length, timestamps, ...)``; ``timestamps`` picks the rows'
-    logit filters).
+    """``DynamicBatcher``'s interface; jobs whose ``BatchKey.steps`` (greedy decoding of a
+    ``WindowJob``) decode step by step through ``runtimes.decoding.choose``, the offline
+    loops' step; this class only decides which rows join and leave at each step. The key's
+    ``timestamps`` picks a row's logit filters and whether it is scored.
 
     Args:
         model: a graph runtime whose decoder step takes ``cache_lengths``.
@@ -93,7 +103,7 @@ class IterationBatcher(DynamicBatcher):
             raise ValueError("iteration-level batching decodes greedily (beam_size 1)")
         super().__init__(run, max_batch, max_wait_s, observe)
         self.model, self.options, self.rules = model, options, rules
-        self._chains: dict[bool, Chain] = {}  # per timestamps flag (key[2]), built on use
+        self._chains: dict[bool, Chain] = {}  # per key.timestamps, built on use
         self._slots: _Slots | None = None  # allocated at the first join
         self._abandoned: set[Future] = set()  # running rows whose request gave up
 
@@ -175,20 +185,21 @@ class IterationBatcher(DynamicBatcher):
     def _join(self, rows: _Rows | None, jobs: list[_Job]) -> _Rows:
         """Encode the new windows, decode their prompts, and add them to the batch."""
         model = self.model
-        cross = encoder_pass(model, np.ascontiguousarray(np.stack([j.payload[0] for j in jobs])))
+        cross = encoder_pass(model, np.ascontiguousarray(np.stack([j.payload.features
+                                                                    for j in jobs])))
         if self._slots is None:
             self._slots = _Slots(cross, self.max_batch)
         running = 0 if rows is None else len(rows.jobs)
         parts = [] if rows is None else [rows]
         by_length: dict[int, list[int]] = {}
         for i, job in enumerate(jobs):
-            by_length.setdefault(len(job.payload[1]), []).append(i)
+            by_length.setdefault(len(job.payload.prompt), []).append(i)
         for length, index in by_length.items():
             group = np.asarray(index)
             group_cross = cross if len(group) == len(jobs) else model.select(cross, group)
             self._slots.write(running, group_cross)
             running += len(group)
-            prompts = np.asarray([jobs[i].payload[1] for i in index], np.int64)
+            prompts = np.asarray([jobs[i].payload.prompt for i in index], np.int64)
             scored = any(_timestamps(jobs[i].key) for i in index)
             logits, cache, no_speech = prompt_pass(model, prompts, group_cross, self.rules,
                                                    scored)
@@ -198,28 +209,28 @@ class IterationBatcher(DynamicBatcher):
         return _merge(model, parts)
 
     def _step(self, rows: _Rows) -> _Rows | None:
-        """Pick every row's next token; finished rows leave; one decoder step for the rest."""
-        rules = self.rules
-        self._filter(rows)
-        tokens = rows.logits.argmax(-1)
-        self._score(rows, tokens)
+        """Every row's next token (the shared step); finished and abandoned rows leave;
+        one decoder step for the rest."""
+        scored = np.asarray([_timestamps(job.key) for job in rows.jobs])
+        choice = choose(rows.logits, rows.out, lambda logits, _: self._filter(rows),
+                        most_likely, self.rules.eot, self.options.max_new_tokens,
+                        scored=scored)
+        rows.sums += choice.logprobs
         with self._cond:
             self._abandoned = {f for f in self._abandoned if not f.done()}
             abandoned = set(self._abandoned)
         keep = []
-        for i, token in enumerate(tokens):
+        for i, ended in enumerate(choice.ended):
             if rows.jobs[i].future in abandoned:
                 rows.jobs[i].future.set_exception(CancelledError("the request gave up"))
-                continue
-            if token != rules.eot:
-                rows.out[i].append(int(token))
-            if token == rules.eot or len(rows.out[i]) >= self.options.max_new_tokens:
+            elif ended:
                 rows.jobs[i].future.set_result(_decoded(rows, i))
             else:
                 keep.append(i)
         if not keep:
             self._idle_since = time.monotonic()
             return None
+        tokens = choice.tokens
         if len(keep) < len(tokens):
             order = self._compact(keep)
             rows, tokens = _select(self.model, rows, order), tokens[order]
@@ -242,16 +253,6 @@ class IterationBatcher(DynamicBatcher):
             part = rows.logits[index]
             self._chain(flag).apply(part, [rows.out[i] for i in index])
             rows.logits[index] = part
-
-    @staticmethod
-    def _score(rows: _Rows, tokens: np.ndarray) -> None:
-        """Add each scored row's chosen token's log-probability (as the offline loop)."""
-        scored = np.asarray([_timestamps(job.key) for job in rows.jobs])
-        if scored.any():
-            index = np.flatnonzero(scored)
-            with np.errstate(invalid="ignore"):
-                logprobs = log_softmax(rows.logits[index].astype(np.float64))
-            rows.sums[index] += logprobs[np.arange(len(index)), tokens[index]]
 
     def _chain(self, timestamps: bool) -> Chain:
         if timestamps not in self._chains:
@@ -277,7 +278,7 @@ def _decoded(rows: _Rows, i: int) -> Decoded:
     out = rows.out[i]
     if not _timestamps(rows.jobs[i].key):
         return Decoded(out)
-    return Decoded(out, float(rows.sums[i] / (len(out) + 1)), float(rows.no_speech[i]))
+    return Decoded(out, avg_logprob(rows.sums[i], len(out)), float(rows.no_speech[i]))
 
 
 def _fail(jobs: list[_Job], exc: BaseException) -> None:
@@ -287,12 +288,11 @@ def _fail(jobs: list[_Job], exc: BaseException) -> None:
 
 
 def _generates(key: Hashable) -> bool:
-    return isinstance(key, tuple) and key[:1] == ("generate",)
+    return isinstance(key, BatchKey) and key.steps
 
 
-def _timestamps(key: tuple) -> bool:
-    """A generate key is ("generate", prompt length[, timestamps[, request]])."""
-    return len(key) > 2 and bool(key[2])
+def _timestamps(key: BatchKey) -> bool:
+    return key.timestamps
 
 
 def _leaves(tree: Any) -> list:

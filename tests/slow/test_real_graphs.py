@@ -94,6 +94,7 @@ def test_iteration_batching_gives_each_window_its_own_greedy_tokens(onnx_fp32, s
     from dataclasses import replace
 
     from runtimes.features import log_mel
+    from runtimes.serve.jobs import BatchKey, WindowJob
     from runtimes.serve.stepper import IterationBatcher
 
     _, audio = subset(speech_rows, "en")
@@ -114,8 +115,8 @@ def test_iteration_batching_gives_each_window_its_own_greedy_tokens(onnx_fp32, s
         try:
             futures = []
             for i, (window, prompt) in enumerate(zip(windows, prompts)):
-                key = ("generate", len(prompt), stamps[i])
-                futures.append(batcher.submit(key, (window, prompt)))
+                key = BatchKey("generate", len(prompt), stamps[i])
+                futures.append(batcher.submit(key, WindowJob(window, prompt, i)))
                 time.sleep(0.02 * (i % 3))  # arrive while others are mid-transcript
             joint = [f.result(timeout=120) for f in futures]
         finally:
@@ -136,6 +137,7 @@ def test_an_abandoned_row_leaves_the_running_batch(onnx_fp32, speech_rows):
     import time
 
     from runtimes.features import log_mel
+    from runtimes.serve.jobs import BatchKey, WindowJob
     from runtimes.serve.stepper import IterationBatcher
 
     _, audio = subset(speech_rows, "longform")
@@ -148,7 +150,8 @@ def test_an_abandoned_row_leaves_the_running_batch(onnx_fp32, speech_rows):
                                    max_batch=4, max_wait_s=0.0)
         batcher.start()
         try:
-            futures = [batcher.submit(("generate", len(prompt)), (window, prompt))
+            futures = [batcher.submit(BatchKey("generate", len(prompt)),
+                                      WindowJob(window, prompt, 0))
                        for _ in range(2)]
             while not futures[0].running():
                 time.sleep(0.001)

@@ -148,3 +148,24 @@ def test_bad_server_settings_are_named(field, value, message):
 def test_server_numbers_must_be_finite_and_in_range(field, value):
     with pytest.raises(OptionError, match=f"{field} must be a finite number"):
         ServeConfig("m", **{field: value})
+
+
+def test_the_one_step_filters_picks_scores_appends_and_stops():
+    """``runtimes.decoding.choose``: the step the offline loops and the stepper share."""
+    import numpy as np
+
+    from runtimes.decoding import avg_logprob, choose, most_likely
+
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]))
+    histories = [[], [1], [1, 1]]
+
+    def ban_first(found, _histories):
+        found[:, 0] = -np.inf  # a filter: token 0 is suppressed
+
+    choice = choose(logits.copy(), histories, ban_first, most_likely, eot=2, max_new_tokens=2,
+                    alive=np.array([True, True, False]), scored=np.array([True, False, True]))
+    assert choice.tokens.tolist() == [1, 1, 2]  # the filter acted; a dead row gets eot
+    assert histories == [[1], [1, 1], [1, 1]]
+    assert choice.ended.tolist() == [False, True, True]  # max length; eot
+    assert abs(choice.logprobs[0] - np.log(0.2 / 0.3)) < 1e-12 and choice.logprobs[1:].tolist() == [0, 0]
+    assert avg_logprob(-3.0, 2) == -1.0
