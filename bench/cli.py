@@ -11,7 +11,7 @@ from pathlib import Path
 from bench import report, runner
 from bench.options import BenchOptions, run_info
 from bench.systems import SystemSpec, faster_whisper_rows
-from runtimes import datasets
+from runtimes.audio import datasets
 from runtimes.cli import add_long_form_arguments
 from runtimes.errors import ToolkitError
 
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 def systems(options: BenchOptions) -> tuple[list[SystemSpec], list[str]]:
     """The rows to run, in report order, and notes on rows that had to be left out."""
     from exporters import sources
-    from runtimes.artifact import read_manifest
+    from runtimes.artifacts.manifest import read_manifest
 
     artifacts = []
     labels = [f"{m.format} {m.precision}" for m in map(read_manifest, options.artifacts)]

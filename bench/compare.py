@@ -19,7 +19,7 @@ from bench.options import CompareOptions
 from bench.runner import Row
 from bench.systems import SystemSpec, faster_whisper_rows
 from exporters.options import DISTILL_STEPS
-from runtimes import datasets
+from runtimes.audio import datasets
 from runtimes.errors import ToolkitError
 
 
@@ -348,7 +348,7 @@ def profile_section(options: CompareOptions, out_dir: Path, comparison: Comparis
     """Top operators of the ``--profile`` row on the first clips of the first subset;
     also written to profile.md."""
     from bench.profile import profile_markdown
-    from runtimes.audio import load_audio
+    from runtimes.audio.files import load_audio
 
     audio = [load_audio(c.path) for c in comparison.first_clips[:clips]]
     print(f"[profile] {options.profile} on {len(audio)} clips", file=sys.stderr, flush=True)

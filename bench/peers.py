@@ -104,7 +104,7 @@ def _last_line(exc: BaseException) -> str:
 def _whisper_cpp(source, artifacts: dict[str, Path], out: Path) -> tuple[SystemSpec, bool]:
     """The toolkit's ggml file: a ggml artifact of the run (q8_0 preferred, as whisper.cpp's
     users pick for CPUs), else one exported here."""
-    from runtimes.artifact import read_manifest
+    from runtimes.artifacts.manifest import read_manifest
 
     manifests = {p: read_manifest(p) for p in artifacts.values()}
     ggml = {m.precision: p for p, m in manifests.items() if m.format == "ggml"}
@@ -236,8 +236,8 @@ class WhisperCppPeer(_PeerBase):
                           beam_search={"beam_size": d.beam_size, "patience": -1.0})
         else:
             params.update(greedy={"best_of": 1})
-        from runtimes.artifact import is_multilingual
-        from runtimes.ggml_file import read_ggml
+        from runtimes.artifacts.ggml_file import read_ggml
+        from runtimes.artifacts.manifest import is_multilingual
 
         path = Path(spec.path) / MODEL_FILE
         self._model = Model(str(path), **params)

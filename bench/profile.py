@@ -22,7 +22,7 @@ def operator_profile(path: Path, audio: list[np.ndarray], threads: int = 0,
     """((operator, total ms, calls) sorted by time, wall seconds) of transcribing ``audio``
     one clip at a time after one warm-up clip."""
     import runtimes
-    from runtimes.registry import detect_format
+    from runtimes.engines.registry import detect_format
 
     fmt = detect_format(Path(path))
     # trust_code: the comparison profiles the artifacts it has just exported.

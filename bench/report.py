@@ -143,7 +143,7 @@ def settings(run: dict) -> str:
         f"RSS b1 = peak RSS of the system's own process after load and the batch-1 pass; RSS max "
         f"= its peak after the batched passes too (batching trades memory for speed)\n"
         f"- threads: numpy's BLAS runs on one thread during pre-processing, for every system "
-        f"including faster-whisper (runtimes.features.single_threaded_blas: its spinning "
+        f"including faster-whisper (runtimes.audio.features.single_threaded_blas: its spinning "
         f"threads would otherwise take the runtime's cores)\n"
         f"{_seq_line(run)}"
         f"- command: `{run['command']}`{notes}"

@@ -25,9 +25,9 @@ from bench.metrics import (
 )
 from bench.systems import SystemSpec
 from bench.timing import start_errors, summary_ms
+from runtimes.audio.datasets import Clip
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.cpu import cpu_info
-from runtimes.datasets import Clip
 
 PACKAGES = ("torch", "transformers", "ctranslate2", "faster-whisper", "onnxruntime",
             "onnxruntime-gpu", "openvino", "tensorrt", "numpy", "jiwer")

@@ -14,8 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from runtimes.audio.features import single_threaded_blas
 from runtimes.base import DecodingOptions, RuntimeOptions
-from runtimes.features import single_threaded_blas
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class ToolkitSystem:
 
     def _with(self, **decoding):
         """The loaded model with other decoding options (the runtime is shared)."""
-        from runtimes.pipeline import Transcriber
+        from runtimes.transcript.pipeline import Transcriber
 
         model = self._model
         return Transcriber(model.runtime, model.tokenizer, replace(model.options, **decoding))
@@ -133,7 +133,7 @@ class FasterWhisperSystem:
                                    cpu_threads=runtime.threads, num_workers=1)
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
-        # numpy's BLAS on one thread, as in the toolkit's log-mel (runtimes.features): its
+        # numpy's BLAS on one thread, as in the toolkit's log-mel (runtimes.audio.features): its
         # feature extractor's matmul would otherwise leave OpenBLAS threads spinning on the
         # cores CTranslate2 needs, and this row should show faster-whisper at its best.
         with single_threaded_blas():

@@ -22,7 +22,7 @@ PARTS_FILE = Path(__file__).parent / "data" / "longform_parts.json"
 
 def true_starts(recording_id: str, speech_dir: Path) -> list[float]:
     """Seconds at which each utterance of a ``longform`` recording starts."""
-    from runtimes.audio import duration_s, load_audio
+    from runtimes.audio.files import duration_s, load_audio
 
     spec = json.loads(PARTS_FILE.read_text())[recording_id]
     starts, at = [], 0.0

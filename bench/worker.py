@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.memory import VramMeter, current_rss_mb, peak_rss_mb
 from bench.systems import KINDS, System, SystemSpec
-from runtimes.audio import duration_s, load_audio
+from runtimes.audio.files import duration_s, load_audio
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.cpu import cpu_info
 

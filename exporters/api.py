@@ -30,7 +30,8 @@ from exporters.errors import ExportError, OutputExistsError
 from exporters.options import ExportOptions
 from exporters.targets.base import Target
 from exporters.validate import check_parity, default_parity_audio, load_reference
-from runtimes.artifact import (
+from runtimes.artifacts.checkpoint import layer_shapes
+from runtimes.artifacts.manifest import (
     FAMILY,
     MANIFEST,
     Manifest,
@@ -40,9 +41,8 @@ from runtimes.artifact import (
     write_manifest,
 )
 from runtimes.base import RuntimeOptions
-from runtimes.checkpoint import layer_shapes
+from runtimes.engines.registry import runtime_class
 from runtimes.errors import OptionError, ToolkitError
-from runtimes.registry import runtime_class
 
 #: Files every artifact carries besides the weights, copied from the reference checkpoint.
 SHARED_FILES = ("tokenizer.json", "preprocessor_config.json")

@@ -26,7 +26,7 @@ from runtimes.errors import ToolkitError
 
 BUNDLE_DIR = "serve"
 #: What every served artifact needs besides its runtime: audio decoding and VAD
-#: (faster-whisper, av), the tokenizer, threadpoolctl (runtimes.features), the web stack.
+#: (faster-whisper, av), the tokenizer, threadpoolctl (runtimes.audio.features), the web stack.
 SERVE_PACKAGES = ("numpy", "tokenizers", "faster-whisper", "av", "threadpoolctl", "fastapi",
                   "uvicorn", "python-multipart", "prometheus-client")
 #: GPU packages are not installed on CPU machines: their pins come from ENVIRONMENT.md.

@@ -71,7 +71,7 @@ class CalibrationSet:
 @lru_cache(maxsize=8)
 def _files(calibration: CalibrationSet) -> tuple[Path, ...]:
     """``CalibrationSet.files`` (a failure raises and is not cached)."""
-    from runtimes.datasets import DatasetError, load_clips
+    from runtimes.audio.datasets import DatasetError, load_clips
 
     if calibration.max_windows < 1:
         raise OptionError(f"{calibration.flag}-size must be >= 1, got {calibration.max_windows}")
@@ -89,7 +89,7 @@ def _files(calibration: CalibrationSet) -> tuple[Path, ...]:
 
 def encoder_inputs(files: Sequence[Path], n_mels: int, max_windows: int) -> list[np.ndarray]:
     """Log-mel windows (1, n_mels, 3000) of the files, in order, at most ``max_windows``."""
-    from runtimes.features import batch_log_mel
+    from runtimes.audio.features import batch_log_mel
 
     windows = [batch_log_mel([window], n_mels) for window in _speech(files, max_windows)]
     if len(windows) < min(FEW_WINDOWS, max_windows):
@@ -107,8 +107,8 @@ def _speech(files: Sequence[Path], max_windows: int,
     Raises:
         OptionError: a file does not decode (named, with ``flag``), or none has speech.
     """
-    from runtimes.audio import is_silence, load_audio
-    from runtimes.chunking import split_windows
+    from runtimes.audio.chunking import split_windows
+    from runtimes.audio.files import is_silence, load_audio
     from runtimes.errors import AudioError
 
     count = 0

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from runtimes.artifact import manifest_digest, read_manifest, verify
+    from runtimes.artifacts.manifest import manifest_digest, read_manifest, verify
 
     if args.command == "targets":
         print("\n".join(registry.names()))

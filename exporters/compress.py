@@ -195,7 +195,7 @@ def compress(hf_dir: Path, steps: tuple[CompressionStep, ...], out_dir: Path,
     them, and the calibration audio where one measured on it."""
     import shutil
 
-    from runtimes.checkpoint import LayerShapes, load_whisper
+    from runtimes.artifacts.checkpoint import LayerShapes, load_whisper
 
     needs_audio = check_audio(steps, audio)
     model = load_whisper(hf_dir)

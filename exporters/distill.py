@@ -30,7 +30,7 @@ def distill(teacher_dir: Path, student_dir: Path, audio: CalibrationSet, steps: 
     at the start and the end, seconds)."""
     import torch
 
-    from runtimes.checkpoint import load_whisper
+    from runtimes.artifacts.checkpoint import load_whisper
 
     started = time.perf_counter()
     student = load_whisper(student_dir)

@@ -1,6 +1,6 @@
 """Write whisper.cpp's ggml model file from transformers Whisper weights.
 
-The layout is ``runtimes.ggml_file``'s (the reader, below both layers). whisper.cpp fixes
+The layout is ``runtimes.artifacts.ggml_file``'s (the reader, below both layers). whisper.cpp fixes
 each tensor's type: float32 for 1-D tensors, the conv biases and the positional embeddings;
 the conv kernels float16 (float32 in a float32 file); every other matrix the file's type,
 quantised in 32-value blocks for the q types (by the ``gguf`` package's numpy quantisers,
@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from runtimes.ggml_file import FILE_TYPES, GGML_TYPES, MAGIC, QNT_VERSION_FACTOR, QUANTISED
+from runtimes.artifacts.ggml_file import FILE_TYPES, GGML_TYPES, MAGIC, QNT_VERSION_FACTOR, QUANTISED
 
 QNT_VERSION = 2 * QNT_VERSION_FACTOR  # GGML_QNT_VERSION 2, added to q types' file type
 
@@ -84,7 +84,7 @@ def encode(array: np.ndarray, kind: str) -> bytes:
 def write_ggml(model, hf_dir: Path, out: Path, dtype: str) -> None:
     """Write ``model`` (a transformers ``WhisperForConditionalGeneration``, its tokenizer
     files in ``hf_dir``) to ``out`` as a ggml file of type ``dtype`` (see GGML_TYPES)."""
-    from runtimes.features import mel_filters
+    from runtimes.audio.features import mel_filters
 
     if dtype not in FILE_TYPES:
         raise ValueError(f"ggml type {dtype!r} is not one of: {', '.join(FILE_TYPES)}")

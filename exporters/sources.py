@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtimes.artifact import sha256_file
+from runtimes.artifacts.manifest import sha256_file
 from runtimes.errors import ToolkitError
 
 DEFAULT_MODEL = "bundled:tiny.en"

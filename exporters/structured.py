@@ -7,14 +7,14 @@ rows times that of its output-projection columns (what it can write into the res
 stream), a feed-forward channel's the norm of its fc1 row times that of its fc2 column; or,
 with ``:activation``, what each writes on calibration audio (exporters.importance).
 Scores are divided by their module's mean, then ranked over the whole model, so layers lose
-different numbers of heads or channels (per-layer shapes: runtimes.checkpoint) and no
+different numbers of heads or channels (per-layer shapes: runtimes.artifacts.checkpoint) and no
 module loses its last head or more than it has. Feed-forward widths are kept in units of
 128 channels (16 on models narrower than 1024), which int4 group quantisers need.
 """
 
 from __future__ import annotations
 
-from runtimes.checkpoint import keep_channels, keep_heads
+from runtimes.artifacts.checkpoint import keep_channels, keep_heads
 
 
 def attention_modules(model) -> list[tuple[str, object]]:

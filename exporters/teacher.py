@@ -28,7 +28,7 @@ def pseudo_labels(teacher_dir: Path, features: np.ndarray) -> list[tuple[int, li
     a multilingual teacher detects each window's language first."""
     from exporters.validate import load_reference
     from runtimes.base import DecodingOptions
-    from runtimes.tokens import load_tokenizer
+    from runtimes.decode.tokens import load_tokenizer
 
     with load_reference(teacher_dir, 0) as teacher:
         tokenizer = load_tokenizer(teacher_dir, teacher.multilingual)

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from exporters.errors import ParityError
-from runtimes.audio import SAMPLE_RATE, load_audio
+from runtimes.audio.features import batch_log_mel
+from runtimes.audio.files import SAMPLE_RATE, load_audio
 from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.cpu import cpu_info
-from runtimes.features import batch_log_mel
-from runtimes.pipeline import Transcriber
-from runtimes.tokens import load_tokenizer
+from runtimes.decode.tokens import load_tokenizer
+from runtimes.transcript.pipeline import Transcriber
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,6 @@ def check_parity(
 
 def load_reference(hf_dir: Path, threads: int) -> WhisperRuntime:
     """The fp32 PyTorch reference on CPU."""
-    from runtimes.registry import runtime_class
+    from runtimes.engines.registry import runtime_class
 
     return runtime_class("transformers")(hf_dir, RuntimeOptions(threads=threads))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.pipeline import Transcriber, Transcription
+from runtimes.transcript.pipeline import Transcriber, Transcription
 
 __all__ = [
     "DecodingOptions", "RuntimeOptions", "Transcriber", "Transcription", "WhisperRuntime",
@@ -28,7 +28,7 @@ def load_runtime(model_dir: str | Path, options: RuntimeOptions | None = None) -
     loaded, so a truncated or edited artifact fails with a clear error. Without a manifest
     only a plain transformers or CTranslate2 model directory loads.
     """
-    from runtimes.registry import runtime_class
+    from runtimes.engines.registry import runtime_class
 
     options = options or RuntimeOptions()
     return runtime_class(check_artifact(model_dir, options))(Path(model_dir), options)
@@ -38,8 +38,8 @@ def check_artifact(model_dir: str | Path, options: RuntimeOptions | None = None)
     """What :func:`load_runtime` checks before it loads anything (format, manifest, files,
     digest); returns the format. For a driver that must refuse a bad artifact before it
     schedules work on machines it cannot load it on (another device, another node)."""
-    from runtimes.artifact import MANIFEST
-    from runtimes.registry import detect_format
+    from runtimes.artifacts.manifest import MANIFEST
+    from runtimes.engines.registry import detect_format
 
     model_dir = Path(model_dir)
     fmt = detect_format(model_dir)
@@ -53,15 +53,12 @@ def check_artifact(model_dir: str | Path, options: RuntimeOptions | None = None)
 
 def batch_invariant(model_dir: str | Path) -> bool:
     """Whether the artifact's results are the same for a window alone and in any batch: its
-    manifest says so. Plain checkpoints are taken to be; artifacts exported before the
-    manifest said it are, except dynamic-int8 ONNX ones (int8, and int4's int8 vocabulary)."""
-    from runtimes.artifact import MANIFEST, read_manifest
+    manifest says so (``Manifest.batch_invariant``); plain checkpoints are taken to be."""
+    from runtimes.artifacts.manifest import MANIFEST, read_manifest
 
     if not (Path(model_dir) / MANIFEST).is_file():
         return True
-    manifest = read_manifest(model_dir)
-    legacy = not (manifest.format == "onnx" and manifest.precision in ("int8", "int4"))
-    return bool(manifest.options.get("batch_invariant", legacy))
+    return read_manifest(model_dir).batch_invariant
 
 
 #: Model directories that load without a manifest: a checkpoint as its own tools write it.
@@ -69,7 +66,7 @@ PLAIN_FORMATS = ("transformers", "ctranslate2")
 
 
 def _check_artifact(model_dir: Path, options: RuntimeOptions) -> None:
-    from runtimes.artifact import FAMILY, manifest_digest, read_manifest, verify
+    from runtimes.artifacts.manifest import FAMILY, manifest_digest, read_manifest, verify
     from runtimes.errors import ArtifactError
 
     manifest = read_manifest(model_dir)
@@ -81,11 +78,11 @@ def _check_artifact(model_dir: Path, options: RuntimeOptions) -> None:
                             f"not the expected {options.expect_digest}")
     verify(model_dir, manifest, checksums=options.verify_checksums)
     if options.device == "cpu":
-        _warn_int8_kernels(model_dir, manifest.options.get("int8_kernels"))
+        _warn_int8_kernels(model_dir, manifest.int8_kernels)
 
 
 def _check_plain(model_dir: Path, fmt: str, options: RuntimeOptions) -> None:
-    from runtimes.artifact import MANIFEST
+    from runtimes.artifacts.manifest import MANIFEST
     from runtimes.errors import ArtifactError
 
     if options.expect_digest:
@@ -119,7 +116,7 @@ def load(
     decoding: DecodingOptions | None = None,
 ) -> Transcriber:
     """Load an artifact and wrap it in the shared transcription pipeline."""
-    from runtimes.tokens import load_tokenizer
+    from runtimes.decode.tokens import load_tokenizer
 
     runtime = load_runtime(model_dir, options)
     try:

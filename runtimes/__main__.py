@@ -75,7 +75,7 @@ def _check_inputs(audio: list[Path], fmt: str) -> None:
 
 def render(path: Path, result, fmt: str, max_subtitle_s: float | None = None) -> str:
     """One file's output in ``fmt`` (see --format); subtitles cut at ``max_subtitle_s``."""
-    from runtimes.segments import segment_json, split_long, srt, vtt
+    from runtimes.transcript.formats import segment_json, split_long, srt, vtt
 
     if fmt == "text":
         return f"{path}\t{result.text}"

@@ -46,7 +46,7 @@ class DecodingOptions:
     pipeline). "sequential": openai/whisper's seeking, each window starting where the last
     complete segment ended (implies ``timestamps``), prompted with the text before it when
     ``condition_on_previous_text`` (reset after a window decoded above
-    ``prompt_reset_on_temperature``, as faster-whisper). ``runtimes.sequential`` says why
+    ``prompt_reset_on_temperature``, as faster-whisper). ``runtimes.transcript.sequential`` says why
     both.
     """
 
@@ -205,7 +205,7 @@ class RuntimeOptions:
 class WhisperRuntime(ABC):
     """A loaded Whisper model that turns log-mel batches into token ids.
 
-    Subclasses are registered in ``runtimes.registry`` under the artifact format they load.
+    Subclasses are registered in ``runtimes.engines.registry`` under the artifact format they load.
     Pre-processing (audio, log-mel) and post-processing (detokenisation) live in the
     pipeline, so every runtime sees the same features and is judged on the same text.
     """

@@ -4,7 +4,7 @@
 
 Transcribes the ``en`` clips one at a time with each artifact (default: bundled tiny.en
 exported to OpenVINO int8 and CTranslate2 int8 in a temporary directory), alternating
-"limit on" (the toolkit's behaviour, runtimes.features.single_threaded_blas) and "limit
+"limit on" (the toolkit's behaviour, runtimes.audio.features.single_threaded_blas) and "limit
 off" (the mel projection as a plain numpy matmul, which wakes OpenBLAS's threads) for
 ``--rounds`` rounds in one process. Prints batch-1 RTFx per mode (median and range of the
 rounds), the on/off ratio, and whether the transcripts are the same.
@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runtimes import features  # noqa: E402
-from runtimes.audio import load_audio  # noqa: E402
-from runtimes.datasets import from_manifest  # noqa: E402
+from runtimes.audio import features  # noqa: E402
+from runtimes.audio.datasets import from_manifest  # noqa: E402
+from runtimes.audio.files import load_audio  # noqa: E402
 
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.tsv"
 DEFAULT_EXPORTS = (("openvino", "int8"), ("ctranslate2", "int8"))

@@ -40,7 +40,7 @@ def errors_of(model_dir: Path, rows: list[dict[str, str]], speech: Path,
     """The model's word errors on each clip (batch 8, as the suite transcribes them)."""
     import runtimes
     from bench.metrics import clip_word_errors
-    from runtimes.audio import load_audio
+    from runtimes.audio.files import load_audio
 
     audio = [load_audio(speech / r["path"]) for r in rows]
     options = runtimes.RuntimeOptions(threads=threads, trust_code=True)

@@ -36,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=1, help="en clips after JFK (default: 1)")
     args = p.parse_args(argv)
     import runtimes
-    from runtimes.audio import load_audio
+    from runtimes.audio.datasets import load_clips
+    from runtimes.audio.features import batch_log_mel
+    from runtimes.audio.files import load_audio
     from runtimes.cpu import cpu_info
-    from runtimes.datasets import load_clips
-    from runtimes.features import batch_log_mel
 
     try:
         clips = [c for c in load_clips(args.manifest, "en") if "jfk" not in c.id][: args.clips]

@@ -125,8 +125,8 @@ def _line(exc: BaseException) -> str:
 
 def clips(manifest: Path, subset: str, limit: int | None) -> tuple[list, list[str]]:
     """The subset's clips (WAV only without PyAV) with JFK last, and notes on the choice."""
-    from runtimes.audio import pyav_available
-    from runtimes.datasets import Clip, load_clips
+    from runtimes.audio.datasets import Clip, load_clips
+    from runtimes.audio.files import pyav_available
 
     chosen, notes = load_clips(manifest, subset, limit), []
     if not pyav_available():
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _duration(path: Path) -> float:
-    from runtimes.audio import duration_s, load_audio
+    from runtimes.audio.files import duration_s, load_audio
 
     return duration_s(load_audio(path))
 

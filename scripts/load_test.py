@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runtimes.audio import duration_s, load_audio  # noqa: E402
-from runtimes.datasets import from_manifest  # noqa: E402
+from runtimes.audio.datasets import from_manifest  # noqa: E402
+from runtimes.audio.files import duration_s, load_audio  # noqa: E402
 from runtimes.errors import ToolkitError  # noqa: E402
 from runtimes.serve.config import BATCHING  # noqa: E402
 

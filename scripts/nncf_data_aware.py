@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.metrics import error_rates  # noqa: E402
-from runtimes.audio import load_audio  # noqa: E402
-from runtimes.datasets import from_manifest  # noqa: E402
-from runtimes.features import batch_log_mel  # noqa: E402
+from runtimes.audio.datasets import from_manifest  # noqa: E402
+from runtimes.audio.features import batch_log_mel  # noqa: E402
+from runtimes.audio.files import load_audio  # noqa: E402
 
 MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.tsv"
 MODES = {"none": {}, "se": {"scale_estimation": True}, "awq_se": {"awq": True, "scale_estimation": True},

@@ -47,7 +47,7 @@ class _Timer:
 def stage_times(artifact: Path, audio: list, threads: int) -> tuple[float, _Timer]:
     """Seconds per clip of the whole ``transcribe`` call, and the timer of its stages."""
     import runtimes
-    import runtimes.pipeline as pipeline
+    import runtimes.transcript.pipeline as pipeline
 
     timer = _Timer()
     model = runtimes.load(artifact, runtimes.RuntimeOptions(threads=threads))
@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=16, help="first N clips (default: 16)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
-    from runtimes.audio import load_audio
+    from runtimes.audio.datasets import load_clips
+    from runtimes.audio.files import load_audio
     from runtimes.cpu import cpu_info
-    from runtimes.datasets import load_clips
 
     try:
         if args.limit < 1:

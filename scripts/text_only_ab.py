@@ -22,7 +22,7 @@ _ROUND = r'''
 import sys, time, json, csv
 sys.path.insert(0, sys.argv[1])
 import runtimes
-from runtimes.audio import load_audio
+from runtimes.audio.files import load_audio
 speech = sys.argv[3]
 with open(speech + "/manifest.tsv", newline="", encoding="utf-8") as f:
     rows = [r for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)

@@ -24,7 +24,7 @@ from runtimes.errors import ToolkitError  # noqa: E402
 
 
 def longform_clips(speech: Path):
-    from runtimes.datasets import from_manifest
+    from runtimes.audio.datasets import from_manifest
 
     return from_manifest(speech / "manifest.tsv", "longform")
 

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speech", type=Path, default=ROOT.parent / "shared/data/speech")
     args = p.parse_args(argv)
     from bench.timing import word_start_gaps
-    from runtimes.datasets import from_manifest
+    from runtimes.audio.datasets import from_manifest
 
     try:
         paths = [clip.path for clip in from_manifest(args.speech / "manifest.tsv", "en")]

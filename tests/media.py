@@ -27,7 +27,7 @@ def ogg_claiming(out: Path, hours: float) -> Path:
 
     import av
 
-    from runtimes.audio import load_audio
+    from runtimes.audio.files import load_audio
 
     samples = (load_audio(SPEECH / "jfk" / "jfk.flac") * 32767).astype(np.int16)
     buffer = io.BytesIO()

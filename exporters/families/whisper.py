@@ -15,13 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runtimes.artifact import GraphSpec
+from runtimes.artifacts.manifest import GraphSpec
 
 
 def load_model(hf_dir):
     """The fp32 transformers model every graph target traces, in eval mode (pruned layers
-    included: runtimes.checkpoint)."""
-    from runtimes.checkpoint import load_whisper
+    included: runtimes.artifacts.checkpoint)."""
+    from runtimes.artifacts.checkpoint import load_whisper
 
     return load_whisper(hf_dir)
 

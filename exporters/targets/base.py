@@ -67,7 +67,7 @@ class Target(ABC):
         layers included), or None. ``export`` refuses such a source before converting."""
         import json
 
-        from runtimes.checkpoint import layer_shapes
+        from runtimes.artifacts.checkpoint import layer_shapes
 
         config = json.loads((Path(hf_dir) / "config.json").read_text())
         for kind in layer_shapes(hf_dir).reshaped(config):

@@ -63,7 +63,7 @@ class CTranslate2Target(Target):
             weights; transformers' from_pretrained would refuse them)."""
 
             def load_model(self, model_class, model_name_or_path, **kwargs):
-                from runtimes.checkpoint import load_whisper
+                from runtimes.artifacts.checkpoint import load_whisper
 
                 return load_whisper(Path(model_name_or_path), kwargs.get("dtype"))
 

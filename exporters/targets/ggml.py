@@ -19,8 +19,8 @@ from exporters.registry import register
 from exporters.sources import Source
 from exporters.targets.base import Target
 from exporters.validate import ParityTolerance
+from runtimes.artifacts.ggml_file import QUANTISED
 from runtimes.errors import OptionError
-from runtimes.ggml_file import QUANTISED
 
 PRECISIONS = ("f16", *QUANTISED)
 _SHORTHAND = {"fp16": "f16", "int8": "q8_0", "int4": "q4_0"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-from runtimes.datasets import AUDIO_SUFFIXES, from_manifest
+from runtimes.audio.datasets import AUDIO_SUFFIXES, from_manifest
 from runtimes.errors import OptionError
 
 GLOB_CHARS = "*?["

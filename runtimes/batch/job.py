@@ -101,7 +101,7 @@ def job_identity(artifact: Path, options: RuntimeOptions, decoding: DecodingOpti
     """What a result depends on: an output directory holds results of one identity only."""
     from dataclasses import asdict
 
-    from runtimes.artifact import MANIFEST, manifest_digest
+    from runtimes.artifacts.manifest import MANIFEST, manifest_digest
 
     pinned = (manifest_digest(artifact) if (artifact / MANIFEST).is_file()
               else f"directory {artifact.resolve()}")
@@ -112,8 +112,8 @@ def job_identity(artifact: Path, options: RuntimeOptions, decoding: DecodingOpti
 def decode_file(row: dict, cut_windows: bool) -> dict:
     """CPU task: one file's audio, cut into VAD windows when ``cut_windows`` (else whole,
     for sequential decoding); a file that does not decode becomes a row with its error."""
-    from runtimes.audio import AudioReport, duration_s, load_audio
-    from runtimes.pipeline import cut
+    from runtimes.audio.files import AudioReport, duration_s, load_audio
+    from runtimes.transcript.pipeline import cut
 
     path = row["path"]
     empty = {"path": path, "duration_s": 0.0, "samples": np.zeros(0, np.float32),
@@ -201,7 +201,7 @@ class Transcribe:
 
 
 def _windows(batch: dict[str, np.ndarray], i: int) -> list:
-    """Row ``i``'s windows as ``runtimes.pipeline.cut`` gave them."""
+    """Row ``i``'s windows as ``runtimes.transcript.pipeline.cut`` gave them."""
     samples = np.asarray(batch["samples"][i], np.float32)
     bounds = np.cumsum([0, *np.asarray(batch["lengths"][i]).tolist()])
     spans = json.loads(batch["spans"][i])
@@ -212,7 +212,7 @@ def _windows(batch: dict[str, np.ndarray], i: int) -> list:
 def result_row(path: str, result, runtime, seconds: float) -> dict:
     """One file's output row (the JSONL object; the Parquet columns). ``seconds``: its share
     of its actor call's wall time, by duration."""
-    from runtimes.segments import segment_json
+    from runtimes.transcript.formats import segment_json
 
     return {"path": path, "duration_s": round(result.duration_s, 3),
             "language": result.language, "text": result.text,

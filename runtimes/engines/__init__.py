@@ -1,1 +1,1 @@
-"""Inference engines, one module each; see runtimes.registry."""
+"""Inference engines, one module each; see runtimes.engines.registry."""

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
-from runtimes.registry import register
 
 #: Every compute type CTranslate2 knows; which ones run depends on the device.
 COMPUTE_TYPES = (

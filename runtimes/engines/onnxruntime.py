@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.artifact import GraphSpec
+from runtimes.artifacts.manifest import GraphSpec
 from runtimes.base import RuntimeOptions
-from runtimes.decoding import select_rows
+from runtimes.decode.loops import select_rows
+from runtimes.engines.graph import GraphRuntime
+from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError
-from runtimes.graph import GraphRuntime
-from runtimes.registry import register
 
 _NAMES = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 #: What each provider of onnxruntime-gpu 1.31 loads, for the one-line error when it cannot.

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import RuntimeOptions
-from runtimes.decoding import select_rows
+from runtimes.decode.loops import select_rows
+from runtimes.engines.graph import GraphRuntime
+from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError
-from runtimes.graph import GraphRuntime
-from runtimes.registry import register
 
 HINTS = ("f32", "bf16")
 

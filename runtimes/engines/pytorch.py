@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.artifact import is_multilingual
+from runtimes.artifacts.manifest import is_multilingual
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
-from runtimes.registry import register
 
 PRECISIONS = ("float32", "float16", "bfloat16", "int8")
 
@@ -59,7 +59,7 @@ class PyTorchRuntime(WhisperRuntime):
     def _load(self, torch):
         from transformers.utils import logging as hf_logging
 
-        from runtimes.checkpoint import load_whisper
+        from runtimes.artifacts.checkpoint import load_whisper
 
         hf_logging.set_verbosity_error()  # generate() warns about its own defaults on every call
 
@@ -176,7 +176,7 @@ class PyTorchRuntime(WhisperRuntime):
         exactly the graph runtimes' meaning."""
         import torch
 
-        from runtimes.decoding import SuppressRules, token_scores
+        from runtimes.decode.loops import SuppressRules, token_scores
 
         if self._rules is None:
             self._rules = SuppressRules.load(self.model_dir)
@@ -199,7 +199,7 @@ class PyTorchRuntime(WhisperRuntime):
         attention implementation works), then the shared DTW."""
         import torch
 
-        from runtimes.words import attention_path
+        from runtimes.decode.alignment import attention_path
 
         heads = self._model.generation_config.alignment_heads
         if not heads:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import Decoded, DecodingOptions, RuntimeOptions
+from runtimes.engines.graph import GraphRuntime
+from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
-from runtimes.graph import GraphRuntime
-from runtimes.registry import register
 
 
 def gpu_identity() -> dict[str, str]:

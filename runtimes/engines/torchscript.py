@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import RuntimeOptions
+from runtimes.engines.graph import GraphRuntime
+from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
-from runtimes.graph import GraphRuntime
-from runtimes.registry import register
 
 
 @register

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from runtimes.artifacts.ggml_file import MAGIC, check_whisper_cpp_can_load
 from runtimes.base import Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.decode.languages import LANGUAGES
+from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
-from runtimes.ggml_file import MAGIC, check_whisper_cpp_can_load
-from runtimes.languages import LANGUAGES
-from runtimes.registry import register
 
 #: The artifact's model file (whisper.cpp's own downloads are ggml-<model>.bin).
 MODEL_FILE = "ggml-model.bin"

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
-from runtimes.audio import AudioTooLongError
+from runtimes.audio.files import AudioTooLongError
 from runtimes.errors import AudioError, ToolkitError
 from runtimes.serve.config import ServeConfig
 from runtimes.serve.engine import ServeEngine

@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from runtimes.audio import SAMPLE_RATE, AudioReport, stream_audio_bytes
+from runtimes.audio.chunking import Window, WindowStream
+from runtimes.audio.features import log_mel
+from runtimes.audio.files import SAMPLE_RATE, AudioReport, stream_audio_bytes
 from runtimes.base import Decoded
-from runtimes.chunking import Window, WindowStream
-from runtimes.features import log_mel
-from runtimes.pipeline import Transcriber, check_language
-from runtimes.segments import Segment, assemble, window_duration
 from runtimes.serve.batcher import DynamicBatcher
 from runtimes.serve.jobs import DETECT, BatchKey, WindowJob
 from runtimes.serve.stepper import IterationBatcher
-from runtimes.words import Word, align_windows
+from runtimes.transcript.pipeline import Transcriber, check_language
+from runtimes.transcript.segments import Segment, assemble, window_duration
+from runtimes.transcript.words import Word, align_windows
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class ServeEngine:
 
         Raises:
             AudioError: the upload is not audio (any window already submitted is abandoned).
-            AudioTooLongError: it decodes past ``max_seconds`` (see runtimes.audio); decoding
+            AudioTooLongError: it decodes past ``max_seconds`` (see runtimes.audio.files); decoding
                 stops there, so a small file claiming hours costs little.
         """
         report = AudioReport()
@@ -151,12 +151,12 @@ class ServeEngine:
 
     async def _with_fallback(self, key: BatchKey, payload: WindowJob,
                              submitted: list[Future]):
-        """One window through the options' temperature ladder (``runtimes.fallback.ladder``,
+        """One window through the options' temperature ladder (``runtimes.decode.fallback.ladder``,
         the offline pipeline's): decoded greedily with the others (step by step where the
         artifact allows), then sampled at each temperature the ladder asks for (``best_of``
         candidates, seeded by the window's place); a window judged silent gives no text.
         Its log-mel is held until it is settled."""
-        from runtimes.fallback import ladder, silent
+        from runtimes.decode.fallback import ladder, silent
 
         text = lambda out: self.transcriber.tokenizer.decode(_decoded(out).tokens)  # noqa: E731
         steps = ladder(self.transcriber.options, _decoded, text)

@@ -1,7 +1,7 @@
 """OpenAI's five ``response_format`` values for a served transcript.
 
 Segments come from Whisper's timestamp tokens when the request asked for them (``srt``,
-``vtt`` and ``verbose_json`` do; see ``runtimes.segments``), else they are the decoded
+``vtt`` and ``verbose_json`` do; see ``runtimes.transcript.segments``), else they are the decoded
 windows. Fields OpenAI fills from sampling statistics (avg_logprob, no_speech_prob) are
 left out until the runtimes report them.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from runtimes.languages import LANGUAGES
-from runtimes.segments import score_json, split_long, srt, vtt
+from runtimes.decode.languages import LANGUAGES
 from runtimes.serve.engine import ServedResult
+from runtimes.transcript.formats import score_json, split_long, srt, vtt
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from runtimes.base import Decoded, DecodingOptions
-from runtimes.decoding import (
+from runtimes.decode.filters import Chain
+from runtimes.decode.loops import (
     StepModel,
     SuppressRules,
     avg_logprob,
@@ -35,7 +36,6 @@ from runtimes.decoding import (
     most_likely,
     prompt_pass,
 )
-from runtimes.filters import Chain
 from runtimes.serve.batcher import DynamicBatcher, RunBatch, _Job
 from runtimes.serve.jobs import BatchKey
 
@@ -82,7 +82,7 @@ class _Slots:
 
 class IterationBatcher(DynamicBatcher):
     """``DynamicBatcher``'s interface; jobs whose ``BatchKey.steps`` (greedy decoding of a
-    ``WindowJob``) decode step by step through ``runtimes.decoding.choose``, the offline
+    ``WindowJob``) decode step by step through ``runtimes.decode.loops.choose``, the offline
     loops' step; this class only decides which rows join and leave at each step. The key's
     ``timestamps`` picks a row's logit filters and whether it is scored.
 
@@ -274,7 +274,7 @@ class IterationBatcher(DynamicBatcher):
 
 
 def _decoded(rows: _Rows, i: int) -> Decoded:
-    """Row i's result; scored (timestamped requests) as ``runtimes.decoding`` scores it."""
+    """Row i's result; scored (timestamped requests) as ``runtimes.decode.loops`` scores it."""
     out = rows.out[i]
     if not _timestamps(rows.jobs[i].key):
         return Decoded(out)

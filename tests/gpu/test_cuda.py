@@ -63,7 +63,7 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clips(en_clips):
-    from runtimes.audio import load_audio, pyav_available
+    from runtimes.audio.files import load_audio, pyav_available
     from tests.conftest import SPEECH
 
     rows = [r for r in en_clips if pyav_available() or r["path"].endswith(".wav")][:8]

@@ -14,7 +14,7 @@ import runtimes
 from exporters.api import export
 from exporters.compress import kept_layers
 from exporters.options import CompressionStep, ExportOptions
-from runtimes.artifact import read_manifest
+from runtimes.artifacts.manifest import read_manifest
 from runtimes.errors import OptionError
 from tests.conftest import SPEECH
 
@@ -106,7 +106,7 @@ def test_removed_heads_and_channels_leave_per_layer_shapes_every_target_runs(
 
 def test_pruned_checkpoint_shapes_are_read_from_the_weights(tiny_random, tmp_path):
     from exporters.compress import compress
-    from runtimes.checkpoint import LayerShapes, layer_shapes, load_whisper
+    from runtimes.artifacts.checkpoint import LayerShapes, layer_shapes, load_whisper
 
     steps = (CompressionStep.parse("prune-heads:0.5"), CompressionStep.parse("prune-ffn:0.5"))
     info = compress(tiny_random, steps, tmp_path / "c")
@@ -153,7 +153,7 @@ def _rig_a_bias_only_head(hf_dir, out_dir):
     position. Returns the copy and the rigged bias."""
     import torch
 
-    from runtimes.checkpoint import load_whisper
+    from runtimes.artifacts.checkpoint import load_whisper
 
     model = load_whisper(hf_dir)
     attention = model.model.encoder.layers[0].self_attn
@@ -177,7 +177,7 @@ def test_activation_importance_keeps_what_writes_on_audio_where_magnitude_cannot
 
     from exporters.calibration import CalibrationSet
     from exporters.compress import compress
-    from runtimes.checkpoint import load_whisper
+    from runtimes.artifacts.checkpoint import load_whisper
     from tests.conftest import MANIFEST
 
     rigged, bias = _rig_a_bias_only_head(tiny_random, tmp_path / "rigged")

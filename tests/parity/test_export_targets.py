@@ -12,10 +12,10 @@ from exporters import registry
 from exporters.api import export
 from exporters.calibration import CalibrationSet
 from exporters.options import ExportOptions
-from runtimes.artifact import read_manifest, verify
-from runtimes.audio import load_audio
+from runtimes.artifacts.manifest import read_manifest, verify
+from runtimes.audio.features import batch_log_mel
+from runtimes.audio.files import load_audio
 from runtimes.cpu import cpu_info
-from runtimes.features import batch_log_mel
 
 CASES = [(t, p) for t in registry.names() for p in registry.get(t).offered("cpu")]
 FLOAT32 = ("float32", "fp32")
@@ -69,7 +69,7 @@ def test_export_every_cpu_precision(target, precision, tiny_random, reference, c
     assert manifest.precision == precision and manifest.parity["passed"]
     assert manifest.parity["machine"] == cpu_info().label()
     if registry.get(target).tunes_int8(precision):  # tuned for this machine's CPU kind
-        assert manifest.options["int8_kernels"] == ("vnni" if cpu_info().int8_dot_product
+        assert manifest.int8_kernels == ("vnni" if cpu_info().int8_dot_product
                                                     else "avx2")
     verify(out, manifest)
     assert {"tokenizer.json", "preprocessor_config.json"} <= {f.path for f in manifest.files}
@@ -209,7 +209,7 @@ def test_a_same_size_edit_is_caught_by_its_checksum(onnx_int8, tmp_path):
 def test_manifests_that_vouch_for_nothing_or_point_outside_are_refused(onnx_int8, tmp_path):
     import dataclasses
 
-    from runtimes.artifact import FileEntry, write_manifest
+    from runtimes.artifacts.manifest import FileEntry, write_manifest
     from runtimes.errors import ArtifactError
 
     out = _copy(onnx_int8, tmp_path)
@@ -230,7 +230,7 @@ def test_manifests_that_vouch_for_nothing_or_point_outside_are_refused(onnx_int8
 
 
 def test_a_deployment_pins_the_manifest_digest(onnx_int8):
-    from runtimes.artifact import manifest_digest
+    from runtimes.artifacts.manifest import manifest_digest
     from runtimes.errors import ArtifactError
 
     digest = manifest_digest(onnx_int8)

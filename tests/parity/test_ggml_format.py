@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from exporters.ggml_format import ggml_name, write_ggml
-from runtimes.ggml_file import FILE_TYPES, GGML_TYPES, decode_tensor, read_ggml
+from runtimes.artifacts.ggml_file import FILE_TYPES, GGML_TYPES, decode_tensor, read_ggml
 
 pytest.importorskip("gguf", reason="the 'ggml' extra (gguf) is not installed")
 

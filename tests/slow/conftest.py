@@ -5,7 +5,7 @@ import pytest
 import runtimes
 from exporters.api import export
 from exporters.options import ExportOptions
-from runtimes.audio import load_audio
+from runtimes.audio.files import load_audio
 from tests.conftest import SPEECH
 
 THREADS = 2

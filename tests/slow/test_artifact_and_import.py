@@ -11,7 +11,7 @@ from bench.metrics import normalizer
 from bench.runner import dir_size_mb
 from exporters.ct2_format import read_model_bin
 from exporters.sources import resolve
-from runtimes.artifact import read_manifest
+from runtimes.artifacts.manifest import read_manifest
 from tests.slow.conftest import subset
 
 
@@ -141,6 +141,6 @@ def test_ctranslate2_int8_is_batch_invariant_as_its_manifest_says(int8_artifact,
                                                                    speech_rows):
     """CTranslate2 quantises activations row by row, so its int8 is batch-invariant."""
     audio = subset(speech_rows, "en")[1][:8]
-    assert read_manifest(int8_artifact).options["batch_invariant"] is True
+    assert read_manifest(int8_artifact).batch_invariant is True
     alone = [t.tokens for t in ct2_int8.transcribe(audio, batch_size=1)]
     assert [t.tokens for t in ct2_int8.transcribe(audio, batch_size=8)] == alone

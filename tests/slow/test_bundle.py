@@ -17,7 +17,7 @@ import pytest
 
 from exporters.api import export
 from exporters.options import ExportOptions
-from runtimes.artifact import read_manifest, verify
+from runtimes.artifacts.manifest import read_manifest, verify
 from runtimes.serve.launch import start_server
 from tests.slow.test_serve import JFK_WORDS
 
@@ -33,11 +33,11 @@ def bundled(tmp_path_factory) -> Path:
 def test_bundle_files_are_in_the_manifest(bundled):
     serve = bundled / "serve"
     for name in ("requirements.txt", "Dockerfile", "README.md", "serve.sh",
-                 "app/runtimes/serve/app.py", "app/runtimes/artifact.py"):
+                 "app/runtimes/serve/app.py", "app/runtimes/artifacts/manifest.py"):
         assert (serve / name).is_file(), name
     assert sorted(p.name for p in (serve / "app").iterdir()) == ["runtimes"]  # nothing else
     listed = {f.path for f in read_manifest(bundled).files}
-    assert "serve/Dockerfile" in listed and "serve/app/runtimes/pipeline.py" in listed
+    assert "serve/Dockerfile" in listed and "serve/app/runtimes/transcript/pipeline.py" in listed
     verify(bundled, read_manifest(bundled), checksums=True)
     requirements = (serve / "requirements.txt").read_text().splitlines()
     pins = [line for line in requirements if not line.startswith("#")]

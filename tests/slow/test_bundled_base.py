@@ -65,7 +65,7 @@ def test_graph_runtime_detects_languages(base, multi, tmp_path):
     out = tmp_path / "base-onnx-int8"
     export("bundled:base", ExportOptions("onnx", "int8", threads=THREADS), out,
            log=lambda _: None)
-    from runtimes.features import batch_log_mel
+    from runtimes.audio.features import batch_log_mel
 
     # Detection alone (the step transcribe takes first), not whole transcripts: what this
     # test is about, at a fraction of the time

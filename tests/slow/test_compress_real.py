@@ -18,7 +18,7 @@ from bench.metrics import normalizer
 from exporters.api import export
 from exporters.calibration import CalibrationSet
 from exporters.options import CompressionStep, ExportOptions
-from runtimes.artifact import read_manifest
+from runtimes.artifacts.manifest import read_manifest
 from tests.conftest import MANIFEST
 from tests.slow.conftest import THREADS
 from tests.slow.test_real_tiny_en import JFK
@@ -62,8 +62,8 @@ def test_a_layer_dropped_student_is_what_the_compressed_model_says(tmp_path, jfk
     whisper.cpp loads, whose tokens are the 3-layer PyTorch model's on JFK (parity), its
     transcript that text, and the manifest naming what the student lost against tiny.en."""
     pytest.importorskip("_pywhispercpp", reason="the 'ggml' extra is not installed")
+    from runtimes.artifacts.ggml_file import read_ggml
     from runtimes.engines.whispercpp import MODEL_FILE
-    from runtimes.ggml_file import read_ggml
 
     out = tmp_path / "a"
     export("bundled:tiny.en", ExportOptions("ggml", "q8_0", threads=THREADS,

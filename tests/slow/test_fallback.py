@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import runtimes
-from runtimes.features import batch_log_mel
+from runtimes.audio.features import batch_log_mel
 from tests.conftest import SPEECH
 from tests.slow.conftest import THREADS, subset
 

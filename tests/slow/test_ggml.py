@@ -23,7 +23,7 @@ MAX_WER = {"f16": 0.1, "q8_0": 0.1, "q5_0": 0.1, "q5_1": 0.1, "q4_0": 0.14, "q4_
 
 @pytest.fixture(scope="module")
 def en4(en_clips):
-    from runtimes.audio import load_audio
+    from runtimes.audio.files import load_audio
     from tests.conftest import SPEECH
 
     rows = en_clips[:4]
@@ -42,8 +42,8 @@ def f16_artifact(tmp_path_factory, jfk):
 def test_every_type_exports_and_transcribes_real_speech(dtype, f16_artifact, tmp_path, jfk,
                                                         en4):
     from bench.metrics import error_rates, normalizer
-    from runtimes.artifact import read_manifest
-    from runtimes.ggml_file import read_ggml
+    from runtimes.artifacts.ggml_file import read_ggml
+    from runtimes.artifacts.manifest import read_manifest
 
     out = f16_artifact
     if dtype != "f16":

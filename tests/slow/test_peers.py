@@ -23,7 +23,7 @@ JFK = ("and so my fellow americans ask not what your country can do for you ask 
 
 @pytest.fixture(scope="module")
 def two_clips(jfk, en_clips):
-    from runtimes.audio import load_audio
+    from runtimes.audio.files import load_audio
     from tests.conftest import SPEECH
 
     return [load_audio(jfk), load_audio(SPEECH / en_clips[0]["path"])], en_clips[0]["reference"]

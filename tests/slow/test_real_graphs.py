@@ -93,7 +93,7 @@ def test_iteration_batching_gives_each_window_its_own_greedy_tokens(onnx_fp32, s
     import time
     from dataclasses import replace
 
-    from runtimes.features import log_mel
+    from runtimes.audio.features import log_mel
     from runtimes.serve.jobs import BatchKey, WindowJob
     from runtimes.serve.stepper import IterationBatcher
 
@@ -136,7 +136,7 @@ def test_an_abandoned_row_leaves_the_running_batch(onnx_fp32, speech_rows):
     import concurrent.futures
     import time
 
-    from runtimes.features import log_mel
+    from runtimes.audio.features import log_mel
     from runtimes.serve.jobs import BatchKey, WindowJob
     from runtimes.serve.stepper import IterationBatcher
 
@@ -169,9 +169,9 @@ def test_batch_invariance_is_what_the_manifest_says(graph_model, speech_rows):
     manifest says the precision is batch-invariant (dynamic int8 says it is not)."""
     (target, precision), model = graph_model
     audio = subset(speech_rows, "en")[1][:8]
-    from runtimes.artifact import read_manifest
+    from runtimes.artifacts.manifest import read_manifest
 
-    invariant = read_manifest(model.runtime.model_dir).options["batch_invariant"]
+    invariant = read_manifest(model.runtime.model_dir).batch_invariant
     assert invariant == ((target, precision) not in {("onnx", "int8")})
     if not invariant:
         return

@@ -74,7 +74,7 @@ def test_segment_timestamps_mean_the_same_on_every_runtime(jfk, en, pytorch_fp32
     on the AVX-512 VNNI one, whose int8 kernels differ."""
     import runtimes
     from runtimes.base import DecodingOptions
-    from runtimes.pipeline import Transcriber
+    from runtimes.transcript.pipeline import Transcriber
 
     stamped = DecodingOptions(timestamps=True)
     clips = [str(jfk), *en[1][:12]]

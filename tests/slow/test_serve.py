@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtimes.audio import SAMPLE_RATE, load_audio
-from runtimes.chunking import split_spans
+from runtimes.audio.chunking import split_spans
+from runtimes.audio.files import SAMPLE_RATE, load_audio
 from runtimes.serve.launch import start_server
 from tests.conftest import SPEECH
 

@@ -81,7 +81,7 @@ def test_subtitles_of_a_long_recording_are_cut_to_size(int8_artifact, speech_row
     """The 233 s LJ Speech recording: Whisper's segments run to 9 s (int8); cut at word
     timestamps (--max-subtitle-s 5) every subtitle lasts at most 5 s and the words are the
     same, in order."""
-    from runtimes.segments import split_long
+    from runtimes.transcript.formats import split_long
 
     rows, audio = subset(speech_rows, "longform")
     lj = next(a for r, a in zip(rows, audio) if "ljspeech" in r["path"].lower())

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from runtimes.artifact import (
+from runtimes.artifacts.manifest import (
     Manifest,
     describe_files,
     read_manifest,
@@ -57,7 +57,7 @@ def test_read_manifest_errors(tmp_path):
 def test_graph_spec_round_trips_and_reads_old_files(tmp_path):
     import json
 
-    from runtimes.artifact import GRAPH_SPEC_VERSION, GraphSpec
+    from runtimes.artifacts.manifest import GRAPH_SPEC_VERSION, GraphSpec
 
     spec = GraphSpec(80, 4, 6, 384, 51864, "int8", {}, True, traced_on="cuda", opset=17)
     spec.write(tmp_path)
@@ -73,7 +73,7 @@ def test_graph_spec_round_trips_and_reads_old_files(tmp_path):
 
 
 def test_graph_spec_from_a_newer_writer_or_broken_is_refused(tmp_path):
-    from runtimes.artifact import GraphSpec
+    from runtimes.artifacts.manifest import GraphSpec
 
     GraphSpec(80, 4, 6, 384, 51864, version=99).write(tmp_path)
     with pytest.raises(ArtifactError, match="version 99; this toolkit reads up to"):
@@ -87,7 +87,7 @@ def test_graph_spec_from_a_newer_writer_or_broken_is_refused(tmp_path):
 
 def test_manifest_of_another_family_is_refused(tmp_path):
     import runtimes
-    from runtimes.artifact import Manifest, write_manifest
+    from runtimes.artifacts.manifest import Manifest, write_manifest
 
     write_manifest(tmp_path, Manifest("onnx", "fp32", "cpu", "wav2vec2", {}, {}, {}, (), {},
                                       {}, "now"))
@@ -149,7 +149,7 @@ def test_an_edited_graph_spec_is_refused_when_read(tmp_path, change, message):
     """Issue 32: n_layers -4 under --skip-checksums ended in an IndexError in the decoder."""
     import json
 
-    from runtimes.artifact import GraphSpec
+    from runtimes.artifacts.manifest import GraphSpec
 
     GraphSpec(80, 4, 6, 384, 51864).write(tmp_path)
     data = json.loads((tmp_path / "graph.json").read_text())

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtimes.audio import is_silence, load_audio
+from runtimes.audio.files import is_silence, load_audio
 from runtimes.errors import AudioError
 from tests.conftest import SPEECH
 
@@ -86,7 +86,7 @@ def test_samples_equal_faster_whisper_decode_audio(speech_rows, tmp_path):
 def test_wav_without_pyav_matches_ffmpeg(speech_rows):
     """The standard-library WAV path (slim GPU images have no PyAV): the same samples at
     16 kHz, the same signal within resampler differences at 22.05 kHz."""
-    from runtimes.audio import _wav
+    from runtimes.audio.files import _wav
 
     en = [r for r in speech_rows if r["subset"] == "en" and r["path"].endswith(".wav")]
     for rate, tolerance in (("16000", 1e-6), ("22050", 0.05)):
@@ -98,7 +98,7 @@ def test_wav_without_pyav_matches_ffmpeg(speech_rows):
 
 
 def test_wav_without_pyav_refuses_other_formats_clearly(tmp_path):
-    from runtimes.audio import _wav
+    from runtimes.audio.files import _wav
 
     bad = tmp_path / "clip.flac"
     bad.write_bytes(b"fLaC" + b"\0" * 100)
@@ -124,7 +124,7 @@ def _bomb(rate: int = 1, seconds: int = 3 * 3600) -> bytes:
 def test_a_tiny_file_claiming_hours_stops_decoding_at_its_byte_budget():
     import tracemalloc
 
-    from runtimes.audio import AudioTooLongError, load_audio_bytes
+    from runtimes.audio.files import AudioTooLongError, load_audio_bytes
 
     data = _bomb()
     tracemalloc.start()
@@ -141,7 +141,7 @@ def test_a_header_that_understates_the_length_is_caught_by_the_decoded_count(mon
     WAV, so a WAV cannot understate its length.)"""
     import tracemalloc
 
-    import runtimes.audio as audio
+    import runtimes.audio.files as audio
 
     monkeypatch.setattr(audio, "_check_declared", lambda *args: None)
     tracemalloc.start()
@@ -153,7 +153,7 @@ def test_a_header_that_understates_the_length_is_caught_by_the_decoded_count(mon
 
 
 def test_the_duration_limit_and_no_limit_for_trusted_callers(tmp_path):
-    from runtimes.audio import AudioTooLongError, load_audio, load_audio_bytes, max_decoded_seconds
+    from runtimes.audio.files import AudioTooLongError, load_audio, load_audio_bytes, max_decoded_seconds
 
     clip = _write_wav(tmp_path / "c.wav", np.zeros(16000 * 3, np.float32) + 0.1, 16000)
     with pytest.raises(AudioTooLongError, match="declares 3 s, more than 2 s \\(the limit is 2 s\\)"):
@@ -166,7 +166,7 @@ def test_the_duration_limit_and_no_limit_for_trusted_callers(tmp_path):
 def test_a_damaged_mp3_decodes_past_its_damage_and_says_so(tmp_path):
     """Issue 32: 400 random bytes in the middle of JFK's MP3 ended decoding at 5.5 s, and
     the first half was answered as the whole file. Now the damaged frame is skipped."""
-    from runtimes.audio import AudioReport
+    from runtimes.audio.files import AudioReport
     from tests.media import damaged_mp3
 
     clean = load_audio(SPEECH / "jfk" / "jfk.mp3")

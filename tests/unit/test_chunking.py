@@ -1,6 +1,6 @@
 import numpy as np
 
-from runtimes.chunking import pack_spans, split_spans, window_audio
+from runtimes.audio.chunking import pack_spans, split_spans, window_audio
 
 
 def test_spans_pack_without_their_pauses_into_windows_of_at_most_max_len():
@@ -23,7 +23,7 @@ def test_a_window_joins_its_spans_and_short_audio_is_one_window():
 
 
 def _longform(speech_rows):
-    from runtimes.audio import load_audio
+    from runtimes.audio.files import load_audio
     from tests.conftest import SPEECH
 
     row = next(r for r in speech_rows if r["id"] == "ljspeech_LJ001_0001-0032_longform")
@@ -32,7 +32,7 @@ def _longform(speech_rows):
 
 def test_a_recording_of_one_block_is_windowed_as_a_whole(speech_rows):
     """Up to ten minutes nothing changes: the VAD sees the whole recording, as before."""
-    from runtimes.chunking import speech_spans
+    from runtimes.audio.chunking import speech_spans
 
     samples = _longform(speech_rows)  # 233 s
     assert split_spans(samples) == pack_spans(speech_spans(samples))
@@ -43,8 +43,8 @@ def test_blocks_give_ordered_windows_of_the_recordings_own_samples(speech_rows):
     """Windowed in 60 s blocks, the 233 s recording keeps its speech (within 2% of the
     whole-signal VAD), every window is the recording's samples at its spans, and the size
     of the pieces the audio arrives in changes nothing."""
-    from runtimes.chunking import WindowStream, blocks_of
-    from runtimes.features import N_SAMPLES
+    from runtimes.audio.chunking import WindowStream, blocks_of
+    from runtimes.audio.features import N_SAMPLES
 
     samples = _longform(speech_rows)
     stream = WindowStream(blocks_of(samples, 7 * 16000), block_samples=60 * 16000)
@@ -66,7 +66,7 @@ def test_a_long_stream_is_windowed_holding_a_block_not_the_recording(speech_rows
     array, and more while the VAD runs on it; streamed, the peak is a few blocks."""
     import tracemalloc
 
-    from runtimes.chunking import WindowStream
+    from runtimes.audio.chunking import WindowStream
 
     samples = _longform(speech_rows)
     block, piece = 60 * 16000, 30 * 16000
@@ -86,11 +86,11 @@ def test_a_long_stream_is_windowed_holding_a_block_not_the_recording(speech_rows
 
 
 def test_the_bounded_memory_vad_finds_faster_whispers_spans(speech_rows):
-    """runtimes.vad feeds the model 16 s at a time instead of 320 s: same spans."""
+    """runtimes.audio.vad feeds the model 16 s at a time instead of 320 s: same spans."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    from runtimes.audio import load_audio
-    from runtimes.chunking import speech_spans
+    from runtimes.audio.chunking import speech_spans
+    from runtimes.audio.files import load_audio
     from tests.conftest import SPEECH
 
     options = VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160, speech_pad_ms=400)

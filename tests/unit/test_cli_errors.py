@@ -255,7 +255,7 @@ def test_an_output_under_a_file_is_one_line(capsys, tmp_path):
 ])
 def test_a_language_or_task_an_english_model_cannot_honour(language, task, message):
     from runtimes.errors import OptionError
-    from runtimes.pipeline import check_language
+    from runtimes.transcript.pipeline import check_language
 
     with pytest.raises(OptionError, match=message):
         check_language(language, task, multilingual=False)

@@ -1,7 +1,7 @@
 import pytest
 
 from bench.metrics import error_rates
-from runtimes.datasets import DatasetError, load_clips
+from runtimes.audio.datasets import DatasetError, load_clips
 
 
 def test_manifest_without_reference_column(tmp_path):

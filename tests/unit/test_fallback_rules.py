@@ -1,7 +1,7 @@
 """The fallback and no-speech decisions (faster-whisper's rules) on decoded results."""
 
 from runtimes.base import Decoded, DecodingOptions
-from runtimes.fallback import is_silence, needs_fallback, pick_best
+from runtimes.decode.fallback import is_silence, needs_fallback, pick_best
 
 LADDER = DecodingOptions(temperature=(0.0, 0.2, 0.4))
 LOOP = "the the the the the the the the the the the the the the the the the the the the"
@@ -34,7 +34,7 @@ def test_when_every_temperature_failed_the_likeliest_non_loop_wins():
 def _climb(results: dict[float, Decoded], options=LADDER):
     """Drive one window's ladder with ``results`` per temperature: (temperatures asked
     for, the result kept, silent)."""
-    from runtimes.fallback import ladder
+    from runtimes.decode.fallback import ladder
 
     texts = {id(d): t for d, t in zip(results.values(), ["ok"] * len(results))}
     texts |= {id(d): LOOP for d in results.values() if d.tokens == [9]}

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from runtimes.audio import load_audio
-from runtimes.features import N_FRAMES, batch_log_mel, log_mel, mel_filters, recording_log_mel
+from runtimes.audio.features import N_FRAMES, batch_log_mel, log_mel, mel_filters, recording_log_mel
+from runtimes.audio.files import load_audio
 
 
 def test_mel_filters_match_transformers():
@@ -75,7 +75,7 @@ def test_log_mel_runs_blas_on_one_thread_and_restores_the_setting():
 
     from threadpoolctl import threadpool_limits
 
-    from runtimes.features import single_threaded_blas
+    from runtimes.audio.features import single_threaded_blas
 
     if not _blas_threads():
         pytest.skip("numpy has no BLAS that threadpoolctl can control here")

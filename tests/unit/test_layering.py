@@ -109,3 +109,26 @@ def test_the_cycle_check_finds_a_circle_through_a_lazy_import():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
     assert "exporters.options" in _graph()["exporters.targets.base"]
+
+
+#: Inside ``runtimes``, lowest first: a module imports only from its own layer and below
+#: (the README's architecture section says what each holds). ``runtimes`` itself (``load``)
+#: sits above the transcript layer; the command lines, the batch job and the server on top.
+RUNTIMES_LAYERS = (("errors",), ("base", "cpu"), ("artifacts",), ("audio",), ("decode",),
+                   ("engines",), ("transcript",), ("__init__",), ("cli", "cluster"),
+                   ("batch", "serve"), ("__main__",))
+
+
+def _runtimes_layer(module: str) -> int:
+    parts = module.split(".")
+    part = parts[1] if len(parts) > 1 else "__init__"
+    return next(i for i, layer in enumerate(RUNTIMES_LAYERS) if part in layer)
+
+
+def test_runtimes_layers_import_only_downward():
+    graph = _graph()
+    upward = sorted((module, target) for module, targets in graph.items()
+                    if module.split(".")[0] == "runtimes"
+                    for target in targets if target.split(".")[0] == "runtimes"
+                    and _runtimes_layer(target) > _runtimes_layer(module))
+    assert upward == []

@@ -64,8 +64,8 @@ def test_ctranslate2_rejects_int4_with_the_accepted_list():
 
 
 def test_runtime_registry_formats_and_unknown_format():
+    from runtimes.engines.registry import formats, runtime_class
     from runtimes.errors import ArtifactError
-    from runtimes.registry import formats, runtime_class
 
     assert {"ctranslate2", "transformers"} <= set(formats())
     with pytest.raises(ArtifactError, match="no runtime for artifact format 'tflite'"):
@@ -89,7 +89,7 @@ def test_a_tensorrt_artifact_on_cpu_fails_fast(tmp_path):
         (tmp_path / name).write_bytes(b"engine")
     (tmp_path / "graph.json").write_text(json.dumps({"precision": "fp16", "vocab_size": 51864}))
     (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": 50256}))
-    from runtimes.registry import runtime_class
+    from runtimes.engines.registry import runtime_class
 
     with pytest.raises(DeviceError, match="TensorRT artifacts run on device 'cuda' only"):
         runtime_class("tensorrt")(tmp_path, runtimes.RuntimeOptions())
@@ -105,7 +105,7 @@ def test_a_torchscript_artifact_is_code_and_loads_only_when_trusted(tmp_path):
     (tmp_path / "decoder.pt").write_bytes(b"not even opened")
     (tmp_path / "graph.json").write_text('{"n_mels": 80, "n_layers": 1, "n_heads": 1, '
                                          '"d_model": 8, "vocab_size": 51864}')
-    from runtimes.registry import runtime_class
+    from runtimes.engines.registry import runtime_class
 
     with pytest.raises(OptionError, match="TorchScript files are programs.*trust_code=True"):
         runtime_class("torchscript")(tmp_path, runtimes.RuntimeOptions())

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from runtimes.filters import TimestampRules, build_chain
-from runtimes.segments import Segment, split_tokens, srt, to_recording, window_segments
+from runtimes.decode.filters import TimestampRules, build_chain
+from runtimes.transcript.formats import srt
+from runtimes.transcript.segments import Segment, split_tokens, to_recording, window_segments
 
 TB = 1000  # the first timestamp token in these examples: <|0.00|>
 EOT = 900
@@ -25,7 +26,7 @@ def test_sequential_decoding_seeks_to_the_last_complete_segment():
     """openai/whisper's rule: a window that ends inside a segment keeps its complete
     segments and the next starts at the last one's end (frames of 10 ms); a single closing
     timestamp, or no pair, moves a whole window; a pair at 0 cannot stall decoding."""
-    from runtimes.sequential import seek_step
+    from runtimes.transcript.sequential import seek_step
 
     cut = [t(0), 1, t(2.4), t(2.4), 3, t(5.0), t(5.0), 4, 5]
     assert seek_step(cut, TB, 3000) == (cut[:6], 500)
@@ -104,8 +105,8 @@ def test_the_chain_applies_blank_then_suppress_list_then_timestamps():
 
 
 def test_long_segments_are_cut_at_words_preferring_punctuation():
-    from runtimes.segments import split_long
-    from runtimes.words import Word
+    from runtimes.transcript.formats import split_long
+    from runtimes.transcript.words import Word
 
     words = tuple(Word(float(i), i + 0.8, f" w{i}" + ("," if i == 3 else ""), 0.9, (i,))
                   for i in range(10))  # 10 words, one per second, a comma after the 4th

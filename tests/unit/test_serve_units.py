@@ -7,13 +7,14 @@ import time
 
 import pytest
 
-from runtimes.audio import AudioReport
+from runtimes.audio.files import AudioReport
+from runtimes.decode.fallback import compression_ratio
 from runtimes.errors import OptionError
-from runtimes.segments import clock, compression_ratio, srt, vtt
 from runtimes.serve.batcher import DynamicBatcher
 from runtimes.serve.config import ServeConfig
 from runtimes.serve.engine import Segment, ServedResult
 from runtimes.serve.formats import verbose_json
+from runtimes.transcript.formats import clock, srt, vtt
 
 
 def _batcher(max_batch: int, max_wait_s: float, gate: threading.Event | None = None):
@@ -151,10 +152,10 @@ def test_server_numbers_must_be_finite_and_in_range(field, value):
 
 
 def test_the_one_step_filters_picks_scores_appends_and_stops():
-    """``runtimes.decoding.choose``: the step the offline loops and the stepper share."""
+    """``runtimes.decode.loops.choose``: the step the offline loops and the stepper share."""
     import numpy as np
 
-    from runtimes.decoding import avg_logprob, choose, most_likely
+    from runtimes.decode.loops import avg_logprob, choose, most_likely
 
     logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]))
     histories = [[], [1], [1, 1]]

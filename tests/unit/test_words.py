@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from runtimes.base import Alignment
-from runtimes.words import Word, _merge_punctuation, assign, dtw, median_filter, split_words, words_of
+from runtimes.decode.alignment import dtw, median_filter
+from runtimes.transcript.words import (
+    Word,
+    _merge_punctuation,
+    assign,
+    split_words,
+    words_of,
+)
 
 
 def _dtw_loops(x):
@@ -45,7 +52,7 @@ def test_median_filter_is_a_sliding_median_with_reflected_edges():
 
 @pytest.fixture(scope="module")
 def tokenizer(tinyen_hf):
-    from runtimes.tokens import load_tokenizer
+    from runtimes.decode.tokens import load_tokenizer
 
     return load_tokenizer(tinyen_hf, multilingual=False)
 

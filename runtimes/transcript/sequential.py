@@ -3,7 +3,7 @@ timestamps, then the next window starts at the last complete segment's end ("see
 segment is cut in two; each window may be prompted with the text before it
 (``condition_on_previous_text``).
 
-Why both this and VAD windows (``runtimes.chunking``): VAD windows are decoded in parallel
+Why both this and VAD windows (``runtimes.audio.chunking``): VAD windows are decoded in parallel
 and are faster on a batch-friendly runtime, but a sentence split across two windows is
 decoded from half its audio each time; seeking never splits one, and the previous text keeps
 names and spelling consistent. It is what openai/whisper and faster-whisper's
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from runtimes.chunking import Window
-from runtimes.features import HOP_LENGTH, N_FRAMES, recording_log_mel
-from runtimes.segments import Segment, assemble
-from runtimes.tokens import MAX_PREVIOUS_TOKENS
+from runtimes.audio.chunking import Window
+from runtimes.audio.features import HOP_LENGTH, N_FRAMES, recording_log_mel
+from runtimes.decode.tokens import MAX_PREVIOUS_TOKENS
+from runtimes.transcript.segments import Segment, assemble
 
 #: Log-mel frames (10 ms) per timestamp step (20 ms).
 FRAMES_PER_TIMESTAMP = 2
@@ -96,7 +96,7 @@ def transcribe_sequential(transcriber, audios: Sequence[np.ndarray], languages: 
                           batch_size: int) -> list[tuple[list[int], list[Segment], int]]:
     """(generated ids, segments, windows) of each recording, decoded openai-style.
 
-    ``transcriber``: a ``runtimes.pipeline.Transcriber`` (its runtime, tokenizer and
+    ``transcriber``: a ``runtimes.transcript.pipeline.Transcriber`` (its runtime, tokenizer and
     options; its ``decode_batch`` decodes, with the fallback the options ask for).
     """
     n_mels = transcriber.runtime.n_mels

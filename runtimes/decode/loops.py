@@ -2,7 +2,7 @@
 TensorRT): greedy and beam search over an encoder pass + ``decode_step`` with a KV cache.
 
 It applies the same rules as transformers' and CTranslate2's Whisper generate, as one chain
-of logit filters (``runtimes.filters``): the forced prompt, the model's suppress list at
+of logit filters (``runtimes.decode.filters``): the forced prompt, the model's suppress list at
 every step, blank and end-of-text suppressed at the first generated step, Whisper's
 timestamp rules when timestamps are asked for, and stop at end-of-text or after
 ``max_new_tokens``.
@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from runtimes.base import Decoded, DecodingOptions
+from runtimes.decode.filters import Chain, TimestampRules, build_chain, log_softmax
 from runtimes.errors import ArtifactError, OptionError
-from runtimes.filters import Chain, TimestampRules, build_chain, log_softmax
 
 GENERATION_FILE = "generation_config.json"
 
@@ -59,7 +59,7 @@ class SuppressRules:
                    config.get("decoder_start_token_id"))
 
     def chain(self, options: DecodingOptions) -> Chain:
-        """The logit filters of a decoding with ``options`` (see ``runtimes.filters``)."""
+        """The logit filters of a decoding with ``options`` (see ``runtimes.decode.filters``)."""
         stamps = None
         if options.timestamps:
             if self.no_timestamps is None:
@@ -366,7 +366,7 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
 def detect_language(model: StepModel, features: np.ndarray, languages: dict[str, int],
                     model_dir: Path) -> list[str]:
     """Most likely language token after <|startoftranscript|>, as openai/whisper does."""
-    from runtimes.tokens import load_tokenizer
+    from runtimes.decode.tokens import load_tokenizer
 
     if not languages:
         raise ArtifactError(f"{model_dir} records no language tokens (English-only model?)")

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from runtimes.audio import SAMPLE_RATE
+from runtimes.audio.files import SAMPLE_RATE
 
 N_FFT = 400
 HOP_LENGTH = 160

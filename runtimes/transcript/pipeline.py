@@ -13,14 +13,14 @@ from typing import Union
 
 import numpy as np
 
-from runtimes.audio import AudioReport, duration_s, load_audio
+from runtimes.audio.chunking import Window, WindowStream, blocks_of
+from runtimes.audio.features import N_SAMPLES, batch_log_mel
+from runtimes.audio.files import AudioReport, duration_s, load_audio
 from runtimes.base import Decoded, DecodingOptions, WhisperRuntime
-from runtimes.chunking import Window, WindowStream, blocks_of
-from runtimes.fallback import decode_with_fallback
-from runtimes.features import N_SAMPLES, batch_log_mel
-from runtimes.segments import Segment, assemble, window_duration
-from runtimes.tokens import WhisperTokenizer
-from runtimes.words import Word, align_windows
+from runtimes.decode.fallback import decode_with_fallback
+from runtimes.decode.tokens import WhisperTokenizer
+from runtimes.transcript.segments import Segment, assemble, window_duration
+from runtimes.transcript.words import Word, align_windows
 
 AudioInput = Union[str, Path, np.ndarray]
 
@@ -54,8 +54,8 @@ class Transcription:
 def check_language(language: str | None, task: str, multilingual: bool) -> None:
     """OptionError for a language or task the model cannot honour (an English-only model
     would otherwise ignore them silently)."""
+    from runtimes.decode.languages import LANGUAGES
     from runtimes.errors import OptionError
-    from runtimes.languages import LANGUAGES
 
     if task == "translate" and not multilingual:
         raise OptionError("this model is English-only; it cannot translate")
@@ -163,10 +163,10 @@ class Transcriber:
         ]
 
     def _sequential(self, audios: list[np.ndarray], batch_size: int) -> list[Transcription]:
-        """openai-style seeking through each recording (``runtimes.sequential``); a silent
+        """openai-style seeking through each recording (``runtimes.transcript.sequential``); a silent
         recording has no windows, as with VAD windows."""
-        from runtimes.audio import is_silence
-        from runtimes.sequential import transcribe_sequential
+        from runtimes.audio.files import is_silence
+        from runtimes.transcript.sequential import transcribe_sequential
 
         spoken = [i for i, audio in enumerate(audios) if not is_silence(audio)]
         firsts = [_Window(i, ((0, min(audios[i].size, N_SAMPLES)),), audios[i][:N_SAMPLES])
@@ -186,7 +186,7 @@ class Transcriber:
                      seeds: list[int]) -> list[Decoded]:
         """A batch of log-mel windows decoded with these options: with temperature fallback
         when they ask for it, each window's sampling seeded by ``seeds`` (the VAD windows
-        and ``runtimes.sequential`` both decode through it)."""
+        and ``runtimes.transcript.sequential`` both decode through it)."""
         if not self.options.fallback:
             return self.runtime.decode(features, prompts, self.options)
         return decode_with_fallback(self.runtime, self.tokenizer, features, prompts,
@@ -202,7 +202,7 @@ class Transcriber:
     def align_batch(self, features: np.ndarray, decoded: list[Decoded], num_frames: list[int],
                     languages: list[str]) -> list[list[Word]]:
         """Each decoded window's words (window seconds), aligned with its text-only prompt
-        (the VAD windows and ``runtimes.sequential`` both align through it)."""
+        (the VAD windows and ``runtimes.transcript.sequential`` both align through it)."""
         prompts = [self.tokenizer.prompt(lang, self.options.task) for lang in languages]
         return align_windows(self.runtime, self.tokenizer, features, prompts, decoded,
                              num_frames, languages)

@@ -147,7 +147,7 @@ def stream_audio_bytes(data: bytes, name: str = "upload", max_seconds: float | N
                        report: AudioReport | None = None) -> Iterator[np.ndarray]:
     """``load_audio_bytes`` in blocks of ``block_samples`` float32 samples (the last one
     shorter), decoded as they are consumed: a server windows a 3-hour upload through
-    ``runtimes.chunking.WindowStream`` holding ten minutes of it, not 690 MB of float32
+    ``runtimes.audio.chunking.WindowStream`` holding ten minutes of it, not 690 MB of float32
     (issue 15). The same samples as ``load_audio_bytes``.
 
     Raises (while iterating): the errors of ``load_audio_bytes``; AudioTooLongError only

@@ -5,22 +5,22 @@ A window decoded with timestamps reads ``<|0.00|> text <|2.40|><|2.40|> text <|5
 each pair of consecutive timestamps closes one segment and opens the next (openai/whisper's
 rule, which faster-whisper and CTranslate2 share). Text after the last timestamp, or a
 window with no pair at all, is one segment ending at the window's end. A window is packed
-VAD speech (``runtimes.chunking``) with the pauses between its spans cut out, so a time in
+VAD speech (``runtimes.audio.chunking``) with the pauses between its spans cut out, so a time in
 the window maps back to the recording through its spans, as faster-whisper's
 ``restore_speech_timestamps`` does.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from runtimes.audio import SAMPLE_RATE
+from runtimes.audio.chunking import Window
+from runtimes.audio.files import SAMPLE_RATE
 from runtimes.base import Decoded
-from runtimes.chunking import Window
-from runtimes.filters import TIME_PRECISION
-from runtimes.words import Word, assign
+from runtimes.decode.fallback import compression_ratio
+from runtimes.decode.filters import TIME_PRECISION
+from runtimes.transcript.words import Word, assign
 
 
 @dataclass(frozen=True)
@@ -108,12 +108,6 @@ def window_segments(window: Window, tokens: Sequence[int], timestamp_begin: int,
     return out
 
 
-def compression_ratio(text: str) -> float:
-    """len(text) / len(zlib(text)), openai/whisper's and faster-whisper's measure."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
-
-
 def segments_of(window: Window, decoded: Decoded, tokenizer, timestamps: bool) -> list[Segment]:
     """A decoded window's segments: split at its timestamp tokens when it was decoded with
     timestamps, else the whole window as one segment (its first span's start to its last
@@ -128,47 +122,6 @@ def segments_of(window: Window, decoded: Decoded, tokenizer, timestamps: bool) -
                          compression_ratio(text))] if text else []
     return [replace(s, avg_logprob=decoded.avg_logprob, no_speech_prob=decoded.no_speech_prob,
                     temperature=decoded.temperature) for s in found]
-
-
-def score_json(value: float) -> float | None:
-    """A score for JSON output: rounded to 4 places, or null where it was not computed."""
-    return None if value != value else round(value, 4)
-
-
-def segment_json(segment: Segment) -> dict:
-    """A segment as JSON (``python -m runtimes --format json``, the batch job's rows),
-    scores rounded (null where not computed); "words" only where aligned."""
-    found = {"start": segment.start, "end": segment.end, "text": segment.text,
-             "temperature": segment.temperature, "avg_logprob": score_json(segment.avg_logprob),
-             "compression_ratio": round(segment.compression_ratio, 3),
-             "no_speech_prob": score_json(segment.no_speech_prob)}
-    if segment.words:
-        found["words"] = [{"start": w.start, "end": w.end, "word": w.word,
-                           "probability": round(w.probability, 4)} for w in segment.words]
-    return found
-
-
-def clock(seconds: float, decimal: str) -> str:
-    """``HH:MM:SS,mmm`` (SRT, decimal ",") or ``HH:MM:SS.mmm`` (WebVTT, decimal ".")."""
-    ms = round(seconds * 1000)
-    hours, ms = divmod(ms, 3_600_000)
-    minutes, ms = divmod(ms, 60_000)
-    secs, ms = divmod(ms, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
-
-
-def srt(segments: Sequence[Segment]) -> str:
-    """SubRip subtitles of the segments."""
-    spoken = [s for s in segments if s.text]
-    return "\n".join(f"{i}\n{clock(s.start, ',')} --> {clock(s.end, ',')}\n{s.text}\n"
-                     for i, s in enumerate(spoken, 1))
-
-
-def vtt(segments: Sequence[Segment]) -> str:
-    """WebVTT subtitles of the segments."""
-    blocks = [f"{clock(s.start, '.')} --> {clock(s.end, '.')}\n{s.text}\n"
-              for s in segments if s.text]
-    return "\n".join(["WEBVTT\n", *blocks])
 
 
 def attach_words(window: Window, segments: list[Segment], words: list[Word]) -> list[Segment]:
@@ -188,34 +141,3 @@ def assemble(window: Window, decoded: Decoded, tokenizer, timestamps: bool,
     decoding and the server, so their segments cannot drift apart."""
     parts = segments_of(window, decoded, tokenizer, timestamps)
     return parts if words is None else attach_words(window, parts, words)
-
-
-def split_long(segments: Sequence[Segment], max_seconds: float) -> list[Segment]:
-    """Subtitle-sized segments: one longer than ``max_seconds`` is cut at its word
-    timestamps into pieces of at most that length where the words allow (a single longer
-    word stays whole), preferring a cut after punctuation in the second half of a piece.
-    Segments without words are kept as they are."""
-    out: list[Segment] = []
-    for segment in segments:
-        if segment.end - segment.start <= max_seconds or not segment.words:
-            out.append(segment)
-            continue
-        for piece in _word_runs(segment.words, max_seconds):
-            text = "".join(w.word for w in piece).strip()
-            out.append(replace(segment, start=piece[0].start, end=piece[-1].end, text=text,
-                               tokens=tuple(t for w in piece for t in w.tokens),
-                               compression_ratio=compression_ratio(text), words=tuple(piece)))
-    return out
-
-
-def _word_runs(words: Sequence[Word], max_seconds: float) -> list[list[Word]]:
-    runs: list[list[Word]] = []
-    run: list[Word] = []
-    for word in words:
-        if run and word.end - run[0].start > max_seconds:
-            cut = next((i for i in range(len(run) - 1, len(run) // 2 - 1, -1)
-                        if run[i].word.rstrip()[-1:] in ",.;:!?"), len(run) - 1) + 1
-            runs.append(run[:cut])
-            run = run[cut:]
-        run.append(word)
-    return runs + [run] if run else runs

@@ -55,7 +55,7 @@ def detect_format(model_dir: Path) -> str:
 
     Sniffing lets plain transformers checkpoints and faster-whisper directories load too.
     """
-    from runtimes.artifact import MANIFEST, read_manifest
+    from runtimes.artifacts.manifest import MANIFEST, read_manifest
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():

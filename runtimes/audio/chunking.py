@@ -16,8 +16,8 @@ from collections.abc import Generator, Iterable, Iterator
 
 import numpy as np
 
-from runtimes.audio import SAMPLE_RATE, is_silence
-from runtimes.features import N_SAMPLES
+from runtimes.audio.features import N_SAMPLES
+from runtimes.audio.files import SAMPLE_RATE, is_silence
 
 #: (start, end) sample indices of one stretch of speech.
 Span = tuple[int, int]
@@ -27,8 +27,8 @@ Window = tuple[Span, ...]
 
 def speech_spans(samples: np.ndarray) -> list[Span]:
     """Speech in ``samples``, each span padded and at most 30 s long (faster-whisper's
-    batched-pipeline VAD settings, through ``runtimes.vad`` for bounded memory)."""
-    from runtimes.vad import speech_timestamps
+    batched-pipeline VAD settings, through ``runtimes.audio.vad`` for bounded memory)."""
+    from runtimes.audio.vad import speech_timestamps
 
     spans = speech_timestamps(samples, max_speech_s=N_SAMPLES / SAMPLE_RATE,
                               min_silence_ms=160, speech_pad_ms=400)

@@ -66,6 +66,26 @@ class Manifest:
     def total_bytes(self) -> int:
         return sum(f.bytes for f in self.files)
 
+    @property
+    def batch_invariant(self) -> bool:
+        """Whether a window's result is the same alone and in any batch (``options``'
+        "batch_invariant"). Manifests from before the key: all but dynamic-int8 ONNX
+        artifacts (int8, and int4's int8 vocabulary) were."""
+        legacy = not (self.format == "onnx" and self.precision in ("int8", "int4"))
+        value = self.options.get("batch_invariant", legacy)
+        if not isinstance(value, bool):
+            raise ArtifactError(f"batch_invariant must be true or false, got {value!r}")
+        return value
+
+    @property
+    def int8_kernels(self) -> str | None:
+        """The CPU kind a dynamically quantised int8 artifact was tuned for ("vnni" or
+        "avx2"), or None where the export's weights do not depend on it."""
+        value = self.options.get("int8_kernels")
+        if value not in (None, "vnni", "avx2"):
+            raise ArtifactError(f"int8_kernels must be 'vnni' or 'avx2', got {value!r}")
+        return value
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
 

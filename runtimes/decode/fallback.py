@@ -9,6 +9,7 @@ depend on which others shared its batch (sampling is seeded per window).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Generator
 from dataclasses import replace
 from typing import TypeVar
@@ -16,9 +17,14 @@ from typing import TypeVar
 import numpy as np
 
 from runtimes.base import Decoded, DecodingOptions, WhisperRuntime
-from runtimes.segments import compression_ratio
 
 R = TypeVar("R")  # a decoding's result: a Decoded, or the server's (Decoded, words)
+
+
+def compression_ratio(text: str) -> float:
+    """len(text) / len(zlib(text)), openai/whisper's and faster-whisper's measure."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def needs_fallback(decoded: Decoded, text: str, options: DecodingOptions) -> bool:

@@ -1,6 +1,6 @@
 """What every graph runtime (ONNX Runtime, OpenVINO, TorchScript, TensorRT) shares: the
-artifact's graph spec (``runtimes.artifact.GraphSpec``) and suppress rules, and the
-decoding loops of ``runtimes.decoding``. An engine adds loading, ``cross_cache``,
+artifact's graph spec (``runtimes.artifacts.manifest.GraphSpec``) and suppress rules, and the
+decoding loops of ``runtimes.decode.loops``. An engine adds loading, ``cross_cache``,
 ``decode_step``, ``empty_cache``, ``select`` and ``encode``."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.artifact import GRAPH_SPEC, GraphSpec
+from runtimes.artifacts.manifest import GRAPH_SPEC, GraphSpec
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.decoding import SuppressRules, concat_rows, decode, detect_language, encoder_pass
+from runtimes.decode.filters import log_softmax
+from runtimes.decode.loops import SuppressRules, concat_rows, decode, detect_language, encoder_pass
 from runtimes.errors import OptionError
-from runtimes.filters import log_softmax
 
 
 class GraphRuntime(WhisperRuntime):
@@ -23,7 +23,7 @@ class GraphRuntime(WhisperRuntime):
     graph_files: tuple[str, str] = ("", "")
     #: Whether this format's exporter can add the alignment graph (--word-timestamps).
     exports_alignment: bool = False
-    #: Most windows per encoder call; 0 = the whole batch (see runtimes.decoding.StepModel).
+    #: Most windows per encoder call; 0 = the whole batch (see runtimes.decode.loops.StepModel).
     encoder_batch: int = 0
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
@@ -107,7 +107,7 @@ class GraphRuntime(WhisperRuntime):
                               f"{self.format} --word-timestamps`")
         if not self.aligns:
             return super().align(features, prompt, texts, num_frames)
-        from runtimes.words import attention_path
+        from runtimes.decode.alignment import attention_path
 
         eot = self._rules.eot
         width = max(len(t) for t in texts) + 1
