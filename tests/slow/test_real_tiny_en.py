@@ -23,11 +23,16 @@ def en(speech_rows):
     return subset(speech_rows, "en")
 
 
-def test_ct2_int8_wer_within_one_point_of_pytorch_fp32(pytorch_en_wer, en_wer, ct2_int8):
-    wer = en_wer(ct2_int8)
-    print(f"WER pytorch fp32 {pytorch_en_wer:.4f}, ctranslate2 int8 {wer:.4f}")
-    assert pytorch_en_wer < 0.10  # tiny.en's known quality on clean read speech
-    assert abs(wer - pytorch_en_wer) <= 0.01
+def test_ct2_int8_wer_within_one_point_of_pytorch_fp32(pytorch_clip_errors, en_clip_errors,
+                                                      ct2_int8):
+    """On every other en clip (28 clips, 445 words; 1 point = 4.45 words). Measured extra
+    words: +2 on AVX-512 + VNNI + AMX (Xeon, family 6 model 207); the AVX2 kind passed
+    this bound in issue 32's fresh-clone run (value not recorded)."""
+    errors = en_clip_errors(ct2_int8)
+    print(f"word errors: pytorch fp32 {sum(pytorch_clip_errors)}, ctranslate2 int8 "
+          f"{sum(errors)} of 445")
+    assert sum(pytorch_clip_errors) < 0.10 * 445  # tiny.en's known quality on clean speech
+    assert abs(sum(errors) - sum(pytorch_clip_errors)) <= 0.01 * 445
 
 
 def test_batching_gives_the_same_text_as_one_by_one(en, ct2_int8):
