@@ -237,7 +237,7 @@ class WhisperCppPeer(_PeerBase):
         else:
             params.update(greedy={"best_of": 1})
         from runtimes.artifacts.ggml_file import read_ggml
-        from runtimes.artifacts.manifest import is_multilingual
+        from runtimes.artifacts.graph_spec import is_multilingual
 
         path = Path(spec.path) / MODEL_FILE
         self._model = Model(str(path), **params)

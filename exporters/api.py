@@ -31,12 +31,12 @@ from exporters.options import ExportOptions
 from exporters.targets.base import Target
 from exporters.validate import check_parity, default_parity_audio, load_reference
 from runtimes.artifacts.checkpoint import layer_shapes
+from runtimes.artifacts.graph_spec import is_multilingual
 from runtimes.artifacts.manifest import (
     FAMILY,
     MANIFEST,
     Manifest,
     describe_files,
-    is_multilingual,
     read_manifest,
     write_manifest,
 )

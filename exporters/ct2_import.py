@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from exporters.ct2_format import CT2Model, read_model_bin
-from runtimes.artifacts.manifest import is_multilingual
+from runtimes.artifacts.graph_spec import is_multilingual
 from runtimes.errors import ArtifactError
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from runtimes.artifacts.manifest import GraphSpec
+from runtimes.artifacts.graph_spec import GraphSpec
 
 
 def load_model(hf_dir):

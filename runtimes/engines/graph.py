@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.artifacts.manifest import GRAPH_SPEC, GraphSpec
+from runtimes.artifacts.graph_spec import GRAPH_SPEC, GraphSpec
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.decode.filters import log_softmax
-from runtimes.decode.loops import SuppressRules, concat_rows, decode, detect_language, encoder_pass
+from runtimes.decode.loops import concat_rows, decode, detect_language
+from runtimes.decode.step import SuppressRules, encoder_pass
 from runtimes.errors import OptionError
 
 
@@ -23,7 +24,7 @@ class GraphRuntime(WhisperRuntime):
     graph_files: tuple[str, str] = ("", "")
     #: Whether this format's exporter can add the alignment graph (--word-timestamps).
     exports_alignment: bool = False
-    #: Most windows per encoder call; 0 = the whole batch (see runtimes.decode.loops.StepModel).
+    #: Most windows per encoder call; 0 = the whole batch (see runtimes.decode.step.StepModel).
     encoder_batch: int = 0
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.artifacts.manifest import GraphSpec
+from runtimes.artifacts.graph_spec import GraphSpec
 from runtimes.base import RuntimeOptions
 from runtimes.decode.loops import select_rows
 from runtimes.engines.graph import GraphRuntime

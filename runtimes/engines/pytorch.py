@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.artifacts.manifest import is_multilingual
+from runtimes.artifacts.graph_spec import is_multilingual
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
@@ -176,7 +176,7 @@ class PyTorchRuntime(WhisperRuntime):
         exactly the graph runtimes' meaning."""
         import torch
 
-        from runtimes.decode.loops import SuppressRules, token_scores
+        from runtimes.decode.step import SuppressRules, token_scores
 
         if self._rules is None:
             self._rules = SuppressRules.load(self.model_dir)

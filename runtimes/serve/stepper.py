@@ -20,14 +20,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 
 from runtimes.base import Decoded, DecodingOptions
 from runtimes.decode.filters import Chain
-from runtimes.decode.loops import (
+from runtimes.decode.step import (
     StepModel,
     SuppressRules,
     avg_logprob,
@@ -38,51 +37,12 @@ from runtimes.decode.loops import (
 )
 from runtimes.serve.batcher import DynamicBatcher, RunBatch, _Job
 from runtimes.serve.jobs import BatchKey
-
-
-@dataclass
-class _Rows:
-    """The running batch: per row its job, tokens so far and next-token logits. Row i's
-    cross-attention cache is row i of the batcher's ``_Slots``."""
-
-    jobs: list[_Job]
-    out: list[list[int]]
-    lengths: np.ndarray  # each row's real cache length (the cache is right-aligned)
-    cache: Any
-    logits: np.ndarray
-    sums: np.ndarray  # each row's summed log-probabilities (rows that are scored)
-    no_speech: np.ndarray  # each row's no-speech probability (nan when not scored)
-
-
-class _Slots:
-    """The cross-attention caches of the running rows, in buffers for ``capacity`` rows.
-
-    Why: the cross cache is the largest per-row state (18 MB per window for tiny.en in
-    f32), and joining or dropping rows by concatenating and selecting copied the whole
-    batch's every time (ONNX int8, 8 clients: 1.4 s of 8.8 s). Here the running rows fill
-    a prefix: a joining row is copied in once, and a leaving row's place is taken by the
-    last row (one row copied).
-    """
-
-    def __init__(self, like: Any, capacity: int) -> None:
-        self.buffers = _rebuild(like, [_alloc(x, capacity) for x in _leaves(like)])
-
-    def view(self, rows: int) -> Any:
-        """The first ``rows`` rows (no copy), as the decoder step takes them."""
-        return _rebuild(self.buffers, [b[:rows] for b in _leaves(self.buffers)])
-
-    def write(self, start: int, values: Any) -> None:
-        for buffer, value in zip(_leaves(self.buffers), _leaves(values)):
-            buffer[start:start + len(value)] = value
-
-    def move(self, dst: int, src: int) -> None:
-        for buffer in _leaves(self.buffers):
-            buffer[dst] = buffer[src]
+from runtimes.serve.rows import Rows, Slots, merge, select
 
 
 class IterationBatcher(DynamicBatcher):
     """``DynamicBatcher``'s interface; jobs whose ``BatchKey.steps`` (greedy decoding of a
-    ``WindowJob``) decode step by step through ``runtimes.decode.loops.choose``, the offline
+    ``WindowJob``) decode step by step through ``runtimes.decode.step.choose``, the offline
     loops' step; this class only decides which rows join and leave at each step. The key's
     ``timestamps`` picks a row's logit filters and whether it is scored.
 
@@ -104,7 +64,7 @@ class IterationBatcher(DynamicBatcher):
         super().__init__(run, max_batch, max_wait_s, observe)
         self.model, self.options, self.rules = model, options, rules
         self._chains: dict[bool, Chain] = {}  # per key.timestamps, built on use
-        self._slots: _Slots | None = None  # allocated at the first join
+        self._slots: Slots | None = None  # allocated at the first join
         self._abandoned: set[Future] = set()  # running rows whose request gave up
 
     def abandon(self, futures: list[Future]) -> None:
@@ -115,7 +75,7 @@ class IterationBatcher(DynamicBatcher):
             self._abandoned.update(f for f in futures if not f.done())
 
     def _loop(self) -> None:
-        rows: _Rows | None = None
+        rows: Rows | None = None
         while not self._closed:
             jobs = self._take(0 if rows is None else len(rows.jobs))
             try:
@@ -182,13 +142,13 @@ class IterationBatcher(DynamicBatcher):
             for job, result in zip(group, results):
                 job.future.set_result(result)
 
-    def _join(self, rows: _Rows | None, jobs: list[_Job]) -> _Rows:
+    def _join(self, rows: Rows | None, jobs: list[_Job]) -> Rows:
         """Encode the new windows, decode their prompts, and add them to the batch."""
         model = self.model
         cross = encoder_pass(model, np.ascontiguousarray(np.stack([j.payload.features
                                                                     for j in jobs])))
         if self._slots is None:
-            self._slots = _Slots(cross, self.max_batch)
+            self._slots = Slots(cross, self.max_batch)
         running = 0 if rows is None else len(rows.jobs)
         parts = [] if rows is None else [rows]
         by_length: dict[int, list[int]] = {}
@@ -203,12 +163,12 @@ class IterationBatcher(DynamicBatcher):
             scored = any(_timestamps(jobs[i].key) for i in index)
             logits, cache, no_speech = prompt_pass(model, prompts, group_cross, self.rules,
                                                    scored)
-            parts.append(_Rows([jobs[i] for i in index], [[] for _ in index],
+            parts.append(Rows([jobs[i] for i in index], [[] for _ in index],
                                np.full(len(group), length), cache, logits,
                                np.zeros(len(group)), no_speech))
-        return _merge(model, parts)
+        return merge(model, parts)
 
-    def _step(self, rows: _Rows) -> _Rows | None:
+    def _step(self, rows: Rows) -> Rows | None:
         """Every row's next token (the shared step); finished and abandoned rows leave;
         one decoder step for the rest."""
         scored = np.asarray([_timestamps(job.key) for job in rows.jobs])
@@ -233,7 +193,7 @@ class IterationBatcher(DynamicBatcher):
         tokens = choice.tokens
         if len(keep) < len(tokens):
             order = self._compact(keep)
-            rows, tokens = _select(self.model, rows, order), tokens[order]
+            rows, tokens = select(self.model, rows, order), tokens[order]
         self.observe(len(keep))
         cross = self._slots.view(len(keep))
         rows.logits, rows.cache = self.model.decode_step(tokens[:, None].astype(np.int64),
@@ -241,7 +201,7 @@ class IterationBatcher(DynamicBatcher):
         rows.lengths = rows.lengths + 1
         return rows
 
-    def _filter(self, rows: _Rows) -> None:
+    def _filter(self, rows: Rows) -> None:
         """The offline loops' logit filters (so tokens agree), per row's timestamps flag:
         requests with and without timestamps share the batch."""
         flags = np.asarray([_timestamps(job.key) for job in rows.jobs])
@@ -273,8 +233,8 @@ class IterationBatcher(DynamicBatcher):
         return order
 
 
-def _decoded(rows: _Rows, i: int) -> Decoded:
-    """Row i's result; scored (timestamped requests) as ``runtimes.decode.loops`` scores it."""
+def _decoded(rows: Rows, i: int) -> Decoded:
+    """Row i's result; scored (timestamped requests) as ``runtimes.decode.step.avg_logprob`` scores it."""
     out = rows.out[i]
     if not _timestamps(rows.jobs[i].key):
         return Decoded(out)
@@ -295,57 +255,3 @@ def _timestamps(key: BatchKey) -> bool:
     return key.timestamps
 
 
-def _leaves(tree: Any) -> list:
-    """The arrays (or tensors) of a cache: a dict of them or a list."""
-    return list(tree.values()) if isinstance(tree, dict) else list(tree)
-
-
-def _rebuild(like: Any, leaves: list) -> Any:
-    return dict(zip(like, leaves)) if isinstance(like, dict) else leaves
-
-
-def _alloc(x: Any, capacity: int) -> Any:
-    """An uninitialised buffer like ``x`` (numpy array or torch tensor) for ``capacity`` rows."""
-    shape = (capacity, *x.shape[1:])
-    return np.empty(shape, x.dtype) if isinstance(x, np.ndarray) else x.new_empty(shape)
-
-
-def _cache_len(cache: Any) -> int:
-    return int(cache[0].shape[2])
-
-
-def _left_pad(cache: list, total: int) -> list:
-    """Self-attention caches (B, H, P, D) padded with zeros on the left to ``total``."""
-    missing = total - _cache_len(cache)
-    if missing == 0:
-        return cache
-    if isinstance(cache[0], np.ndarray):
-        return [np.pad(x, ((0, 0), (0, 0), (missing, 0), (0, 0))) for x in cache]
-    import torch.nn.functional as F
-
-    return [F.pad(x, (0, 0, missing, 0)) for x in cache]
-
-
-def _merge(model: StepModel, parts: list[_Rows]) -> _Rows:
-    """One batch from several: caches left-padded to the longest, rows concatenated."""
-    if len(parts) == 1:
-        return parts[0]
-    total = max(_cache_len(p.cache) for p in parts)
-    return _Rows(
-        [job for p in parts for job in p.jobs], [out for p in parts for out in p.out],
-        np.concatenate([p.lengths for p in parts]),
-        model.concat([_left_pad(p.cache, total) for p in parts]),
-        np.concatenate([p.logits for p in parts]), np.concatenate([p.sums for p in parts]),
-        np.concatenate([p.no_speech for p in parts]))
-
-
-def _select(model: StepModel, rows: _Rows, order: np.ndarray) -> _Rows:
-    """The rows in ``order``; the cache loses the padding no kept row needs."""
-    lengths = rows.lengths[order]
-    cache = model.select(rows.cache, order)
-    drop = _cache_len(cache) - int(lengths.max())
-    if drop:  # the longest row left: its padding-only columns go (copied: contiguous)
-        cache = [x[:, :, drop:].copy() if isinstance(x, np.ndarray) else x[:, :, drop:].contiguous()
-                 for x in cache]
-    return _Rows([rows.jobs[i] for i in order], [rows.out[i] for i in order], lengths, cache,
-                 rows.logits[order], rows.sums[order], rows.no_speech[order])

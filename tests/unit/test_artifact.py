@@ -57,7 +57,7 @@ def test_read_manifest_errors(tmp_path):
 def test_graph_spec_round_trips_and_reads_old_files(tmp_path):
     import json
 
-    from runtimes.artifacts.manifest import GRAPH_SPEC_VERSION, GraphSpec
+    from runtimes.artifacts.graph_spec import GRAPH_SPEC_VERSION, GraphSpec
 
     spec = GraphSpec(80, 4, 6, 384, 51864, "int8", {}, True, traced_on="cuda", opset=17)
     spec.write(tmp_path)
@@ -73,7 +73,7 @@ def test_graph_spec_round_trips_and_reads_old_files(tmp_path):
 
 
 def test_graph_spec_from_a_newer_writer_or_broken_is_refused(tmp_path):
-    from runtimes.artifacts.manifest import GraphSpec
+    from runtimes.artifacts.graph_spec import GraphSpec
 
     GraphSpec(80, 4, 6, 384, 51864, version=99).write(tmp_path)
     with pytest.raises(ArtifactError, match="version 99; this toolkit reads up to"):
@@ -149,7 +149,7 @@ def test_an_edited_graph_spec_is_refused_when_read(tmp_path, change, message):
     """Issue 32: n_layers -4 under --skip-checksums ended in an IndexError in the decoder."""
     import json
 
-    from runtimes.artifacts.manifest import GraphSpec
+    from runtimes.artifacts.graph_spec import GraphSpec
 
     GraphSpec(80, 4, 6, 384, 51864).write(tmp_path)
     data = json.loads((tmp_path / "graph.json").read_text())

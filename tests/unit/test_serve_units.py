@@ -152,10 +152,10 @@ def test_server_numbers_must_be_finite_and_in_range(field, value):
 
 
 def test_the_one_step_filters_picks_scores_appends_and_stops():
-    """``runtimes.decode.loops.choose``: the step the offline loops and the stepper share."""
+    """``runtimes.decode.step.choose``: the step the offline loops and the stepper share."""
     import numpy as np
 
-    from runtimes.decode.loops import avg_logprob, choose, most_likely
+    from runtimes.decode.step import avg_logprob, choose, most_likely
 
     logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]))
     histories = [[], [1], [1, 1]]
