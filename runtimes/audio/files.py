@@ -27,8 +27,6 @@ SILENCE_PEAK = 10 ** (-60 / 20)
 #: leanest codec FFmpeg decodes, needs 6 kbit/s = 750 bytes/s. A 1 Hz WAV of 21.6 KB claims
 #: 3 hours (2 bytes/s) and decoded to 2.4 GB in a server; at 64 bytes/s it stops at 337 s.
 MIN_BYTES_PER_SECOND = 64
-
-
 #: How far the decoded audio of a file with damaged frames may fall short of the duration its
 #: container declares before it is refused: max(1 s, 10 %) (declared durations of VBR files
 #: are estimates; a skipped MP3 frame is 26 ms).

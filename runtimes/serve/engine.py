@@ -160,7 +160,7 @@ class ServeEngine:
 
         text = lambda out: self.transcriber.tokenizer.decode(_decoded(out).tokens)  # noqa: E731
         steps = ladder(self.transcriber.options, _decoded, text)
-        temperature = next(steps)
+        next(steps)  # the first rung is the greedy pass ``key`` already asks for
         while True:
             submitted.append(self.batcher.submit(key, payload))
             out = await asyncio.wrap_future(submitted[-1])
