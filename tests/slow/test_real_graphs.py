@@ -17,17 +17,21 @@ from tests.slow.test_real_tiny_en import JFK
 #: arithmetic differs between CPU kinds, so one corpus WER margin of 4 words failed on an
 #: AVX2 machine where OpenVINO int8_static lost 5 words (issue 32). Per clip instead: a
 #: clip is "worse" where it has 2 or more word errors beyond PyTorch's (a phrase lost or
-#: garbled; a near-tie flipping one word is not counted), and the total of extra words
-#: is bounded too. Measured with scripts/clip_errors.py (extra words, worse clips):
-#:   AVX-512 + VNNI + AMX (Xeon, family 6 model 207): onnx int8 (VNNI-tuned) +2, 0;
-#:     openvino int8 (bf16) +0, 0; openvino int8_static +1, 0
-#:   AVX2 + FMA only (qemu-x86_64 -cpu EPYC-Milan on that machine, the same exports;
-#:     onnx int8 AVX2-tuned): see AVX2 below
-#: A real regression this still catches: full-range (VNNI-tuned) int8 weights on AVX2,
-#: which lost 4-7 WER points over all of en in issue 12: see REGRESSION below.
+#: garbled; a near-tie flipping one word is not counted), and the extra words in all are
+#: bounded too. Measured (scripts/clip_errors.py; tests/README.md), extra words / worse clips:
+#:   AVX-512 + VNNI + AMX (Xeon, family 6 model 207): onnx int8 (VNNI-tuned) +2 / 0,
+#:     openvino int8 (bf16) +0 / 0, openvino int8_static +1 / 0.
+#:   AVX2 + FMA only (AMD EPYC family 25 model 1, issue 32's fresh clone): openvino
+#:     int8_static +5 words in all (32 against 27); onnx int8 (AVX2-tuned) and openvino int8
+#:     within the old 4-word margin. Per clip, +5 words make at most 2 clips worse by 2+
+#:     (unless other clips got better: none did on the AVX-512 kind).
+#: Bounds: 2 worse clips and 8 extra words (1.8 points) hold for all of these whichever
+#: clips the words fall on; slack 3 words over the worst measured. A real regression still
+#: fails: full-range (VNNI-tuned) int8 weights on an AVX2 CPU lost 4-7 WER points over all
+#: of en in issue 12, 18-31 words on these 445.
 QUANTISED = {("onnx", "int8"), ("openvino", "int8"), ("openvino", "int8_static")}
-MAX_WORSE_CLIPS = 1
-MAX_EXTRA_WORDS = 8  # 1.8 points of the 445 words
+MAX_WORSE_CLIPS = 2
+MAX_EXTRA_WORDS = 8
 #: fp32 graphs compute what PyTorch fp32 does: their tokens on the first 8 en clips are
 #: PyTorch's (stricter than a WER margin over the whole subset, and 4x cheaper)
 EXACT = {("onnx", "fp32"), ("torchscript", "fp32")}
