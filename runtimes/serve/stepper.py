@@ -160,7 +160,7 @@ class IterationBatcher(DynamicBatcher):
             self._slots.write(running, group_cross)
             running += len(group)
             prompts = np.asarray([jobs[i].payload.prompt for i in index], np.int64)
-            scored = any(_timestamps(jobs[i].key) for i in index)
+            scored = any(jobs[i].key.timestamps for i in index)
             logits, cache, no_speech = prompt_pass(model, prompts, group_cross, self.rules,
                                                    scored)
             parts.append(Rows([jobs[i] for i in index], [[] for _ in index],
@@ -171,7 +171,7 @@ class IterationBatcher(DynamicBatcher):
     def _step(self, rows: Rows) -> Rows | None:
         """Every row's next token (the shared step); finished and abandoned rows leave;
         one decoder step for the rest."""
-        scored = np.asarray([_timestamps(job.key) for job in rows.jobs])
+        scored = np.asarray([job.key.timestamps for job in rows.jobs])
         choice = choose(rows.logits, rows.out, lambda logits, _: self._filter(rows),
                         most_likely, self.rules.eot, self.options.max_new_tokens,
                         scored=scored)
@@ -204,7 +204,7 @@ class IterationBatcher(DynamicBatcher):
     def _filter(self, rows: Rows) -> None:
         """The offline loops' logit filters (so tokens agree), per row's timestamps flag:
         requests with and without timestamps share the batch."""
-        flags = np.asarray([_timestamps(job.key) for job in rows.jobs])
+        flags = np.asarray([job.key.timestamps for job in rows.jobs])
         if flags.all() or not flags.any():
             self._chain(bool(flags[0])).apply(rows.logits, rows.out)
             return
@@ -236,7 +236,7 @@ class IterationBatcher(DynamicBatcher):
 def _decoded(rows: Rows, i: int) -> Decoded:
     """Row i's result; scored (timestamped requests) as ``runtimes.decode.step.avg_logprob`` scores it."""
     out = rows.out[i]
-    if not _timestamps(rows.jobs[i].key):
+    if not rows.jobs[i].key.timestamps:
         return Decoded(out)
     return Decoded(out, avg_logprob(rows.sums[i], len(out)), float(rows.no_speech[i]))
 
@@ -251,7 +251,5 @@ def _generates(key: Hashable) -> bool:
     return isinstance(key, BatchKey) and key.steps
 
 
-def _timestamps(key: BatchKey) -> bool:
-    return key.timestamps
 
 
