@@ -203,4 +203,3 @@ def resolve(spec: str = DEFAULT_MODEL) -> Source:
     if _looks_like_path(spec):
         raise SourceError(f"model path not found: {spec}")
     return _from_hub(spec)
-

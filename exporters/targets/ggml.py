@@ -96,4 +96,3 @@ class GGMLTarget(Target):
 
 def _installed() -> bool:
     return all(importlib.util.find_spec(p) is not None for p in ("gguf", "_pywhispercpp"))
-

@@ -79,4 +79,3 @@ def verbose_json(result: ServedResult, task: str) -> dict:
         body["words"] = [{"word": w.word.strip(), "start": round(w.start, 3),
                           "end": round(w.end, 3)} for w in words]
     return body
-

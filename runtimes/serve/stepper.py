@@ -249,7 +249,3 @@ def _fail(jobs: list[_Job], exc: BaseException) -> None:
 
 def _generates(key: Hashable) -> bool:
     return isinstance(key, BatchKey) and key.steps
-
-
-
-

@@ -153,4 +153,3 @@ def _decode_batch(transcriber, items: list[_Item]) -> None:
             recording.previous = []
         recording.seek += frames
         recording.windows += 1
-
