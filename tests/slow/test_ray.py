@@ -148,6 +148,56 @@ def test_a_damaged_mp3_is_transcribed_whole_and_its_row_says_what_was_skipped(
     assert all(r["skipped_frames"] == 0 for path, r in rows.items() if path != row["path"])
 
 
+def _as_a_terminal_job() -> None:
+    """Give the child SIGINT's default disposition, as a terminal's foreground job has.
+
+    A shell starts a background command (``cmd &``, as CI runners and scripts often do)
+    with SIGINT ignored, and children inherit that: Python then installs no
+    KeyboardInterrupt handler at all: the signal is lost and the job finishes with exit 0,
+    whatever the toolkit does. Without this, a suite started in the background fails here."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_a_batch_job_in_one_line_and_a_rerun_finishes_it(local_ray, int8_artifact,
+                                                                       tmp_path, capsys):
+    """Issue 32: SIGINT ended the job with a KeyboardInterrupt traceback. Now: one line,
+    exit 130, the rows written are kept, and a rerun transcribes the rest."""
+    import subprocess
+    import sys
+
+    # two short clips and one long-form recording (many seconds on one thread), so the job
+    # is still at work when the signal comes once the dataset runs
+    manifest = _first_rows(MANIFEST, "en", 2, tmp_path / "en2.tsv")
+    long = _first_rows(MANIFEST, "longform", 1, tmp_path / "long.tsv")
+    out = tmp_path / "out"
+    args = [int8_artifact, manifest, long, "--out", out, "--threads", "1"]
+    job = subprocess.Popen([sys.executable, "-m", "runtimes.batch", *map(str, args),
+                            "--files-per-call", "1"], stderr=subprocess.PIPE, text=True,
+                           start_new_session=True,  # its own group, as a terminal's job
+                           preexec_fn=_as_a_terminal_job)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(job.stderr), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 180
+    while not any("Running Dataset" in line for line in lines):
+        assert job.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground group
+    job.wait(timeout=120)
+    reader.join(timeout=10)
+    err = "".join(lines)
+    assert job.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted: the files already in" in err and "run the same command again" in err
+    kept = _rows(out) if (out / "results.jsonl").is_file() else []
+    assert len(kept) < 3
+
+    code, log = _batch(capsys, *args)
+    assert code == 0 and f"{len(kept)} already done, 0 failed" in log, log
+    assert len(_rows(out)) == 3
+
+
 def test_batch_job_refuses_bad_input_before_any_work(local_ray, int8_artifact, tmp_path,
                                                      capsys):
     jfk = SPEECH / "jfk" / "jfk.flac"
