@@ -8,13 +8,12 @@ report with the reason, so the table says what exists and why it was not measure
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import report, runner
+from bench import runner
 from bench.options import CompareOptions
 from bench.runner import Row
 from bench.systems import SystemSpec, faster_whisper_rows
@@ -161,7 +160,7 @@ def export_all(model: str, variants: list[Variant], out_dir: Path, device: str,
     return paths, seconds, failed
 
 
-def _within(row: Row, max_wer_delta: float) -> bool:
+def fits_budget(row: Row, max_wer_delta: float) -> bool:
     """Whether ``row`` ran and its WER is within ``max_wer_delta`` points of the baseline's."""
     return (not row.error and not math.isnan(row.delta_wer)
             and 100 * row.delta_wer <= max_wer_delta)
@@ -170,14 +169,14 @@ def _within(row: Row, max_wer_delta: float) -> bool:
 def recommend(rows: list[Row], artifacts: set[str], max_wer_delta: float) -> str:
     """The fastest artifact (batch-1 RTFx) whose WER is within ``max_wer_delta`` points of
     the baseline's, as one sentence."""
-    fits = [r for r in rows if r.name in artifacts and _within(r, max_wer_delta)]
+    fits = [r for r in rows if r.name in artifacts and fits_budget(r, max_wer_delta)]
     if not fits:
         return f"No artifact is within {max_wer_delta:g} WER points of the baseline on this machine."
     best = max(fits, key=lambda r: r.rtfx_b1)
     size, rtfx = best.best_batched
     batched = f", {rtfx:.1f} at batch {size}" if size > 1 else ""
     faster = [r.name for r in rows if r.peer and r.rtfx_b1 > best.rtfx_b1
-              and _within(r, max_wer_delta)]
+              and fits_budget(r, max_wer_delta)]
     peers = f" Faster at batch 1 within the same WER: {', '.join(faster)}." if faster else ""
     return (f"Fastest artifact within {max_wer_delta:g} WER points of the baseline on this "
             f"machine: **{best.name}** ({best.precision}): RTFx {best.rtfx_b1:.1f} at batch 1"
@@ -211,6 +210,27 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
     peer_specs, peer_export_s, peer_notes = _peers(options, source, paths, out_dir)
     specs += peer_specs
     export_s.update(peer_export_s)
+    rows, timed_clips = _measure(options, specs, clip_sets, export_s, methods)
+    comparison = Comparison(rows, skipped, export_s, start_error_clips=timed_clips,
+                            notes=peer_notes)
+    if calib is not None and _overlaps(calib, options.manifest, options.subsets):
+        comparison.notes.append("the calibration audio overlaps the evaluation subsets, so "
+                                "calibrated rows' WER may be optimistic")
+    comparison.paths = {spec.name: Path(spec.path) for spec in specs}
+    if options.compress:  # what a compressed transfer or archive of each system weighs
+        _add_packed_sizes(rows, specs)
+    comparison.first_clips = next(iter(clip_sets.values()))
+    comparison.max_wer_delta = options.max_wer_delta
+    if options.max_wer_delta is not None:
+        first = rows[options.subsets[0]]
+        comparison.recommendation = recommend(first, set(paths), options.max_wer_delta)
+    return comparison
+
+
+def _measure(options: CompareOptions, specs: list[SystemSpec], clip_sets: dict,
+             export_s: dict[str, float], methods: dict[str, str]) -> tuple[dict, list[str]]:
+    """Every system on every subset (``bench.runner``): the rows per subset, and the ids
+    of the clips whose segment starts were timed."""
     rows, timed_clips = {}, []
     for subset, clips in clip_sets.items():
         print(f"[bench] subset {subset}: {len(clips)} clips, {len(specs)} systems",
@@ -222,22 +242,13 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
         for row in rows[subset]:
             row.export_s = export_s.get(row.name, float("nan"))
             row.compress = methods.get(row.name, "")
-    comparison = Comparison(rows, skipped, export_s, start_error_clips=timed_clips,
-                            notes=peer_notes)
-    if calib is not None and _overlaps(calib, options.manifest, options.subsets):
-        comparison.notes.append("the calibration audio overlaps the evaluation subsets, so "
-                                "calibrated rows' WER may be optimistic")
-    comparison.paths = {spec.name: Path(spec.path) for spec in specs}
-    if options.compress:  # what a compressed transfer or archive of each system weighs
-        packed = {spec.name: packed_mb(Path(spec.path)) for spec in specs if not spec.peer}
-        for row in (row for subset_rows in rows.values() for row in subset_rows):
-            row.packed_mb = packed.get(row.name, float("nan"))
-    comparison.first_clips = next(iter(clip_sets.values()))
-    comparison.max_wer_delta = options.max_wer_delta
-    if options.max_wer_delta is not None:
-        first = rows[options.subsets[0]]
-        comparison.recommendation = recommend(first, set(paths), options.max_wer_delta)
-    return comparison
+    return rows, timed_clips
+
+
+def _add_packed_sizes(rows: dict[str, list[Row]], specs: list[SystemSpec]) -> None:
+    packed = {spec.name: packed_mb(Path(spec.path)) for spec in specs if not spec.peer}
+    for row in (row for subset_rows in rows.values() for row in subset_rows):
+        row.packed_mb = packed.get(row.name, float("nan"))
 
 
 def packed_mb(path: Path) -> float:
@@ -274,87 +285,9 @@ def _peers(options: CompareOptions, source, paths: dict[str, Path],
     return peers.prepare(options.peers, source, paths, out_dir / "peers")
 
 
-def peer_ratios(rows: list[Row], max_wer_delta: float | None = None) -> list[str]:
-    """Per peer row, the toolkit's fastest artifact at batch 1 (PyTorch and faster-whisper
-    rows are not artifacts) against that peer: "X is N.NNx peer" lines; then, where it is
-    another artifact, the same for the fastest within ``max_wer_delta`` WER points of the
-    baseline (the fastest may have bought its speed with words, as int4 does)."""
-    artifacts = [r for r in rows if not r.error and not r.peer and r.runtime != "transformers"
-                 and not r.name.startswith(("faster-whisper", "pytorch"))]
-    if not artifacts:
-        return []
-    picks = [("", max(artifacts, key=lambda r: r.rtfx_b1))]
-    fits = [r for r in artifacts if max_wer_delta is not None and _within(r, max_wer_delta)]
-    if fits and (within := max(fits, key=lambda r: r.rtfx_b1)) is not picks[0][1]:
-        picks.append((f", the fastest within {max_wer_delta:g} WER points", within))
-    return [f"{best.name}{label} (RTFx b1 {best.rtfx_b1:.1f}, WER {100 * best.wer:.2f}%) is "
-            f"{best.rtfx_b1 / r.rtfx_b1:.2f}x {r.name} (RTFx b1 {r.rtfx_b1:.1f}, WER "
-            f"{100 * r.wer:.2f}%)" for label, best in picks
-            for r in rows if r.peer and not r.error and r.rtfx_b1 > 0]
-
-
 def _specs(options: CompareOptions, source, paths: dict[str, Path]) -> list[SystemSpec]:
     specs = [SystemSpec("pytorch float32", "toolkit", str(source.hf_dir), "float32", True)]
     specs += [SystemSpec(name, "toolkit", str(path)) for name, path in paths.items()]
     references, _ = faster_whisper_rows(source, paths, options.faster_whisper,
                                         options.faster_whisper_batched)
     return specs + references
-
-
-def write(comparison: Comparison, out_dir: Path, run_info: dict,
-          batch_sizes: list[int]) -> str:
-    """report.md, report.csv and results.jsonl for all subsets, plus the plots."""
-    from bench import plots
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sections = [f"# Runtime comparison: {run_info['model']}", ""]
-    if comparison.recommendation:
-        sections += [comparison.recommendation, ""]
-    with open(out_dir / "results.jsonl", "w") as f:
-        for subset, rows in comparison.rows.items():
-            for row in rows:
-                f.write(json.dumps({"subset": subset, **asdict(row), "run": run_info}) + "\n")
-        for variant in comparison.skipped:
-            f.write(json.dumps({"subset": None, "name": variant.name, "skipped": variant.skip_reason})
-                    + "\n")
-    cols = [("device", lambda r: r.device), ("export s", lambda r: report.fmt(r.export_s, 1))]
-    if any(row.compress for rows in comparison.rows.values() for row in rows):
-        cols += [("method", lambda r: r.compress or "none"),
-                 ("zlib MB", lambda r: report.fmt(r.packed_mb))]
-    for subset, rows in comparison.rows.items():
-        table = report.markdown_table(rows, batch_sizes, extra=cols)
-        sections += [f"## Subset `{subset}` ({rows[0].clips} clips, {rows[0].audio_s:.0f} s)", "",
-                     table, ""]
-        if ratios := peer_ratios(rows, comparison.max_wer_delta):
-            sections += ["Toolkit's fastest artifact against each peer, batch 1:", "",
-                         *[f"- {line}" for line in ratios], ""]
-    if comparison.skipped:
-        sections += ["## Not measured on this machine", "", "| target precision | why |",
-                     "|---|---|"]
-        sections += [f"| {v.name} | {v.skip_reason} |" for v in comparison.skipped]
-        sections.append("")
-    report.write_csv(out_dir / "report.csv", comparison.rows, batch_sizes, extra=cols)
-    figures = plots.write_all(comparison.rows, out_dir, batch_sizes)
-    sections += [f"![{name}]({name})" for name in figures] + [""]
-    sections += ["## Settings", "", report.settings(run_info)]
-    text = "\n".join(sections) + "\n"
-    (out_dir / "report.md").write_text(text)
-    return text
-
-
-
-def profile_section(options: CompareOptions, out_dir: Path, comparison: Comparison,
-                    clips: int = 8) -> str:
-    """Top operators of the ``--profile`` row on the first clips of the first subset;
-    also written to profile.md."""
-    from bench.profile import profile_markdown
-    from runtimes.audio.files import load_audio
-
-    audio = [load_audio(c.path) for c in comparison.first_clips[:clips]]
-    print(f"[profile] {options.profile} on {len(audio)} clips", file=sys.stderr, flush=True)
-    text = profile_markdown(options.profile, comparison.paths[options.profile], audio,
-                            options.threads, options.device)
-    (out_dir / "profile.md").write_text(text)
-    with open(out_dir / "report.md", "a") as f:
-        f.write("\n" + text)
-    return "\n" + text

@@ -84,20 +84,8 @@ def measure(job: dict) -> Measurement:
         latencies.append(time.perf_counter() - start)
     peak_b1 = peak_rss_mb()
     vram_b1 = vram.read_mb() if vram else float("nan")
-    batched: dict[int, float] = {}
     notes = [system.called_with()] if spec.peer else []  # what the tool was asked to do
-    for size in (b for b in job["batch_sizes"] if b > 1):
-        if not system.batching:
-            notes.append(f"batch {size}: not offered by {system.runtime_name}")
-            continue
-        if system.sequential_batches:
-            notes.append(f"batch {size}: {system.runtime_name} has no batch API; each batch's "
-                         f"windows ran one after another")
-        start = time.perf_counter()
-        for i in _progress(range(0, len(audio), size), f"{spec.name} batch {size}"):
-            system.transcribe(audio[i : i + size], size)
-        sync()
-        batched[size] = time.perf_counter() - start
+    batched = _time_batches(system, spec, audio, job["batch_sizes"], sync, notes)
     peak = peak_rss_mb()  # before the untimed passes, which the memory columns leave out
     vram_max = vram.read_mb() if vram else float("nan")
     starts = [] if not job.get("timestamp_clips") else system.segment_starts(
@@ -112,6 +100,26 @@ def measure(job: dict) -> Measurement:
         vram_max, vram.how if vram else "", system.backend,
         starts, words, system.sequential_batches,
     )
+
+
+def _time_batches(system, spec: SystemSpec, audio: list, sizes: list[int], sync,
+                  notes: list[str]) -> dict[int, float]:
+    """Seconds for all clips at each batch size above 1; a size the system cannot batch
+    at is a note, not a figure."""
+    batched: dict[int, float] = {}
+    for size in (b for b in sizes if b > 1):
+        if not system.batching:
+            notes.append(f"batch {size}: not offered by {system.runtime_name}")
+            continue
+        if system.sequential_batches:
+            notes.append(f"batch {size}: {system.runtime_name} has no batch API; each batch's "
+                         f"windows ran one after another")
+        start = time.perf_counter()
+        for i in _progress(range(0, len(audio), size), f"{spec.name} batch {size}"):
+            system.transcribe(audio[i : i + size], size)
+        sync()
+        batched[size] = time.perf_counter() - start
+    return batched
 
 
 def _synchronizer(device: str):
@@ -135,12 +143,12 @@ def main(argv: list[str]) -> int:
 
 def open_system(spec: SystemSpec, runtime: RuntimeOptions, decoding: DecodingOptions) -> System:
     """The system a row measures: the toolkit's or faster-whisper's (``bench.systems``), or
-    a peer's own API (``bench.peers``, imported only for its rows). Here, in the worker,
-    rather than in ``bench.systems``, which ``bench.peers`` builds on."""
+    a peer's own API (``bench.peer_systems``, imported only for its rows). Here, in the
+    worker, rather than in ``bench.systems``, which the peers' classes build on."""
     if spec.peer:
-        from bench import peers
+        from bench import peer_systems
 
-        return peers.KINDS[spec.kind](spec, runtime, decoding)
+        return peer_systems.KINDS[spec.kind](spec, runtime, decoding)
     return KINDS[spec.kind](spec, runtime, decoding)
 
 

@@ -8,13 +8,11 @@ nothing half-written is ever left at the output path.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -26,20 +24,14 @@ from pathlib import Path
 import exporters
 from exporters import registry, sources
 from exporters.bundle import write_bundle
-from exporters.errors import ExportError, OutputExistsError
+from exporters.errors import ExportError
 from exporters.options import ExportOptions
+from exporters.output import check_output, make_temp, remove_stale, replace_output
 from exporters.targets.base import Target
 from exporters.validate import check_parity, default_parity_audio, load_reference
 from runtimes.artifacts.checkpoint import layer_shapes
 from runtimes.artifacts.graph_spec import is_multilingual
-from runtimes.artifacts.manifest import (
-    FAMILY,
-    MANIFEST,
-    Manifest,
-    describe_files,
-    read_manifest,
-    write_manifest,
-)
+from runtimes.artifacts.manifest import FAMILY, Manifest, describe_files, write_manifest
 from runtimes.base import RuntimeOptions
 from runtimes.engines.registry import runtime_class
 from runtimes.errors import OptionError, ToolkitError
@@ -108,69 +100,17 @@ def _step(what: str):
                           f"{detail[0] if detail else 'no message'}") from exc
 
 
-def _check_output(output: Path, force: bool) -> None:
-    """Before any work: an existing output is refused without ``force``, and with it only an
-    artifact (a valid manifest) or an empty directory may be replaced, never a user's data."""
-    if not output.exists():
-        return
-    if not force:
-        raise OutputExistsError(f"output directory {output} exists; pass --force to replace it")
-    if output.is_dir() and not any(output.iterdir()):
-        return
-    try:
-        read_manifest(output)
-    except ToolkitError:
-        raise OutputExistsError(
-            f"--force replaces artifacts only, and {output} is not one (no valid "
-            f"{MANIFEST}); choose another -o or remove it yourself") from None
+@dataclass(frozen=True)
+class _Plan:
+    """What an export will do, settled and checked before any work."""
 
-
-def _replace(tmp: Path, output: Path, force: bool) -> None:
-    """Move ``tmp`` to ``output``. Without ``force`` the rename itself refuses an output
-    that appeared meanwhile (another export to the same -o), so nothing is overwritten; with
-    it, the existing artifact is checked again and swapped out."""
-    if not force:
-        try:
-            os.rename(tmp, output)  # fails if output is now a file or a non-empty directory
-        except OSError:
-            raise OutputExistsError(f"output directory {output} appeared while exporting "
-                                    f"(another export to it?); nothing replaced") from None
-        return
-    _check_output(output, force)
-    old = None
-    if output.exists():
-        old = output.with_name(f".{output.name}.old-{os.getpid()}")
-        os.replace(output, old)
-    os.replace(tmp, output)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_stale(output: Path, log: Callable[[str], None]) -> None:
-    """Partial and swapped-out directories that exports to ``output`` left when they were
-    killed (SIGKILL leaves them): removed, and said so. Each name carries its export's
-    process id, so one still running is left alone."""
-    for prefix in (f".{output.name}.partial-", f".{output.name}.compressed-",
-                   f".{output.name}.old-"):
-        for stale in output.parent.glob(f"{glob.escape(prefix)}*"):
-            pid = stale.name[len(prefix):].split("-")[0]
-            if stale.is_dir() and not _alive(pid):
-                shutil.rmtree(stale, ignore_errors=True)
-                log(f"removed {stale}, left by an export that was killed")
-
-
-def _alive(pid: str) -> bool:
-    """Whether process ``pid`` (a directory name's field) still runs; a field that is no
-    number (names from before the pid was added) counts as dead."""
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return int(pid) != 0
+    target: Target
+    precision: str
+    options: ExportOptions
+    output: Path
+    source: sources.Source
+    steps: tuple  # the --compress steps, in order
+    recorded: dict  # manifest options from the checks: calibration, int8 tuning
 
 
 def export(
@@ -193,6 +133,27 @@ def export(
     serve command) so the artifact runs as a service elsewhere; see exporters.bundle.
     """
     started = time.perf_counter()
+    plan = _plan(model, options, output, force, log)
+    remove_stale(plan.output, log)
+    tmp = make_temp(plan.output)
+    compressed_dir = tmp.with_name(tmp.name.replace(".partial-", ".compressed-", 1))
+    try:
+        manifest = _build(plan, tmp, compressed_dir, parity_audio, bundle, log)
+        log(f"[4/4] writing {plan.output}")
+        with _step(f"writing {plan.output}"):  # a full disk or a read-only target: one line
+            write_manifest(tmp, manifest)
+            replace_output(tmp, plan.output, force)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(compressed_dir, ignore_errors=True)
+    return ExportResult(plan.output, manifest, time.perf_counter() - started)
+
+
+def _plan(model: str, options: ExportOptions, output: Path | None, force: bool,
+          log: Callable[[str], None]) -> _Plan:
+    """Every check that can fail before work starts (a wrong option should not cost a
+    conversion first): target and precision, calibration and distillation audio, the
+    output, the source and what the compression steps need of it."""
     target = registry.get(options.target)
     if options.word_timestamps and not target.aligns:
         able = ", ".join(name for name in registry.names() if registry.get(name).aligns)
@@ -200,88 +161,81 @@ def export(
                           f"(it is for {able})")
     precision = target.precision(options.precision, options.device)
     target.check(options, precision)
-    calibration = _calibration(target, precision, options)
+    recorded = {**_calibration(target, precision, options),
+                **_int8_kernels(target, precision, options)}
     for audio in (options.calibration, options.distill):
         if audio is not None:
             audio.check_decodes()  # files that are not audio fail before any work
-    tuning = _int8_kernels(target, precision, options)
     output = Path(output or default_output(model, target.name, precision))
-    _check_output(output, force)
+    check_output(output, force)
     log(f"[1/4] resolving source {model}")
     source = sources.resolve(model)
-    steps = options.compression_steps()
+    steps = tuple(options.compression_steps())
     if steps:
         from exporters.compress import check_steps
 
-        check_steps(steps, source.hf_dir)
+        check_steps(list(steps), source.hf_dir)
         for step in steps:
             if step.reshapes and (reason := target.refuses_reshape(step.reshapes)):
                 raise OptionError(f"--compress {step}: {reason}")
     if reason := target.unsupported(source.hf_dir):
         raise OptionError(reason)
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"cannot create the output's folder {output.parent}: {exc}") from exc
-    _remove_stale(output, log)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-{os.getpid()}-",
-                                    dir=output.parent))
-    except OSError as exc:  # a read-only folder, no space left for even a directory
-        raise ExportError(f"cannot write in {output.parent}: {exc.strerror or exc}") from exc
-    tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
-    compressed_dir = tmp.with_name(tmp.name.replace(".partial-", ".compressed-", 1))
-    compression: dict = {}
-    try:
-        original = source
-        if steps:
-            from exporters.compress import compress
+    return _Plan(target, precision, options, output, source, steps, recorded)
 
-            log(f"[2/4] compressing: {' then '.join(map(str, steps))}")
-            with _step(f"compressing {source.spec}"):
-                compression = compress(source.hf_dir, steps, compressed_dir,
-                                       options.calibration, log)
-            if options.distill is not None:
-                from exporters.distill import distill
 
-                log(f"[2/4] distilling: {options.distill_steps} steps on {options.distill.path}")
-                with _step("distilling"):
-                    compression["distill"] = distill(source.hf_dir, compressed_dir,
-                                                     options.distill, options.distill_steps, log)
-            source = replace(source, hf_dir=compressed_dir)
-        log(f"[2/4] converting to {target.name} {precision}")
-        with _step(f"converting {source.spec} to {target.name} {precision}"):
-            target.convert(source, tmp, precision, options)
-            _copy_shared_files(source.hf_dir, tmp)
-        log("[3/4] checking parity with the PyTorch fp32 reference"
-            + (" (the compressed model; then the uncompressed one, reported)" if steps else ""))
-        with _step("the parity check"):
-            parity = _parity(source, target, tmp, precision, options, parity_audio)
-            if steps:
-                compression["vs_uncompressed"] = _cost(original, target, tmp, precision,
-                                                       options, parity_audio)
-        if bundle:
-            with _step("writing the serving bundle"):
-                write_bundle(tmp, target, options.device)
-        manifest = Manifest(
-            format=target.format, precision=precision, device=options.device,
-            family=FAMILY, model=_model_info(source.hf_dir), source=source.to_dict(),
-            options={"target": target.name, "requested_precision": options.precision,
-                     "batch_invariant": target.batch_invariant(precision),
-                     **calibration, **tuning,
-                     **({"compress": [str(s) for s in steps]} if steps else {})},
-            files=describe_files(tmp), versions=_package_versions(target),
-            parity=parity.to_dict(), created=datetime.now(timezone.utc).isoformat(),
-            extra={"compression": compression} if compression else {},
-        )
-        log(f"[4/4] writing {output}")
-        with _step(f"writing {output}"):  # a full disk or a read-only target: one line
-            write_manifest(tmp, manifest)
-            _replace(tmp, output, force)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(compressed_dir, ignore_errors=True)
-    return ExportResult(output, manifest, time.perf_counter() - started)
+def _build(plan: _Plan, tmp: Path, compressed_dir: Path, parity_audio: Path | None,
+           bundle: bool, log: Callable[[str], None]) -> Manifest:
+    """Compress (if asked), convert, check parity and bundle into ``tmp``; the manifest
+    that describes the result."""
+    target, precision, options = plan.target, plan.precision, plan.options
+    source, compression = plan.source, {}
+    if plan.steps:
+        compression = _compress(plan, compressed_dir, log)
+        source = replace(source, hf_dir=compressed_dir)
+    log(f"[2/4] converting to {target.name} {precision}")
+    with _step(f"converting {source.spec} to {target.name} {precision}"):
+        target.convert(source, tmp, precision, options)
+        _copy_shared_files(source.hf_dir, tmp)
+    log("[3/4] checking parity with the PyTorch fp32 reference"
+        + (" (the compressed model; then the uncompressed one, reported)" if plan.steps else ""))
+    with _step("the parity check"):
+        parity = _parity(source, target, tmp, precision, options, parity_audio)
+        if plan.steps:
+            compression["vs_uncompressed"] = _cost(plan.source, target, tmp, precision,
+                                                   options, parity_audio)
+    if bundle:
+        with _step("writing the serving bundle"):
+            write_bundle(tmp, target, options.device)
+    return Manifest(
+        format=target.format, precision=precision, device=options.device,
+        family=FAMILY, model=_model_info(source.hf_dir), source=source.to_dict(),
+        options={"target": target.name, "requested_precision": options.precision,
+                 "batch_invariant": target.batch_invariant(precision), **plan.recorded,
+                 **({"compress": [str(s) for s in plan.steps]} if plan.steps else {})},
+        files=describe_files(tmp), versions=_package_versions(target),
+        parity=parity.to_dict(), created=datetime.now(timezone.utc).isoformat(),
+        extra={"compression": compression} if compression else {},
+    )
+
+
+def _compress(plan: _Plan, compressed_dir: Path, log: Callable[[str], None]) -> dict:
+    """The compression steps, then distillation if asked, into ``compressed_dir``; what
+    they did, for the manifest."""
+    from exporters.compress import compress
+
+    options, hf_dir = plan.options, plan.source.hf_dir
+    log(f"[2/4] compressing: {' then '.join(map(str, plan.steps))}")
+    with _step(f"compressing {plan.source.spec}"):
+        compression = compress(hf_dir, list(plan.steps), compressed_dir, options.calibration,
+                               log)
+    if options.distill is not None:
+        from exporters.distill import distill
+
+        log(f"[2/4] distilling: {options.distill_steps} steps on {options.distill.path}")
+        with _step("distilling"):
+            compression["distill"] = distill(hf_dir, compressed_dir, options.distill,
+                                             options.distill_steps, log)
+    return compression
 
 
 def _calibration(target: Target, precision: str, options: ExportOptions) -> dict:

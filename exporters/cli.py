@@ -40,20 +40,7 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--bundle", action="store_true",
                    help="add serve/: pinned requirements, Dockerfile and serve command")
-    p.add_argument("--compress", action="append", default=[], metavar="METHOD[:ARGS]",
-                   help="compress the model before converting it, repeatable, in order: "
-                   "prune-unstructured:SPARSITY[:l1|random], "
-                   "prune-heads:FRACTION[:magnitude|activation], prune-ffn:FRACTION[:...], "
-                   "cluster:K, drop-decoder-layers:KEEP (see exporters/compress.py); "
-                   ":activation ranks by what each head or channel writes on --calibration "
-                   "audio")
-    p.add_argument("--distill", type=Path, metavar="PATH",
-                   help="after --compress, fine-tune the compressed decoder on this audio (a "
-                   "folder or a manifest TSV) labelled by the uncompressed model")
-    p.add_argument("--distill-subset", nargs="+", default=[], metavar="SUBSET",
-                   help="only these subsets of the --distill manifest")
-    p.add_argument("--distill-steps", type=int, default=DISTILL_STEPS, metavar="N",
-                   help=f"fine-tuning steps of 8 windows (default: {DISTILL_STEPS})")
+    _add_compression_arguments(p)
     p.add_argument("--word-timestamps", action="store_true",
                    help="onnx, openvino, torchscript: also export an alignment graph (the "
                    "alignment heads' cross-attention, an fp32 copy of the decoder) so the "
@@ -68,6 +55,23 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
                    help="clip for the parity check (default: $WHISPER_EXPORTERS_PARITY_AUDIO, "
                    "else the JFK clip of the checkout's speech data, else a synthetic signal)")
     add_calibration_arguments(p)
+
+
+def _add_compression_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compress", action="append", default=[], metavar="METHOD[:ARGS]",
+                   help="compress the model before converting it, repeatable, in order: "
+                   "prune-unstructured:SPARSITY[:l1|random], "
+                   "prune-heads:FRACTION[:magnitude|activation], prune-ffn:FRACTION[:...], "
+                   "cluster:K, drop-decoder-layers:KEEP (see exporters/compress.py); "
+                   ":activation ranks by what each head or channel writes on --calibration "
+                   "audio")
+    p.add_argument("--distill", type=Path, metavar="PATH",
+                   help="after --compress, fine-tune the compressed decoder on this audio (a "
+                   "folder or a manifest TSV) labelled by the uncompressed model")
+    p.add_argument("--distill-subset", nargs="+", default=[], metavar="SUBSET",
+                   help="only these subsets of the --distill manifest")
+    p.add_argument("--distill-steps", type=int, default=DISTILL_STEPS, metavar="N",
+                   help=f"fine-tuning steps of 8 windows (default: {DISTILL_STEPS})")
 
 
 #: The JFK clip of the speech data beside a checkout; an installed package has none.

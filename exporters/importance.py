@@ -72,17 +72,26 @@ def activation_scores(model, features: np.ndarray, labels: list[tuple[int, list[
                for i, (n, a) in enumerate(named_attentions)]
     handles += [layer.fc2.register_forward_pre_hook(channel_hook(i, layer, n.startswith("decoder")))
                 for i, (n, layer) in enumerate(named_layers)]
-    eot = model.generation_config.eos_token_id
     try:
-        with torch.no_grad():
-            for start in range(0, len(features), BATCH):
-                rows = list(range(start, min(start + BATCH, len(features))))
-                ids, _, mask["decoder"] = decoder_batch(labels, rows, eot)
-                model(input_features=torch.from_numpy(features[rows]), decoder_input_ids=ids)
-                log(f"      importance: {rows[-1] + 1}/{len(features)} windows")
+        _forward_all(model, features, labels, mask, log)
     finally:
         for handle in handles:
             handle.remove()
     heads = [(s / max(c, 1)).float() for s, c in zip(sums.heads, counts)]
     channels = [(s / max(c, 1)).float() for s, c in zip(sums.channels, counts[len(attentions):])]
     return Scores([v / v.mean() for v in heads], [v / v.mean() for v in channels])
+
+
+def _forward_all(model, features: np.ndarray, labels: list[tuple[int, list[int]]],
+                 mask: dict, log: Callable[[str], None]) -> None:
+    """Teacher-forced forward passes over all windows, BATCH at a time, for the hooks;
+    ``mask["decoder"]`` tells them which decoder positions are real tokens."""
+    import torch
+
+    eot = model.generation_config.eos_token_id
+    with torch.no_grad():
+        for start in range(0, len(features), BATCH):
+            rows = list(range(start, min(start + BATCH, len(features))))
+            ids, _, mask["decoder"] = decoder_batch(labels, rows, eot)
+            model(input_features=torch.from_numpy(features[rows]), decoder_input_ids=ids)
+            log(f"      importance: {rows[-1] + 1}/{len(features)} windows")

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import compare  # noqa: E402
+from bench import compare, compare_files  # noqa: E402
 from bench.cli import add_transcript_arguments, measure_fields  # noqa: E402
 from bench.options import CompareOptions, run_info  # noqa: E402
 from exporters.cli import (  # noqa: E402
@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                         word_agreement=options.word_agreement,
                         sequential_rows=sorted({r.name for rows in comparison.rows.values()
                                                 for r in rows if r.sequential_batches}))
-        text = compare.write(comparison, out, info, options.sizes)
+        text = compare_files.write(comparison, out, info, options.sizes)
         if options.profile:
-            text += compare.profile_section(options, out, comparison)
+            text += compare_files.profile_section(options, out, comparison)
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -17,24 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from runtimes.audio import limits
+from runtimes.audio.limits import SAMPLE_RATE
 from runtimes.errors import AudioError
 
-SAMPLE_RATE = 16000
 # Peak level under which a recording counts as silence (-60 dBFS). Whisper hallucinates
 # on silence ("Thank you."), so silence is answered with an empty transcript instead.
 SILENCE_PEAK = 10 ** (-60 / 20)
-#: Fewest bytes of upload per second of decoded audio that real speech files have: Opus, the
-#: leanest codec FFmpeg decodes, needs 6 kbit/s = 750 bytes/s. A 1 Hz WAV of 21.6 KB claims
-#: 3 hours (2 bytes/s) and decoded to 2.4 GB in a server; at 64 bytes/s it stops at 337 s.
-MIN_BYTES_PER_SECOND = 64
 #: How far the decoded audio of a file with damaged frames may fall short of the duration its
 #: container declares before it is refused: max(1 s, 10 %) (declared durations of VBR files
 #: are estimates; a skipped MP3 frame is 26 ms).
 SHORTFALL_S, SHORTFALL_SHARE = 1.0, 0.10
-
-
-class AudioTooLongError(AudioError):
-    """The audio decodes to more than the caller allows; decoding stopped there."""
 
 
 @dataclass
@@ -68,7 +61,7 @@ def load_audio(path: str | Path, max_seconds: float | None = None,
 
     Args:
         path: any file FFmpeg can decode.
-        max_seconds: stop decoding past this length (see ``max_decoded_seconds``).
+        max_seconds: stop decoding past this length (see ``limits.max_decoded_seconds``).
         report: filled in with what decoding found (damaged frames skipped, durations).
 
     Returns:
@@ -87,7 +80,7 @@ def load_audio(path: str | Path, max_seconds: float | None = None,
     size = path.stat().st_size
     if size == 0:
         raise AudioError(f"audio file is empty (0 bytes): {path}")
-    return _decode(str(path), str(path), _limit(size, max_seconds), report)
+    return _decode(str(path), str(path), limits.limit_for(size, max_seconds), report)
 
 
 def load_audio_bytes(data: bytes, name: str = "upload", max_seconds: float | None = None,
@@ -102,27 +95,7 @@ def load_audio_bytes(data: bytes, name: str = "upload", max_seconds: float | Non
         raise AudioError(f"audio file is empty (0 bytes): {name}")
     import io
 
-    return _decode(io.BytesIO(data), name, _limit(len(data), max_seconds), report)
-
-
-def max_decoded_seconds(n_bytes: int, max_seconds: float | None) -> float | None:
-    """The most audio a file of ``n_bytes`` may decode to: ``max_seconds`` where given, and
-    never more than one second per MIN_BYTES_PER_SECOND bytes (a decompression bomb's
-    claimed hours stop there). None: no limit (local files the caller trusts)."""
-    if max_seconds is None:
-        return None
-    return min(max_seconds, n_bytes / MIN_BYTES_PER_SECOND)
-
-
-def _limit(n_bytes: int, max_seconds: float | None) -> tuple[int, str] | None:
-    """(most samples, why) for ``_decode``; None without a limit."""
-    seconds = max_decoded_seconds(n_bytes, max_seconds)
-    if seconds is None:
-        return None
-    why = (f"the limit is {max_seconds:g} s" if seconds == max_seconds else
-           f"a {n_bytes}-byte file may hold at most {seconds:.0f} s (1 s per "
-           f"{MIN_BYTES_PER_SECOND} bytes; real speech codecs need 750 or more)")
-    return int(seconds * SAMPLE_RATE), why
+    return _decode(io.BytesIO(data), name, limits.limit_for(len(data), max_seconds), report)
 
 
 def _decode(source, label: str, limit: tuple[int, str] | None = None,
@@ -131,7 +104,7 @@ def _decode(source, label: str, limit: tuple[int, str] | None = None,
     try:
         import av  # noqa: F401
     except ImportError:  # a slim GPU image: WAV files still work (see _wav)
-        samples = _check_length(_wav(source, label), label, limit)
+        samples = limits.check_length(_wav(source, label), label, limit)
         report.decoded_s = report.declared_s = duration_s(samples)
         return samples
     chunks = list(_pcm16_checked(source, label, limit, report))
@@ -159,7 +132,7 @@ def stream_audio_bytes(data: bytes, name: str = "upload", max_seconds: float | N
     import io
 
     report = AudioReport() if report is None else report
-    return _blocks(io.BytesIO(data), name, _limit(len(data), max_seconds), block_samples,
+    return _blocks(io.BytesIO(data), name, limits.limit_for(len(data), max_seconds), block_samples,
                    report)
 
 
@@ -168,7 +141,7 @@ def _blocks(source, label: str, limit: tuple[int, str] | None,
     try:
         import av  # noqa: F401
     except ImportError:
-        samples = _check_length(_wav(source, label), label, limit)
+        samples = limits.check_length(_wav(source, label), label, limit)
         report.decoded_s = report.declared_s = duration_s(samples)
         for start in range(0, samples.size, block_samples):
             yield samples[start:start + block_samples]
@@ -232,7 +205,7 @@ def _pcm16_chunks(source, label: str, limit: tuple[int, str] | None,
     with av.open(source, mode="r", metadata_errors="ignore") as container:
         stream = container.streams.audio[0]
         report.declared_s = _declared_s(container, stream)
-        _check_declared(container.duration, label, limit)
+        limits.check_declared(container.duration, label, limit)
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         total = 0
         # Frame by frame (a list would decode everything first); None flushes the resampler.
@@ -241,7 +214,7 @@ def _pcm16_chunks(source, label: str, limit: tuple[int, str] | None,
                 chunk = out.to_ndarray().reshape(-1)
                 total += chunk.size
                 report.decoded_s = total / SAMPLE_RATE
-                _check_total(total, label, limit)
+                limits.check_total(total, label, limit)
                 yield chunk
 
 
@@ -252,29 +225,6 @@ def _declared_s(container, stream) -> float | None:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     return None
-
-
-def _check_declared(duration_us: int | None, label: str, limit: tuple[int, str] | None) -> None:
-    """Refuse at once a container whose header declares more than 1.1x the limit (declared
-    durations of VBR files are estimates, hence the slack; the decoded count still rules),
-    so a long upload is not transcribed for minutes only to be refused at its end."""
-    if limit is None or duration_us is None or duration_us <= 0:
-        return
-    declared = duration_us / 1e6
-    if declared * SAMPLE_RATE > 1.1 * limit[0]:
-        raise AudioTooLongError(f"audio longer than allowed: {label} declares {declared:.0f} s, "
-                                f"more than {limit[0] / SAMPLE_RATE:.0f} s ({limit[1]})")
-
-
-def _check_total(total: int, label: str, limit: tuple[int, str] | None) -> None:
-    if limit is not None and total > limit[0]:
-        raise AudioTooLongError(f"audio longer than allowed: {label} decodes to more than "
-                                f"{limit[0] / SAMPLE_RATE:.0f} s ({limit[1]})")
-
-
-def _check_length(samples: np.ndarray, label: str, limit: tuple[int, str] | None) -> np.ndarray:
-    _check_total(samples.size, label, limit)
-    return samples
 
 
 def _valid_frames(packets, report: AudioReport):

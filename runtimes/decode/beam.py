@@ -27,31 +27,15 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
         chain.apply(logits, seqs)
         with np.errstate(invalid="ignore"):  # dead placeholder beams may be all -inf
             total = (log_softmax(logits) + scores[:, None]).reshape(n, -1)  # (n, k * vocab)
-        vocab = logits.shape[-1]
+        last = step + 1 == options.max_new_tokens
         rows, tokens, new_scores = [], [], []
         for i in range(n):
-            alive = 0
-            for rank, flat in enumerate(np.argsort(-total[i])[: 2 * k]):
-                beam, token = i * k + flat // vocab, int(flat % vocab)
-                score = float(total[i, flat])
-                if len(done[i]) >= k or score == -np.inf:
-                    break
-                if token == rules.eot and rank >= k:
-                    continue  # as transformers: an end beyond the top k ranks is not a hypothesis
-                if token == rules.eot or step + 1 == options.max_new_tokens:
-                    ids = seqs[beam] + ([] if token == rules.eot else [token])
-                    done[i].append((score / max(len(ids), 1), score, ids))
-                elif alive < k:
-                    rows.append(beam)
-                    tokens.append(token)
-                    new_scores.append(score)
-                    alive += 1
-            while alive < k:  # an input that is finished keeps dead placeholder beams
-                rows.append(i * k)
-                tokens.append(rules.eot)
-                new_scores.append(-np.inf)
-                alive += 1
-        if all(len(d) >= k for d in done) or step + 1 == options.max_new_tokens:
+            for beam, token, score in _next_beams(total[i], i, k, logits.shape[-1], seqs,
+                                                  done[i], rules.eot, last):
+                rows.append(beam)
+                tokens.append(token)
+                new_scores.append(score)
+        if all(len(d) >= k for d in done) or last:
             break
         order = np.asarray(rows)
         seqs = [seqs[r] + [t] for r, t in zip(rows, tokens)]
@@ -63,3 +47,25 @@ def beam_search(model: StepModel, features: np.ndarray, prompts: list[list[int]]
         return [Decoded(ids) for _, _, ids in best]
     return [Decoded(ids, avg_logprob(total, len(ids)), float(no_speech[i * k]))
             for i, (_, total, ids) in enumerate(best)]
+
+
+def _next_beams(total: np.ndarray, i: int, k: int, vocab: int, seqs: list[list[int]],
+                done: list[tuple[float, float, list[int]]], eot: int,
+                last: bool) -> list[tuple[int, int, float]]:
+    """Input ``i``'s ``k`` beams for the next step, as (beam row, token, score), from its
+    top 2k candidates over all beams; finished hypotheses go to ``done`` (score per
+    token, total, ids). An input that is finished keeps dead placeholder beams."""
+    kept: list[tuple[int, int, float]] = []
+    for rank, flat in enumerate(np.argsort(-total)[: 2 * k]):
+        beam, token = i * k + flat // vocab, int(flat % vocab)
+        score = float(total[flat])
+        if len(done) >= k or score == -np.inf:
+            break
+        if token == eot and rank >= k:
+            continue  # as transformers: an end beyond the top k ranks is not a hypothesis
+        if token == eot or last:
+            ids = seqs[beam] + ([] if token == eot else [token])
+            done.append((score / max(len(ids), 1), score, ids))
+        elif len(kept) < k:
+            kept.append((beam, token, score))
+    return kept + [(i * k, eot, -np.inf)] * (k - len(kept))

@@ -24,6 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                    help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}, else none)")
     p.add_argument("--model-id", help="id listed by /v1/models (default: the directory name)")
+    _add_batching_arguments(p)
+    _add_limit_arguments(p)
+    _add_runtime_arguments(p)
+    _add_ray_arguments(p)
+    p.add_argument("--log-level", default="info",
+                   choices=("critical", "error", "warning", "info", "debug"))
+    return p
+
+
+def _add_batching_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch-size", type=int, default=8,
                    help="windows per model call; 1 disables dynamic batching (default 8)")
     p.add_argument("--max-wait-ms", type=float, default=10.0,
@@ -33,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "decoder step (greedy decoding of onnx/openvino/torchscript/tensorrt "
                         "artifacts; others use windows); windows: a batch runs until its "
                         "last transcript ends")
+
+
+def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queue", type=int, default=64,
                    help="requests admitted at once; more get 503 (default 64)")
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="default 25 (as OpenAI)")
@@ -45,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="srt/vtt: cut segments longer than S seconds at word timestamps "
                    "(the artifact must align: CTranslate2, ONNX or OpenVINO exported with "
                    "--word-timestamps, transformers)")
+
+
+def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--trust-torchscript", action="store_true",
                    help="serve a TorchScript artifact: it is a program, so only one you made "
@@ -58,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "faster-whisper's ladder 0, 0.2, ... 1.0 where a window's result fails its "
                    "thresholds, and no text for windows judged silent; off: temperature 0 is "
                    "plain greedy decoding")
+
+
+def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
     ray = p.add_argument_group("Ray Serve (the 'ray' extra): replicas behind one address")
     ray.add_argument("--ray", action="store_true",
                      help="serve as a Ray Serve application: each replica loads the model and "
@@ -73,9 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CPUs Ray reserves per replica (default 1); --threads defaults to it")
     ray.add_argument("--gpus-per-replica", type=float, default=None,
                      help="GPUs per replica (default: 1 with --device cuda: one model per GPU)")
-    p.add_argument("--log-level", default="info",
-                   choices=("critical", "error", "warning", "info", "debug"))
-    return p
 
 
 #: faster-whisper's default temperatures (and openai/whisper's).

@@ -28,7 +28,7 @@ class ServeConfig:
         max_upload_mb: larger uploads get 413 (OpenAI's own limit is 25 MB).
         timeout_s: a request not answered by then gets 504 and its queued work is dropped.
         max_audio_s: most seconds an upload may decode to (and never more than one second
-            per ``runtimes.audio.files.MIN_BYTES_PER_SECOND`` bytes); decoding stops there: 413.
+            per ``runtimes.audio.limits.MIN_BYTES_PER_SECOND`` bytes); decoding stops there: 413.
         max_subtitle_s: srt and vtt answers cut segments longer than this at their word
             timestamps (the artifact must align); None = Whisper's segments as they are.
     """

@@ -99,55 +99,43 @@ class ServeEngine:
 
         Raises:
             AudioError: the upload is not audio (any window already submitted is abandoned).
-            AudioTooLongError: it decodes past ``max_seconds`` (see runtimes.audio.files); decoding
+            AudioTooLongError: it decodes past ``max_seconds`` (see runtimes.audio.limits); decoding
                 stops there, so a small file claiming hours costs little.
         """
         report = AudioReport()
         stream = WindowStream(stream_audio_bytes(data, name, max_seconds, report=report))
         windows = iter(stream)
-        n_mels = self.transcriber.runtime.n_mels
-
-        def next_window() -> tuple[Window, np.ndarray] | None:  # worker thread: CPU work
-            item = next(windows, None)
-            return None if item is None else (item[0], log_mel(item[1], n_mels))
-
         fallback = temperature == 0 and self.transcriber.options.fallback
         timestamps = timestamps or fallback  # scores come with timestamped decoding
-        spans: list[Window] = []
-        submitted: list[Future] = []  # every batcher job of this request, to abandon
-        results: list[asyncio.Future] = []
-        key: BatchKey | None = None
+        sent = _Sent(self.batcher, self.max_in_flight)
+        first: _First | None = None
         try:
-            while (item := await asyncio.to_thread(next_window)) is not None:
+            while (item := await asyncio.to_thread(self._next_window, windows)) is not None:
                 window, features = item
-                if key is None:
+                if first is None:
                     language, ids = await self._prompt(features, language, prompt, task,
                                                        timestamps)
-                    request = None if self.mixes_requests else id(spans)
-                    key = BatchKey.of(len(ids), timestamps or words, temperature, request,
-                                      words)
-                    plain = self.transcriber.tokenizer.prompt(language, task)
-                payload = WindowJob(features, ids, len(spans))
-                if words:
-                    payload = replace(payload, frames=round(window_duration(window) * 100),
-                                      plain_prompt=plain, language=language)
+                    request = None if self.mixes_requests else id(sent)
+                    first = _First(BatchKey.of(len(ids), timestamps or words, temperature,
+                                               request, words), ids,
+                                   self.transcriber.tokenizer.prompt(language, task), language)
+                payload = first.job(window, features, len(sent.windows), words)
                 if fallback:
-                    results.append(asyncio.ensure_future(self._with_fallback(
-                        key, payload, submitted)))
+                    await sent.add(window, self._with_fallback(first.key, payload,
+                                                               sent.submitted))
                 else:
-                    submitted.append(self.batcher.submit(key, payload))
-                    results.append(asyncio.wrap_future(submitted[-1]))
-                spans.append(window)
-                if len(results) > self.max_in_flight:
-                    await results[-self.max_in_flight - 1]
-            outputs = await asyncio.gather(*results)
+                    await sent.add(window, sent.submit(first.key, payload))
+            outputs = await sent.gather()
         except BaseException:  # a timeout (--timeout), or the upload failed mid-way
-            for result in results:
-                result.cancel()
-            self.batcher.abandon(submitted)
+            sent.abandon()
             raise
-        return self._result(spans, outputs, language, stream.n_samples / SAMPLE_RATE,
+        return self._result(sent.windows, outputs, language, stream.n_samples / SAMPLE_RATE,
                             timestamps or words, report)
+
+    def _next_window(self, windows) -> tuple[Window, np.ndarray] | None:
+        """The next window and its log-mel (on a worker thread: CPU work)."""
+        item = next(windows, None)
+        return None if item is None else (item[0], log_mel(item[1], self.transcriber.runtime.n_mels))
 
     async def _with_fallback(self, key: BatchKey, payload: WindowJob,
                              submitted: list[Future]):
@@ -246,3 +234,51 @@ class ServeEngine:
 def _decoded(out) -> Decoded:
     """The ``Decoded`` of a window's output (words come with it as a tuple)."""
     return out[0] if isinstance(out, tuple) else out
+
+
+@dataclass(frozen=True)
+class _First:
+    """What a request's first window settles for all of its windows: the batch key, the
+    prompt, and (for words) the prompt without timestamps and the language."""
+
+    key: BatchKey
+    prompt: list[int]
+    plain_prompt: list[int]
+    language: str
+
+    def job(self, window: Window, features: np.ndarray, place: int, words: bool) -> WindowJob:
+        payload = WindowJob(features, self.prompt, place)
+        if not words:
+            return payload
+        return replace(payload, frames=round(window_duration(window) * 100),
+                       plain_prompt=self.plain_prompt, language=self.language)
+
+
+class _Sent:
+    """One request's windows in the batcher: their results in order, at most
+    ``max_in_flight`` waiting at once, and every job abandoned if the request fails."""
+
+    def __init__(self, batcher: DynamicBatcher, max_in_flight: int) -> None:
+        self.batcher, self.max_in_flight = batcher, max_in_flight
+        self.windows: list[Window] = []
+        self.submitted: list[Future] = []  # every batcher job of this request, to abandon
+        self.results: list[asyncio.Future] = []
+
+    def submit(self, key: BatchKey, payload: WindowJob) -> asyncio.Future:
+        self.submitted.append(self.batcher.submit(key, payload))
+        return asyncio.wrap_future(self.submitted[-1])
+
+    async def add(self, window: Window, result) -> None:
+        """Record the window and its result; wait while too many are in flight."""
+        self.results.append(asyncio.ensure_future(result))
+        self.windows.append(window)
+        if len(self.results) > self.max_in_flight:
+            await self.results[-self.max_in_flight - 1]
+
+    async def gather(self) -> list:
+        return list(await asyncio.gather(*self.results))
+
+    def abandon(self) -> None:
+        for result in self.results:
+            result.cancel()
+        self.batcher.abandon(self.submitted)

@@ -131,8 +131,8 @@ def test_force_replaces_an_artifact_and_nothing_else(tiny_random, onnx_int8, tmp
 
 
 def test_an_output_that_appears_during_the_export_is_not_overwritten(tmp_path):
-    from exporters.api import _replace
     from exporters.errors import OutputExistsError
+    from exporters.output import replace_output as _replace
 
     tmp, output = tmp_path / ".a.partial-1-x", tmp_path / "a"
     tmp.mkdir()

@@ -124,7 +124,8 @@ def _bomb(rate: int = 1, seconds: int = 3 * 3600) -> bytes:
 def test_a_tiny_file_claiming_hours_stops_decoding_at_its_byte_budget():
     import tracemalloc
 
-    from runtimes.audio.files import AudioTooLongError, load_audio_bytes
+    from runtimes.audio.files import load_audio_bytes
+    from runtimes.audio.limits import AudioTooLongError
 
     data = _bomb()
     tracemalloc.start()
@@ -142,10 +143,11 @@ def test_a_header_that_understates_the_length_is_caught_by_the_decoded_count(mon
     import tracemalloc
 
     import runtimes.audio.files as audio
+    from runtimes.audio import limits
 
-    monkeypatch.setattr(audio, "_check_declared", lambda *args: None)
+    monkeypatch.setattr(limits, "check_declared", lambda *args: None)
     tracemalloc.start()
-    with pytest.raises(audio.AudioTooLongError, match=r"b.wav decodes to more than 338 s \(a 21644-byte"):
+    with pytest.raises(limits.AudioTooLongError, match=r"b.wav decodes to more than 338 s \(a 21644-byte"):
         audio.load_audio_bytes(_bomb(), "b.wav", max_seconds=3 * 3600)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -153,7 +155,8 @@ def test_a_header_that_understates_the_length_is_caught_by_the_decoded_count(mon
 
 
 def test_the_duration_limit_and_no_limit_for_trusted_callers(tmp_path):
-    from runtimes.audio.files import AudioTooLongError, load_audio, load_audio_bytes, max_decoded_seconds
+    from runtimes.audio.files import load_audio, load_audio_bytes
+    from runtimes.audio.limits import AudioTooLongError, max_decoded_seconds
 
     clip = _write_wav(tmp_path / "c.wav", np.zeros(16000 * 3, np.float32) + 0.1, 16000)
     with pytest.raises(AudioTooLongError, match="declares 3 s, more than 2 s \\(the limit is 2 s\\)"):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.compare import packed_mb, peer_ratios, plan, recommend, with_recipes
+from bench.compare import packed_mb, plan, recommend, with_recipes
+from bench.compare_files import peer_ratios
 from bench.metrics import repeated_ngram_clips, token_agreement
 from bench.plots import pareto_front
 from bench.runner import Row
