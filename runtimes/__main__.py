@@ -14,7 +14,9 @@ from runtimes.cli import (
 )
 from runtimes.errors import OptionError, ToolkitError
 
-FORMATS = ("text", "srt", "vtt", "json")
+FORMATS = ("text", "srt", "vtt", "tsv", "json")
+#: formats that hold one file's segments (no way to tell several files apart in them)
+ONE_FILE = ("srt", "vtt", "tsv")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,15 +26,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_runtime_arguments(p)
     p.add_argument("--batch-size", type=int, default=8)
     add_decoding_arguments(p, timestamps_default=False,
-                           timestamps_help="(implied by --format srt|vtt|json)",
+                           timestamps_help="(implied by --format srt|vtt|tsv|json)",
                            words_help="shown by --format json")
     p.add_argument("--max-subtitle-s", type=float, default=None, metavar="S",
                    help="srt/vtt: cut segments longer than S seconds at word timestamps "
                    "(implies --word-timestamps), e.g. 7")
     p.add_argument("--format", default="text", choices=FORMATS,
                    help="text: one 'FILE<TAB>transcript' line per file (default); srt, vtt: "
-                   "one file's subtitles; json: one object per line per file, with the "
-                   "segments")
+                   "one file's subtitles; tsv: one file's segments (start and end in ms, "
+                   "as openai-whisper writes them); json: one object per line per file, "
+                   "with the segments")
     return p
 
 
@@ -62,20 +65,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_inputs(audio: list[Path], fmt: str) -> None:
-    """Before the model loads: every input is a file, and subtitles are one file's (SRT and
-    WebVTT have no way to hold several files in one stream)."""
+    """Before the model loads: every input is a file, and subtitles and TSV are one file's
+    (SRT, WebVTT and TSV have no way to hold several files in one stream)."""
     for path in audio:
         if path.is_dir():
             raise OptionError(f"{path} is a directory: give audio files (python -m "
                               "runtimes.batch transcribes every audio file under a folder)")
-    if fmt in ("srt", "vtt") and len(audio) > 1:
-        raise OptionError(f"--format {fmt} writes one file's subtitles to standard output, "
+    if fmt in ONE_FILE and len(audio) > 1:
+        raise OptionError(f"--format {fmt} writes one file's segments to standard output, "
                           f"got {len(audio)} files: give one (or use --format json)")
 
 
 def render(path: Path, result, fmt: str, max_subtitle_s: float | None = None) -> str:
     """One file's output in ``fmt`` (see --format); subtitles cut at ``max_subtitle_s``."""
-    from runtimes.transcript.formats import segment_json, split_long, srt, vtt
+    from runtimes.transcript.formats import segment_json, split_long, srt, tsv, vtt
 
     if fmt == "text":
         return f"{path}\t{result.text}"
@@ -89,6 +92,8 @@ def render(path: Path, result, fmt: str, max_subtitle_s: float | None = None) ->
                            else round(audio.declared_s, 3),
                            "skipped_frames": 0 if audio is None else audio.skipped_frames,
                            "segments": [segment_json(s) for s in result.segments]})
+    if fmt == "tsv":
+        return tsv(result.segments).rstrip("\n")
     segments = result.segments if max_subtitle_s is None else split_long(result.segments,
                                                                           max_subtitle_s)
     return srt(segments) if fmt == "srt" else vtt(segments)

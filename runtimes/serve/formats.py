@@ -2,17 +2,17 @@
 
 Segments come from Whisper's timestamp tokens when the request asked for them (``srt``,
 ``vtt`` and ``verbose_json`` do; see ``runtimes.transcript.segments``), else they are the decoded
-windows. Fields OpenAI fills from sampling statistics (avg_logprob, no_speech_prob) are
-left out until the runtimes report them.
+windows. The bodies themselves are ``runtimes.transcript.formats``', as the command line
+writes them.
 """
 
 from __future__ import annotations
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from runtimes.decode.languages import LANGUAGES
 from runtimes.serve.engine import ServedResult
-from runtimes.transcript.formats import score_json, split_long, srt, vtt
+from runtimes.transcript import formats
+from runtimes.transcript.formats import split_long, srt, vtt
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 
@@ -55,27 +55,6 @@ def _body(result: ServedResult, response_format: str, task: str,
 
 
 def verbose_json(result: ServedResult, task: str) -> dict:
-    """OpenAI's verbose_json: segments with openai/whisper's fields, and ``words`` (word,
-    start, end, as OpenAI spells them) when the request asked for word timestamps."""
-    body = {
-        "task": task,
-        "language": LANGUAGES.get(result.language, result.language),
-        "duration": round(result.duration_s, 3),
-        "declared_duration": None if result.audio.declared_s is None
-        else round(result.audio.declared_s, 3),
-        "skipped_frames": result.audio.skipped_frames,
-        "text": result.text,
-        "segments": [
-            {"id": i, "seek": round(s.start * 100), "start": round(s.start, 3),
-             "end": round(s.end, 3), "text": s.text, "tokens": list(s.tokens),
-             "temperature": s.temperature, "avg_logprob": score_json(s.avg_logprob),
-             "compression_ratio": round(s.compression_ratio, 3),
-             "no_speech_prob": score_json(s.no_speech_prob)}
-            for i, s in enumerate(result.segments)
-        ],
-    }
-    words = [w for s in result.segments for w in s.words]
-    if words:
-        body["words"] = [{"word": w.word.strip(), "start": round(w.start, 3),
-                          "end": round(w.end, 3)} for w in words]
-    return body
+    """OpenAI's verbose_json of a served result (``runtimes.transcript.formats``)."""
+    return formats.verbose_json(result.text, result.language, result.duration_s, result.audio,
+                                result.segments, task)

@@ -1,6 +1,7 @@
-"""Output formats of a transcript's segments: SubRip, WebVTT, JSON, and subtitles cut to
-a reading length at word timestamps. One module for the CLI, the batch job's rows and the
-server's ``response_format``s, so a format means the same wherever it is written.
+"""Output formats of a transcript's segments: SubRip, WebVTT, TSV, JSON, OpenAI's
+verbose_json, and subtitles cut to a reading length at word timestamps. One module for the
+CLI, the batch job's rows and the server's ``response_format``s, so a format means the same
+wherever it is written.
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from runtimes.audio.files import AudioReport
 from runtimes.decode.fallback import compression_ratio
+from runtimes.decode.languages import LANGUAGES
 from runtimes.transcript.segments import Segment
 from runtimes.transcript.words import Word
 
@@ -52,6 +55,43 @@ def vtt(segments: Sequence[Segment]) -> str:
     blocks = [f"{clock(s.start, '.')} --> {clock(s.end, '.')}\n{s.text}\n"
               for s in segments if s.text]
     return "\n".join(["WEBVTT\n", *blocks])
+
+
+def tsv(segments: Sequence[Segment]) -> str:
+    """Tab-separated segments as openai-whisper's ``--output_format tsv`` writes them: a
+    ``start, end, text`` header, times in integer milliseconds, tabs in the text as spaces."""
+    rows = [f"{round(1000 * s.start)}\t{round(1000 * s.end)}\t{s.text.replace(chr(9), ' ')}"
+            for s in segments if s.text]
+    return "\n".join(["start\tend\ttext", *rows]) + "\n"
+
+
+def verbose_json(text: str, language: str, duration_s: float, audio: AudioReport | None,
+                 segments: Sequence[Segment], task: str) -> dict:
+    """OpenAI's verbose_json: segments with openai/whisper's fields, and ``words`` (word,
+    start, end, as OpenAI spells them) where the segments have words; the audio decoded
+    against what the container declares, and the damaged frames skipped."""
+    declared = None if audio is None else audio.declared_s
+    body = {
+        "task": task,
+        "language": LANGUAGES.get(language, language),
+        "duration": round(duration_s, 3),
+        "declared_duration": None if declared is None else round(declared, 3),
+        "skipped_frames": 0 if audio is None else audio.skipped_frames,
+        "text": text,
+        "segments": [
+            {"id": i, "seek": round(s.start * 100), "start": round(s.start, 3),
+             "end": round(s.end, 3), "text": s.text, "tokens": list(s.tokens),
+             "temperature": s.temperature, "avg_logprob": score_json(s.avg_logprob),
+             "compression_ratio": round(s.compression_ratio, 3),
+             "no_speech_prob": score_json(s.no_speech_prob)}
+            for i, s in enumerate(segments)
+        ],
+    }
+    words = [w for s in segments for w in s.words]
+    if words:
+        body["words"] = [{"word": w.word.strip(), "start": round(w.start, 3),
+                          "end": round(w.end, 3)} for w in words]
+    return body
 
 
 def split_long(segments: Sequence[Segment], max_seconds: float) -> list[Segment]:

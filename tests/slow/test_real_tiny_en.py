@@ -121,3 +121,7 @@ def test_the_cli_transcribes_a_damaged_mp3_whole_and_says_what_it_skipped(int8_a
     # one file's SRT is plain SRT: no comment line before its first cue
     assert main([str(int8_artifact), str(SPEECH / "jfk" / "jfk.flac"), "--format", "srt"]) == 0
     assert capsys.readouterr().out.startswith("1\n00:00:00,000 --> ")
+    assert main([str(int8_artifact), str(SPEECH / "jfk" / "jfk.flac"), "--format", "tsv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "start\tend\ttext" and len(lines) >= 2
+    assert all(int(a) < int(b) for a, b, _ in (line.split("\t") for line in lines[1:]))

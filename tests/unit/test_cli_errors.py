@@ -142,8 +142,9 @@ def test_transcribe_cli_names_a_directory_that_is_no_model(capsys, tmp_path):
 @pytest.mark.parametrize("audio, args, message", [
     (["{tmp}"], [], "{tmp} is a directory: give audio files (python -m runtimes.batch"),
     (["a.wav", "b.wav"], ["--format", "srt"],
-     "--format srt writes one file's subtitles to standard output, got 2 files"),
-    (["a.wav", "b.wav"], ["--format", "vtt"], "--format vtt writes one file's subtitles"),
+     "--format srt writes one file's segments to standard output, got 2 files"),
+    (["a.wav", "b.wav"], ["--format", "vtt"], "--format vtt writes one file's segments"),
+    (["a.wav", "b.wav"], ["--format", "tsv"], "--format tsv writes one file's segments"),
 ])
 def test_transcribe_cli_refuses_a_folder_and_several_files_as_subtitles(audio, args, message,
                                                                         capsys, tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from runtimes.decode.filters import TimestampRules, build_chain
-from runtimes.transcript.formats import srt
+from runtimes.transcript.formats import srt, tsv
 from runtimes.transcript.segments import Segment, split_tokens, to_recording, window_segments
 
 TB = 1000  # the first timestamp token in these examples: <|0.00|>
@@ -52,6 +52,13 @@ def test_window_times_map_back_through_the_speech_spans():
 def test_subtitles_skip_empty_segments():
     text = srt([Segment(0.0, 1.5, "Hi.", (1,)), Segment(1.5, 2.0, "", ())])
     assert text == "1\n00:00:00,000 --> 00:00:01,500\nHi.\n"
+
+
+def test_tsv_is_openai_whispers_milliseconds_and_text():
+    """openai-whisper's --output_format tsv: header, integer ms, no tab inside the text."""
+    segments = [Segment(0.0, 1.5, "Hi.", (1,)), Segment(1.5, 2.0, "", ()),
+                Segment(2.002, 3.25, "a\tb", (2,))]
+    assert tsv(segments) == "start\tend\ttext\n0\t1500\tHi.\n2002\t3250\ta b\n"
 
 
 def _rules(max_initial_index=50):
