@@ -9,6 +9,7 @@ two commits can be compared exactly on the same artifacts::
     python scripts/golden.py dump --out before.json ARTIFACT...   # at the old commit
     python scripts/golden.py dump --out after.json ARTIFACT...    # at the new one
     python scripts/golden.py diff before.json after.json
+    python scripts/golden.py serve ARTIFACT    # the server's transcripts = the CLI's
 
 Only the public API is used (``runtimes.load``, ``DecodingOptions``, ``transcribe``), so
 the same file runs against older checkouts (``PYTHONPATH=OLD python scripts/golden.py``).
@@ -114,6 +115,45 @@ def diff(args: argparse.Namespace) -> int:
     return 1 if differing else 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """The ``en`` clips through ``python -m runtimes --format json`` and through the server
+    (8 concurrent clients, verbose_json): text and segment times must be equal clip by clip.
+    A batch-variant artifact's clips are compared with the CLI at batch 1: the server never
+    batches strangers' windows together for it, and batch 8 may change its text."""
+    import concurrent.futures
+    import subprocess
+
+    import httpx
+
+    from runtimes.artifacts.manifest import read_manifest
+    from runtimes.serve.launch import start_server
+
+    paths = clips(args.speech)["en"]
+    batch = "8" if read_manifest(args.artifact).batch_invariant else "1"
+    cli = subprocess.run([sys.executable, "-m", "runtimes", str(args.artifact), *map(str, paths),
+                          "--format", "json", "--threads", "2", "--batch-size", batch], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    offline = [json.loads(line) for line in cli]
+
+    def post(path: Path) -> dict:
+        response = httpx.post(server.url + "/v1/audio/transcriptions", timeout=300,
+                              data={"model": "whisper-1", "response_format": "verbose_json"},
+                              files={"file": (path.name, path.read_bytes())})
+        response.raise_for_status()
+        return response.json()
+
+    with start_server(args.artifact, "--threads", "2", *args.server_args) as server, \
+            concurrent.futures.ThreadPoolExecutor(8) as pool:
+        served = list(pool.map(post, paths))
+    times = lambda body: [(round(s["start"], 3), round(s["end"], 3))  # noqa: E731
+                          for s in body["segments"]]
+    text = sum(a["text"] == b["text"] for a, b in zip(offline, served))
+    segments = sum(times(a) == times(b) for a, b in zip(offline, served))
+    print(f"{args.artifact.name}: {len(paths)} en clips, text equal {text}, segment times "
+          f"equal {segments} (server {' '.join(args.server_args) or 'defaults'})")
+    return 0 if text == segments == len(paths) else 1
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,8 +166,12 @@ def main() -> int:
     c = sub.add_parser("diff", help="compare two golden files (exit 1 if any cell differs)")
     c.add_argument("before", type=Path)
     c.add_argument("after", type=Path)
+    v = sub.add_parser("serve", help="the server's transcripts against the CLI's on en")
+    v.add_argument("artifact", type=Path)
+    v.add_argument("--speech", type=Path, default=ROOT.parent / "shared/data/speech")
+    v.add_argument("server_args", nargs="*", help="more server flags (after --)")
     args = p.parse_args()
-    return dump(args) if args.command == "dump" else diff(args)
+    return {"dump": dump, "diff": diff, "serve": serve}[args.command](args)
 
 
 if __name__ == "__main__":
