@@ -154,7 +154,7 @@ def add_transcript_arguments(p: argparse.ArgumentParser) -> None:
 
 def measure_fields(args: argparse.Namespace) -> dict:
     """The ``MeasureOptions`` fields both command lines (this one and
-    scripts/compare_runtimes.py) take, under the same option names."""
+    whisper-exporters compare) take, under the same option names."""
     return dict(
         manifest=manifest_or_checkout(args.manifest), limit=args.limit,
         batch_sizes=tuple(args.batch_sizes), repeats=args.repeats, threads=args.threads,

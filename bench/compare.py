@@ -1,6 +1,7 @@
 """The runtime comparison: every target x precision this machine can run, exported from one
 source, benchmarked against PyTorch fp32 and faster-whisper on one or more subsets, with
-plots and a recommendation. ``scripts/compare_runtimes.py`` is its command line.
+plots and a recommendation. ``bench/compare_cli.py`` is its command line
+(``whisper-exporters compare``).
 
 Rows this hardware cannot run (fp16 on a CPU, TensorRT without an NVIDIA GPU) stay in the
 report with the reason, so the table says what exists and why it was not measured.

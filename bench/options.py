@@ -1,5 +1,5 @@
 """What a benchmark run is asked to do, as typed options: ``python -m bench`` builds a
-:class:`BenchOptions`, ``scripts/compare_runtimes.py`` a :class:`CompareOptions`, and the
+:class:`BenchOptions`, ``whisper-exporters compare`` a :class:`CompareOptions`, and the
 library functions take these, never argparse namespaces. Bad values fail here, before any
 work, naming the option and what it accepts."""
 
@@ -144,7 +144,7 @@ class BenchOptions(MeasureOptions):
 
 @dataclass(frozen=True)
 class CompareOptions(MeasureOptions):
-    """``scripts/compare_runtimes.py``: every target x precision exported and measured.
+    """``whisper-exporters compare``: every target x precision exported and measured.
 
     Attributes:
         model: source checkpoint every artifact is exported from.

@@ -1,0 +1,33 @@
+"""The one installed command, ``whisper-exporters COMMAND``: each subcommand reaches its
+package's command line, and mistakes get one line and exit 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bench.commands import COMMANDS, main
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_subcommand_prints_its_help(name, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([name, "--help"])
+    assert done.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_no_command_or_an_unknown_one_is_one_line_and_exit_2(capsys):
+    assert main([]) == 2
+    assert "usage: whisper-exporters COMMAND" in capsys.readouterr().err
+    assert main(["transcibe", "a.wav"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown command 'transcibe'; one of: export" in err
+    assert main(["--help"]) == 0 and "transcribe" in capsys.readouterr().out
+
+
+def test_the_comparison_script_is_the_bench_packages_command():
+    """scripts/compare_runtimes.py is a shim over bench.compare_cli (pip installs the latter)."""
+    out = subprocess.run([sys.executable, "scripts/compare_runtimes.py", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith("usage: whisper-exporters compare")
