@@ -13,7 +13,7 @@ from bench.options import BenchOptions, run_info
 from bench.systems import SystemSpec, faster_whisper_rows
 from runtimes.audio import datasets
 from runtimes.cli import add_long_form_arguments
-from runtimes.errors import ToolkitError
+from runtimes.errors import OptionError, ToolkitError
 
 #: The speech data beside a checkout of this repository; an installed package has none, so
 #: the command lines use it only when it is there, and say so.
@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("artifacts", nargs="*", type=Path, help="artifact directories to compare")
     p.add_argument("--model", default="bundled:tiny.en",
-                   help="source of the PyTorch baseline (default: bundled:tiny.en)")
+                   help="source of the PyTorch baseline (default: bundled:tiny.en); an "
+                   "artifact exported from another source is refused")
+    p.add_argument("--any-model", action="store_true",
+                   help="measure artifacts exported from another source than --model anyway")
     p.add_argument("--pytorch", nargs="*", default=["float32"], metavar="PRECISION",
                    help="PyTorch rows; the first is the ΔWER baseline (default: float32; "
                    "also float16, bfloat16, int8; none for no PyTorch row)")
@@ -80,12 +83,15 @@ def systems(options: BenchOptions) -> tuple[list[SystemSpec], list[str]]:
     from runtimes.artifacts.manifest import read_manifest
 
     artifacts = []
-    labels = [f"{m.format} {m.precision}" for m in map(read_manifest, options.artifacts)]
+    manifests = [read_manifest(path) for path in options.artifacts]
+    source = sources.resolve(options.model)
+    if not options.any_model:
+        _check_same_source(options.artifacts, manifests, source)
+    labels = [f"{m.format} {m.precision}" for m in manifests]
     for path, label in zip(options.artifacts, labels):
         if labels.count(label) > 1:  # rows are keyed by name: two of a kind need their paths
             label = f"{label} ({path})"
         artifacts.append(SystemSpec(label, "toolkit", str(path)))
-    source = sources.resolve(options.model)
     precisions = [p for p in options.pytorch if p != "none"]
     rows = [SystemSpec(f"pytorch {p}", "toolkit", str(source.hf_dir), p, baseline=(i == 0))
             for i, p in enumerate(precisions)]
@@ -95,6 +101,20 @@ def systems(options: BenchOptions) -> tuple[list[SystemSpec], list[str]]:
     if references and options.max_new_tokens != 224:
         notes.append("faster-whisper rows decode up to their own 224 new tokens")
     return rows + artifacts + references, notes
+
+
+def _check_same_source(paths, manifests, source) -> None:
+    """An artifact exported from another checkpoint than the baseline's ``--model`` is
+    refused before any work: its WER delta would compare two different models (a
+    whisper-small artifact against the default tiny.en baseline went unnoticed)."""
+    for path, manifest in zip(paths, manifests):
+        exported = manifest.source.get("sha256")
+        if exported and source.sha256 and exported != source.sha256:
+            spec = manifest.source.get("spec", "another checkpoint")
+            raise OptionError(f"{path} was exported from {spec} (sha256 {exported[:12]}...), "
+                              f"not from the baseline --model {source.spec} "
+                              f"({source.sha256[:12]}...): pass --model {spec}, or --any-model "
+                              "to compare different models")
 
 
 def _peer_rows(options: BenchOptions, out: Path) -> tuple[list[SystemSpec], list[str],
@@ -171,7 +191,8 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
     return BenchOptions(
         **measure_fields(args), max_new_tokens=args.max_new_tokens,
         artifacts=tuple(args.artifacts), model=args.model, pytorch=tuple(args.pytorch),
-        subset=args.subset, out=args.out, trust_code=args.trust_torchscript)
+        subset=args.subset, out=args.out, trust_code=args.trust_torchscript,
+        any_model=args.any_model)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -124,6 +124,8 @@ class BenchOptions(MeasureOptions):
         pytorch: PyTorch row precisions; the first is the ΔWER baseline.
         subset: manifest subset.
         out: report directory (None: results/bench-<time>).
+        any_model: measure artifacts exported from another source than ``model`` (their
+            WER deltas then compare two different models).
     """
 
     artifacts: tuple[Path, ...] = ()
@@ -131,6 +133,7 @@ class BenchOptions(MeasureOptions):
     pytorch: tuple[str, ...] = ("float32",)
     subset: str | None = None
     out: Path | None = None
+    any_model: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
