@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-torchscript", action="store_true",
                    help="load TorchScript artifacts: they are programs, so only ones you made "
                    "or trust (see RuntimeOptions.trust_code)")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("-o", "--output", "--out", dest="out", metavar="DIR", type=Path, default=None,
                    help="report directory (default: results/bench-<time>)")
     return p
 

@@ -5,8 +5,8 @@
 
 Exports every target x precision this machine can run (rows it cannot run are listed with
 the reason), benchmarks each artifact against PyTorch fp32 and faster-whisper, each in its
-own process (``python -m bench``'s runner), on every ``--subsets`` subset, and writes
-``--out``: report.md (one table per subset, the recommendation, the settings), report.csv,
+own process (``python -m bench``'s runner), on every ``--subset`` subset, and writes
+``-o``: report.md (one table per subset, the recommendation, the settings), report.csv,
 results.jsonl, and PNG plots (RTFx against WER with the Pareto front, throughput against
 batch size). ``--profile SYSTEM`` adds the top operators by time of one artifact.
 ``--compress RECIPE ...`` adds rows per recipe x row (``--compress-with``), with the method
@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--manifest", type=Path, default=None,
                    help="speech manifest TSV (default: the checkout's ../shared/data/speech)")
-    p.add_argument("--subsets", nargs="+", default=["en", "longform"],
+    p.add_argument("--subset", "--subsets", dest="subsets", metavar="NAME", nargs="+",
+                   default=["en", "longform"],
                    help="manifest subsets, each its own table (default: en longform)")
     p.add_argument("--limit", type=int, help="first N clips of each subset")
     p.add_argument("--language", help="force a language (multilingual models, e.g. with --subsets multi)")
@@ -72,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compress-with", nargs="+", default=[], metavar="ROW",
                    help="the rows each recipe is exported to, e.g. 'openvino int8' (default: "
                    "every row this comparison runs)")
-    p.add_argument("--out", type=Path, default=None, help="default: results/compare-<time>")
+    p.add_argument("-o", "--output", "--out", dest="out", metavar="DIR", type=Path, default=None,
+                   help="report directory (default: results/compare-<time>)")
     add_transcript_arguments(p)
     add_calibration_arguments(p)
     return p

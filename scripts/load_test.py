@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the batched server's --batching; several = one batched mode each "
                         "(e.g. steps windows), all in the same run")
     p.add_argument("--threads", type=int, default=0, help="server intra-op threads; 0 = all")
-    p.add_argument("--out", type=Path, default=Path("results/load-test"))
+    p.add_argument("-o", "--output", "--out", dest="out", metavar="DIR", type=Path,
+                   default=Path("results/load-test"), help="default: results/load-test")
     return p
 
 

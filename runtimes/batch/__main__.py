@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="audio files, folders (searched recursively), glob patterns (quote "
                    "them: 'archive/**/*.flac') or manifest .tsv files")
-    p.add_argument("--out", type=Path, required=True,
+    p.add_argument("-o", "--output", "--out", dest="out", metavar="DIR", type=Path, required=True,
                    help="output directory: results.jsonl, parquet/, failures.jsonl, job.json")
     p.add_argument("--subset", nargs="+", metavar="NAME",
                    help="only these subsets of the manifest(s), e.g. en longform")

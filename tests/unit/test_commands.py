@@ -31,3 +31,23 @@ def test_the_comparison_script_is_the_bench_packages_command():
     out = subprocess.run([sys.executable, "scripts/compare_runtimes.py", "--help"],
                          capture_output=True, text=True, check=True).stdout
     assert out.startswith("usage: whisper-exporters compare")
+
+
+def test_shared_flags_have_one_spelling_across_commands():
+    """Issue 34: output was -o/--output in export but --out elsewhere, subsets were --subset
+    in one command and --subsets in another. Every command now takes -o/--output (--out
+    still works) and --subset."""
+    import argparse
+
+    from bench.cli import build_parser as bench
+    from bench.compare_cli import build_parser as compare
+    from runtimes.batch.__main__ import build_parser as batch
+
+    for parser in (bench(), compare(), batch()):
+        names = {s for a in parser._actions for s in a.option_strings}
+        assert {"-o", "--output", "--out", "--subset"} <= names, parser.prog
+    exporter = argparse.ArgumentParser()
+    from exporters.cli import _whisper_parser
+    _whisper_parser(exporter.add_subparsers())
+    assert {"-o", "--output"} <= {s for a in exporter._subparsers._group_actions[0]
+                                  .choices["whisper"]._actions for s in a.option_strings}
