@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from runtimes.base import DecodingOptions, RuntimeOptions
 
+BEAM_HELP = ("beams per window; 1 = greedy search (default here; faster-whisper's default is "
+             "5, which costs several times the decoder's time)")
+
 
 def add_integrity_arguments(p: argparse.ArgumentParser) -> None:
     """--expect-digest and --skip-checksums (shared with ``python -m runtimes.serve``)."""
@@ -33,9 +36,11 @@ def add_long_form_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     """Where and how the artifact runs (``RuntimeOptions``; see :func:`runtime_options`)."""
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--precision", help="compute precision (default: the artifact's own)")
-    p.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where the artifact runs: cpu (default) or cuda (an NVIDIA GPU)")
+    p.add_argument("--precision", help="compute precision (default: the artifact's own; a "
+                   "runtime answers a value it does not take with the list it accepts)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = all cores")
     p.add_argument("--provider", choices=("cuda", "tensorrt"),
                    help="ONNX Runtime execution provider on cuda (default: cuda)")
     p.add_argument("--cache-dir", help="TensorRT engine/timing cache directory")
@@ -59,7 +64,7 @@ def add_decoding_arguments(p: argparse.ArgumentParser, timestamps_default: bool,
                            timestamps_help: str = "", words_help: str = "") -> None:
     """Decoding flags (``DecodingOptions``; see :func:`decoding_options`): --timestamps
     where they are off by default, --no-timestamps where they are on."""
-    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--beam-size", type=int, default=1, help=BEAM_HELP)
     p.add_argument("--language", help="e.g. en, de (multilingual models; default: detect)")
     p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
     if timestamps_default:
@@ -76,9 +81,15 @@ def add_decoding_arguments(p: argparse.ArgumentParser, timestamps_default: bool,
                    help="0 = deterministic (default); several values = faster-whisper's "
                    "fallback ladder, e.g. 0 0.2 0.4 0.6 0.8 1.0 (with no-speech detection)")
     p.add_argument("--best-of", type=int, default=5, help="samples per window above 0")
-    p.add_argument("--compression-ratio-threshold", type=float, default=2.4)
-    p.add_argument("--log-prob-threshold", type=float, default=-1.0)
-    p.add_argument("--no-speech-threshold", type=float, default=0.6)
+    p.add_argument("--compression-ratio-threshold", type=float, default=2.4,
+                   help="fallback: a window whose text compresses more than this (a "
+                   "repetition loop) is decoded again hotter (default 2.4, as faster-whisper)")
+    p.add_argument("--log-prob-threshold", type=float, default=-1.0,
+                   help="fallback: a window whose average log-probability is below this is "
+                   "decoded again hotter (default -1.0, as faster-whisper)")
+    p.add_argument("--no-speech-threshold", type=float, default=0.6,
+                   help="fallback: a window whose no-speech probability is above this and "
+                   "whose log-probability is low gives no text (default 0.6, as faster-whisper)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
     add_long_form_arguments(p)
 

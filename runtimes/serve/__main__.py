@@ -6,9 +6,10 @@ import argparse
 import ipaddress
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from runtimes.cli import add_integrity_arguments
+from runtimes.cli import BEAM_HELP, add_runtime_arguments, runtime_options
 from runtimes.errors import ToolkitError
 from runtimes.serve.config import BATCHING
 
@@ -61,14 +62,9 @@ def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--trust-torchscript", action="store_true",
-                   help="serve a TorchScript artifact: it is a program, so only one you made "
-                   "or trust")
-    add_integrity_arguments(p)
-    p.add_argument("--precision", help="compute precision (default: the artifact's own)")
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = all cores")
-    p.add_argument("--beam-size", type=int, default=1)
+    """The runtime flags every command shares (``runtimes.cli``), and the server's decoding."""
+    add_runtime_arguments(p)
+    p.add_argument("--beam-size", type=int, default=1, help=BEAM_HELP)
     p.add_argument("--temperature-fallback", action="store_true",
                    help="requests with temperature 0 (the default) get OpenAI's meaning: "
                    "faster-whisper's ladder 0, 0.2, ... 1.0 where a window's result fails its "
@@ -125,10 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                              args.max_subtitle_s)
         if not 0 < args.port < 65536:
             raise ToolkitError(f"port {args.port} is not in 1..65535")
-        options = runtimes.RuntimeOptions(args.device, args.precision, args.threads,
-                                          shared_cores=True, trust_code=args.trust_torchscript,
-                                          verify_checksums=not args.skip_checksums,
-                                          expect_digest=args.expect_digest)
+        # the server decodes uploads beside the model: idle runtime threads should sleep
+        options = replace(runtime_options(args), shared_cores=True)
         decoding = runtimes.DecodingOptions(
             args.beam_size, temperature=FALLBACK_LADDER if args.temperature_fallback else 0.0)
         if args.ray or args.replicas is not None or args.autoscale or args.address:

@@ -51,3 +51,21 @@ def test_shared_flags_have_one_spelling_across_commands():
     _whisper_parser(exporter.add_subparsers())
     assert {"-o", "--output"} <= {s for a in exporter._subparsers._group_actions[0]
                                   .choices["whisper"]._actions for s in a.option_strings}
+
+
+def test_the_runtime_flags_are_one_group_in_transcribe_serve_and_batch():
+    """Issue 34: the server declared its runtime flags again (without --provider and
+    --cache-dir, and with other help). Now each of these commands takes the group from
+    runtimes.cli: same names, defaults and help."""
+    from runtimes.__main__ import build_parser as transcribe
+    from runtimes.batch.__main__ import build_parser as batch
+    from runtimes.serve.__main__ import build_parser as serve
+
+    shared = ("--device", "--precision", "--threads", "--provider", "--cache-dir",
+              "--trust-torchscript", "--expect-digest", "--skip-checksums", "--beam-size")
+    seen = []
+    for parser in (transcribe(), serve(), batch()):
+        actions = {s: a for a in parser._actions for s in a.option_strings}
+        seen.append({flag: (actions[flag].default, actions[flag].help) for flag in shared})
+    assert seen[0] == seen[1] == seen[2]
+    assert all(help_ for _, help_ in seen[0].values())  # every one says what it does
