@@ -2,6 +2,7 @@
 the installed copy (not the checkout)."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +17,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_pip_install_gives_whisper_exporters_and_each_command_prints_help(tmp_path):
+    # a copy of the project: setuptools writes build/ beside the sources it installs
+    source = tmp_path / "project"
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("exporters", "runtimes", "bench"):
+        shutil.copytree(ROOT / name, source / name, ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
     target = tmp_path / "site"
     # --no-deps: the dependencies are this environment's (the lock); what is checked is the
     # package's own files and its entry point
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--target", str(target), str(ROOT)], check=True)
+                    "--no-build-isolation", "--target", str(target), str(source)], check=True)
     command = target / "bin" / "whisper-exporters"
     assert command.is_file()
     env = {**os.environ, "PYTHONPATH": str(target)}
