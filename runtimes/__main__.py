@@ -10,6 +10,7 @@ from runtimes.cli import (
     add_decoding_arguments,
     add_runtime_arguments,
     decoding_options,
+    fitted,
     runtime_options,
 )
 from runtimes.errors import OptionError, ToolkitError
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         decoding = decoding_options(
             args, timestamps=args.timestamps or args.format != "text",
             word_timestamps=args.word_timestamps or args.max_subtitle_s is not None)
+        decoding = fitted(args.artifact, decoding, args)
         with runtimes.load(args.artifact, options, decoding) as model:
             results = model.transcribe(args.audio, batch_size=args.batch_size)
     except (ToolkitError, ValueError) as exc:

@@ -160,6 +160,9 @@ class WhisperRuntime(ABC):
     #: Whether ``decode`` runs a batch's windows one after another (no batch API): batched
     #: figures then measure sequential decoding, and the bench says so.
     sequential_batches = False
+    #: Whether the runtime decodes the temperature-fallback ladder (sampling, scores): the
+    #: command lines' default ladder is dropped, with a note, where it cannot (whisper.cpp).
+    falls_back = True
 
     @abstractmethod
     def encode(self, features: np.ndarray) -> np.ndarray:

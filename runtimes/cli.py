@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -60,6 +61,60 @@ def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
                           expect_digest=args.expect_digest)
 
 
+def add_fallback_arguments(p: argparse.ArgumentParser) -> None:
+    """The temperature-fallback ladder (on by default, as faster-whisper decodes) or plain
+    greedy decoding, and the thresholds that judge a window; see :func:`temperatures`."""
+    ladder = p.add_mutually_exclusive_group()
+    ladder.add_argument("--temperature", type=float, nargs="+", default=None, metavar="T",
+                        help="temperatures tried in turn for a window whose text fails the "
+                        "thresholds below (default: faster-whisper's 0 0.2 0.4 0.6 0.8 1.0, "
+                        "with windows judged silent giving no text); one value: that "
+                        "temperature alone")
+    ladder.add_argument("--no-fallback", action="store_true",
+                        help="plain greedy decoding at temperature 0: no retries and no "
+                        "silence judgment (faster, but a repetition loop stays in the text)")
+    p.add_argument("--best-of", type=int, default=5,
+                   help="samples per window at a temperature above 0 (default 5)")
+    p.add_argument("--compression-ratio-threshold", type=float, default=2.4,
+                   help="fallback: a window whose text compresses more than this (a "
+                   "repetition loop) is decoded again hotter (default 2.4, as faster-whisper)")
+    p.add_argument("--log-prob-threshold", type=float, default=-1.0,
+                   help="fallback: a window whose average log-probability is below this is "
+                   "decoded again hotter (default -1.0, as faster-whisper)")
+    p.add_argument("--no-speech-threshold", type=float, default=0.6,
+                   help="fallback: a window whose no-speech probability is above this and "
+                   "whose log-probability is low gives no text (default 0.6, as faster-whisper)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+
+
+def temperatures(args: argparse.Namespace) -> tuple[float, ...]:
+    """The temperatures the flags ask for: the default ladder, the given ones, or 0."""
+    from runtimes.options import FALLBACK_LADDER
+
+    if args.no_fallback:
+        return (0.0,)
+    return tuple(args.temperature) if args.temperature else FALLBACK_LADDER
+
+
+def fitted(model_dir, decoding: DecodingOptions, args: argparse.Namespace,
+           note=lambda line: print(line, file=sys.stderr)) -> DecodingOptions:
+    """``decoding`` for the artifact at ``model_dir``: the default ladder is dropped, with a
+    note, where its runtime cannot decode it (whisper.cpp artifacts decode text at
+    temperature 0 only); a ladder the user asked for is left for the runtime to refuse."""
+    from dataclasses import replace
+
+    from runtimes.engines.registry import detect_format, runtime_class
+
+    if args.temperature or args.no_fallback or not decoding.fallback:
+        return decoding
+    fmt = detect_format(model_dir)
+    if runtime_class(fmt).falls_back:
+        return decoding
+    note(f"note: {fmt} artifacts decode at temperature 0 only here: greedy decoding, without "
+         "the fallback ladder")
+    return replace(decoding, temperature=0.0)
+
+
 def add_decoding_arguments(p: argparse.ArgumentParser, timestamps_default: bool,
                            timestamps_help: str = "", words_help: str = "") -> None:
     """Decoding flags (``DecodingOptions``; see :func:`decoding_options`): --timestamps
@@ -77,20 +132,7 @@ def add_decoding_arguments(p: argparse.ArgumentParser, timestamps_default: bool,
                    help="words with their times (CTranslate2 artifacts, ONNX, OpenVINO and "
                    "TorchScript artifacts exported with --word-timestamps, transformers "
                    f"directories; implies timestamps; {words_help})")
-    p.add_argument("--temperature", type=float, nargs="+", default=[0.0], metavar="T",
-                   help="0 = deterministic (default); several values = faster-whisper's "
-                   "fallback ladder, e.g. 0 0.2 0.4 0.6 0.8 1.0 (with no-speech detection)")
-    p.add_argument("--best-of", type=int, default=5, help="samples per window above 0")
-    p.add_argument("--compression-ratio-threshold", type=float, default=2.4,
-                   help="fallback: a window whose text compresses more than this (a "
-                   "repetition loop) is decoded again hotter (default 2.4, as faster-whisper)")
-    p.add_argument("--log-prob-threshold", type=float, default=-1.0,
-                   help="fallback: a window whose average log-probability is below this is "
-                   "decoded again hotter (default -1.0, as faster-whisper)")
-    p.add_argument("--no-speech-threshold", type=float, default=0.6,
-                   help="fallback: a window whose no-speech probability is above this and "
-                   "whose log-probability is low gives no text (default 0.6, as faster-whisper)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    add_fallback_arguments(p)
     add_long_form_arguments(p)
 
 
@@ -102,7 +144,7 @@ def decoding_options(args: argparse.Namespace, timestamps: bool,
 
     return DecodingOptions(
         args.beam_size, args.language, args.task, timestamps=timestamps,
-        word_timestamps=word_timestamps, temperature=tuple(args.temperature),
+        word_timestamps=word_timestamps, temperature=temperatures(args),
         best_of=args.best_of, compression_ratio_threshold=args.compression_ratio_threshold,
         log_prob_threshold=args.log_prob_threshold,
         no_speech_threshold=args.no_speech_threshold, seed=args.seed,

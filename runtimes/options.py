@@ -14,6 +14,8 @@ TASKS = ("transcribe", "translate")
 DEVICES = ("cpu", "cuda")
 PROVIDERS = ("cuda", "tensorrt")
 LONG_FORMS = ("vad", "sequential")
+#: faster-whisper's (and openai/whisper's) temperatures: the command lines' default ladder.
+FALLBACK_LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 @dataclass(frozen=True)

@@ -60,3 +60,28 @@ def _ogg_crc(page: bytes) -> int:
             crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (
                 crc << 1) & 0xFFFFFFFF
     return crc
+
+
+def word_by_word(model, clips: list[Path], out: Path, gap_s: float = 1.0) -> tuple[Path, str]:
+    """Word-by-word speech: every word of ``clips`` (cut at ``model``'s word timestamps)
+    followed by ``gap_s`` of silence, as a 16 kHz WAV; and the words spoken. Greedy
+    tiny.en loops on such speech (issue 34: 163 words returned for 76 spoken on held-out
+    recordings of this kind; 4 en clips made so give 229 for 59)."""
+    import wave
+
+    from runtimes.audio.files import SAMPLE_RATE, load_audio
+
+    pieces, spoken = [], []
+    silence = np.zeros(int(gap_s * SAMPLE_RATE), np.float32)
+    for clip in clips:
+        samples = load_audio(clip)
+        for segment in model.transcribe([samples], 1)[0].segments:
+            for word in segment.words:
+                start, end = int(word.start * SAMPLE_RATE), int(word.end * SAMPLE_RATE)
+                pieces += [samples[start:end], silence]
+                spoken.append(word.word.strip())
+    audio = np.concatenate(pieces)
+    with wave.open(str(out), "wb") as f:
+        f.setnchannels(1), f.setsampwidth(2), f.setframerate(SAMPLE_RATE)
+        f.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return out, " ".join(spoken)

@@ -12,6 +12,7 @@ from runtimes.cli import (
     add_decoding_arguments,
     add_runtime_arguments,
     decoding_options,
+    fitted,
     runtime_options,
 )
 from runtimes.errors import ToolkitError
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         options = runtime_options(args)
         decoding = decoding_options(args, timestamps=args.timestamps,
                                     word_timestamps=args.word_timestamps)
+        decoding = fitted(args.artifact, decoding, args)
         paths = list_inputs(args.inputs, args.subset)
         _check_ray()
         summary = run_job(args.artifact, paths, args.out, options, decoding, job,

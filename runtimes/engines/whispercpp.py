@@ -39,6 +39,7 @@ class WhisperCppRuntime(WhisperRuntime):
     format = "ggml"
     exposes_encoder = False  # whisper.cpp's API gives no encoder output
     sequential_batches = True
+    falls_back = False  # text at temperature 0 only (see check_decoding)
 
     def __init__(self, model_dir: Path, options: RuntimeOptions) -> None:
         super().__init__(model_dir, options)

@@ -9,7 +9,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from runtimes.cli import BEAM_HELP, add_runtime_arguments, runtime_options
+from runtimes.cli import (
+    BEAM_HELP,
+    add_fallback_arguments,
+    add_runtime_arguments,
+    fitted,
+    runtime_options,
+    temperatures,
+)
 from runtimes.errors import ToolkitError
 from runtimes.serve.config import BATCHING
 
@@ -65,11 +72,10 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     """The runtime flags every command shares (``runtimes.cli``), and the server's decoding."""
     add_runtime_arguments(p)
     p.add_argument("--beam-size", type=int, default=1, help=BEAM_HELP)
+    # a request with temperature 0 (OpenAI's default) gets the ladder; above 0 it is sampled
+    add_fallback_arguments(p)
     p.add_argument("--temperature-fallback", action="store_true",
-                   help="requests with temperature 0 (the default) get OpenAI's meaning: "
-                   "faster-whisper's ladder 0, 0.2, ... 1.0 where a window's result fails its "
-                   "thresholds, and no text for windows judged silent; off: temperature 0 is "
-                   "plain greedy decoding")
+                   help=argparse.SUPPRESS)  # the default now; accepted for older scripts
 
 
 def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,10 +94,6 @@ def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
                      help="CPUs Ray reserves per replica (default 1); --threads defaults to it")
     ray.add_argument("--gpus-per-replica", type=float, default=None,
                      help="GPUs per replica (default: 1 with --device cuda: one model per GPU)")
-
-
-#: faster-whisper's default temperatures (and openai/whisper's).
-FALLBACK_LADDER = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def _is_loopback(host: str) -> bool:
@@ -123,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ToolkitError(f"port {args.port} is not in 1..65535")
         # the server decodes uploads beside the model: idle runtime threads should sleep
         options = replace(runtime_options(args), shared_cores=True)
-        decoding = runtimes.DecodingOptions(
-            args.beam_size, temperature=FALLBACK_LADDER if args.temperature_fallback else 0.0)
+        decoding = fitted(args.artifact, runtimes.DecodingOptions(
+            args.beam_size, temperature=temperatures(args), best_of=args.best_of,
+            compression_ratio_threshold=args.compression_ratio_threshold,
+            log_prob_threshold=args.log_prob_threshold,
+            no_speech_threshold=args.no_speech_threshold, seed=args.seed), args)
         if args.ray or args.replicas is not None or args.autoscale or args.address:
             return _serve_on_ray(args, config, options, decoding)
         model = runtimes.load(args.artifact, options, decoding)

@@ -255,7 +255,10 @@ def test_serve_on_ray_answers_the_openai_client_from_two_replicas_and_sheds_over
     from runtimes.serve.launch import start_server
 
     jfk = SPEECH / "jfk" / "jfk.flac"
-    with runtimes.load(int8_artifact, runtimes.RuntimeOptions(threads=1)) as model:
+    from tests.slow.test_serve import SERVER_DEFAULTS
+
+    with runtimes.load(int8_artifact, runtimes.RuntimeOptions(threads=1),
+                       SERVER_DEFAULTS) as model:
         expected = model.transcribe([jfk])[0].text
     longest = max((r for r in speech_rows if r["subset"] == "en"),
                   key=lambda r: float(r["duration_s"]))

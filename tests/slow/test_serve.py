@@ -12,22 +12,28 @@ import pytest
 
 from runtimes.audio.chunking import split_spans
 from runtimes.audio.files import SAMPLE_RATE, load_audio
+from runtimes.options import FALLBACK_LADDER, DecodingOptions
 from runtimes.serve.launch import start_server
 from tests.conftest import SPEECH
 
 JFK_WORDS = ("and so my fellow americans ask not what your country can do for you ask what you can "
              "do for your country")
 KEY = "test-key"
+#: what the server decodes a temperature-0 request with by default: faster-whisper's
+#: ladder, timestamped (scores come with timestamped decoding)
+SERVER_DEFAULTS = DecodingOptions(timestamps=True, temperature=FALLBACK_LADDER)
 
 
 @pytest.fixture(scope="module")
 def jfk_text(int8_artifact, jfk) -> str:
-    """What the pipeline itself transcribes: the server must return exactly that (the int8
+    """What the pipeline itself transcribes with the server's defaults (the fallback ladder,
+    so timestamped, scored decoding): the server must return exactly that (the int8
     artifact's punctuation may differ from PyTorch's, its words may not)."""
     import runtimes
     from bench.metrics import normalizer
 
-    with runtimes.load(int8_artifact, runtimes.RuntimeOptions(threads=2)) as model:
+    with runtimes.load(int8_artifact, runtimes.RuntimeOptions(threads=2),
+                       SERVER_DEFAULTS) as model:
         text = model.transcribe([jfk])[0].text
     assert normalizer("en")(text) == JFK_WORDS
     return text
@@ -227,9 +233,9 @@ def test_bad_command_line_exits_2_with_a_message(tmp_path):
 
 def test_subtitles_are_cut_at_word_timestamps(int8_artifact, jfk, onnx_fp32, tmp_path):
     """--max-subtitle-s: srt answers cut Whisper's segments at word times; an artifact that
-    cannot align is refused at start-up. With --temperature-fallback (OpenAI's meaning of
-    temperature 0), 20 s of white noise, which tiny.en decodes plainly into a made-up
-    sentence (tests/slow/test_fallback.py), gets no text."""
+    cannot align is refused at start-up. With the server's default fallback ladder (OpenAI's
+    meaning of temperature 0), 20 s of white noise, which tiny.en decodes plainly into a
+    made-up sentence (tests/slow/test_fallback.py), gets no text."""
     import subprocess
     import sys
     import wave
@@ -241,8 +247,7 @@ def test_subtitles_are_cut_at_word_timestamps(int8_artifact, jfk, onnx_fp32, tmp
     with wave.open(str(noise), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
         w.writeframes((samples * 32767).astype("<i2").tobytes())
-    with start_server(int8_artifact, "--threads", "2", "--max-subtitle-s", "5",
-                      "--temperature-fallback") as running:
+    with start_server(int8_artifact, "--threads", "2", "--max-subtitle-s", "5") as running:
         srt = _post(running, jfk, key=None, response_format="srt").text
         stamped = _post(running, jfk, key=None, response_format="verbose_json").json()
         silent = _post(running, noise, key=None).json()
@@ -285,7 +290,8 @@ def test_graph_artifact_batches_at_every_step_and_serves_the_pipelines_text(onnx
         alone_stamped = [t for t in model.transcribe([str(p) for p in paths])]
     # Half the requests ask for segments: rows with and without timestamp rules share steps.
     formats = ["json", "verbose_json"] * 4
-    with start_server(onnx_fp32, "--threads", "2") as running:
+    # plain greedy (--no-fallback): the test is about rows joining at every step
+    with start_server(onnx_fp32, "--threads", "2", "--no-fallback") as running:
         assert "joining at every decoder step" in running.log()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             responses = list(pool.map(
@@ -497,3 +503,42 @@ def test_an_ogg_claiming_100_hours_is_413_naming_the_uploads_own_size(server, tm
     _assert_openai_error(response, 413, "audio_too_long")
     message = response.json()["error"]["message"]
     assert f"a {path.stat().st_size}-byte file" in message and "declares 360000 s" in message
+
+
+def test_the_default_fallback_catches_a_repetition_loop(int8_artifact, en_clips, tmp_path,
+                                                        capsys):
+    """Issue 34: plain greedy decoding was the default, and on word-by-word speech it loops
+    ("to be used to be used ..."). The server and ``python -m runtimes`` now decode with
+    faster-whisper's fallback ladder unless told --no-fallback: the loop is caught (its
+    window's text compresses past 2.4 and is decoded again hotter). The CLI's default is
+    the same ladder (``runtimes.cli.temperatures``; scripts/golden.py serve checks that the
+    two give the same text)."""
+    import json
+
+    import runtimes
+    from runtimes.__main__ import main
+    from tests.media import word_by_word
+
+    clips = [SPEECH / r["path"] for r in en_clips[:4]]
+    with runtimes.load(int8_artifact, runtimes.RuntimeOptions(threads=2),
+                       DecodingOptions(word_timestamps=True)) as model:
+        audio, spoken = word_by_word(model, clips, tmp_path / "words.wav")
+    with start_server(int8_artifact, "--threads", "2") as running:
+        served = _post(running, audio, key=None).json()["text"]
+    assert main([str(int8_artifact), str(audio), "--format", "json", "--threads", "2",
+                 "--no-fallback"]) == 0
+    greedy = json.loads(capsys.readouterr().out)["text"]
+    # the loop, as plain greedy decodes it: one 6-word phrase over and over ("and then you
+    # can go to the" 14 times); the ladder's text has none (tiny.en still mishears
+    # word-by-word speech: its words are not checked, only that the loop is gone)
+    assert _most_repeated(greedy, 6) >= 5 and len(greedy.split()) > 2 * len(spoken.split())
+    assert _most_repeated(served, 6) <= 2 and len(served.split()) < len(greedy.split())
+
+
+def _most_repeated(text: str, n: int) -> int:
+    """How often the most frequent run of ``n`` words occurs in ``text``."""
+    import collections
+
+    words = text.lower().replace(",", "").replace(".", "").split()
+    runs = collections.Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return max(runs.values(), default=0)
