@@ -125,3 +125,28 @@ def test_the_cli_transcribes_a_damaged_mp3_whole_and_says_what_it_skipped(int8_a
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "start\tend\ttext" and len(lines) >= 2
     assert all(int(a) < int(b) for a, b, _ in (line.split("\t") for line in lines[1:]))
+
+
+def test_output_dir_writes_one_file_per_input_and_format(int8_artifact, en_clips, tmp_path,
+                                                         capsys):
+    """Issue 34: --output-dir writes NAME.txt|srt|vtt|tsv|json per input (as whisper.cpp and
+    openai-whisper do), several inputs' subtitles included, and nothing half-written."""
+    import json
+
+    from runtimes.__main__ import main
+
+    clips = [SPEECH / "jfk" / "jfk.flac", SPEECH / en_clips[0]["path"]]
+    out = tmp_path / "out"
+    assert main([str(int8_artifact), *map(str, clips), "--format", "all", "--output-dir",
+                 str(out), "--threads", "2"]) == 0
+    assert capsys.readouterr().out == ""  # files, not standard output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"{c.stem}.{ext}" for c in clips
+                           for ext in ("txt", "srt", "vtt", "tsv", "json"))
+    jfk = json.loads((out / "jfk.json").read_text())
+    assert (out / "jfk.txt").read_text() == jfk["text"] + "\n"
+    assert normalizer("en")(jfk["text"]).endswith("what you can do for your country")
+    assert (out / "jfk.srt").read_text().startswith("1\n00:00:00,000 --> ")
+    assert (out / "jfk.vtt").read_text().startswith("WEBVTT")
+    assert (out / "jfk.tsv").read_text().splitlines()[0] == "start\tend\ttext"
+    assert len(jfk["segments"]) == (out / "jfk.tsv").read_text().count("\n") - 1

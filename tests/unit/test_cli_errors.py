@@ -145,6 +145,10 @@ def test_transcribe_cli_names_a_directory_that_is_no_model(capsys, tmp_path):
      "--format srt writes one file's segments to standard output, got 2 files"),
     (["a.wav", "b.wav"], ["--format", "vtt"], "--format vtt writes one file's segments"),
     (["a.wav", "b.wav"], ["--format", "tsv"], "--format tsv writes one file's segments"),
+    (["a.wav"], ["--format", "all"], "--format all writes one file per format: give --output-dir"),
+    (["x/a.wav", "y/a.mp3"], ["--output-dir", "{tmp}/out"],
+     "--output-dir: several inputs are named 'a' (without their extension)"),
+    (["a.wav"], ["--output-dir", "{tmp}/file"], "--output-dir {tmp}/file exists and is not a dir"),
 ])
 def test_transcribe_cli_refuses_a_folder_and_several_files_as_subtitles(audio, args, message,
                                                                         capsys, tmp_path):
@@ -153,6 +157,8 @@ def test_transcribe_cli_refuses_a_folder_and_several_files_as_subtitles(audio, a
     from runtimes.__main__ import main as transcribe_main
 
     audio = [a.format(tmp=tmp_path) for a in audio]
+    (tmp_path / "file").write_text("not a folder")
+    args = [a.format(tmp=tmp_path) for a in args]
     assert transcribe_main([str(tmp_path), *audio, *args]) == 2
     err = capsys.readouterr().err
     assert message.format(tmp=tmp_path) in err and len(err.strip().splitlines()) == 1
