@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="text", choices=(*FORMATS, "all"),
                    help="text: one 'FILE<TAB>transcript' line per file (default); srt, vtt: "
                    "one file's subtitles; tsv: one file's segments (start and end in ms, "
-                   "as openai-whisper writes them); json: one object per line per file, "
-                   "with the segments; all: every format (with --output-dir)")
+                   "as openai-whisper writes them); json: one object per line per file, the "
+                   "server's verbose_json body (OpenAI's: language, duration, segments with "
+                   "scores, words) with the file's name; all: every format (with --output-dir)")
     p.add_argument("--output-dir", type=Path, metavar="DIR",
                    help="write one file per input and format, DIR/NAME.txt|srt|vtt|tsv|json "
                    "(NAME: the audio file's name without its extension), as whisper.cpp and "
@@ -71,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         if result.audio is not None and (damage := result.audio.describe(str(path))):
             print(f"warning: {damage}", file=sys.stderr)
         if args.output_dir is None:
-            print(render(path, result, args.format, args.max_subtitle_s))
+            print(render(path, result, args.format, args.max_subtitle_s, task=args.task))
             continue
         written = [_write(args.output_dir / f"{path.stem}.{EXTENSIONS[fmt]}",
-                          render(path, result, fmt, args.max_subtitle_s, bare=True))
+                          render(path, result, fmt, args.max_subtitle_s, True, args.task))
                    for fmt in (FORMATS if args.format == "all" else (args.format,))]
         print(f"{path}: wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0
@@ -124,23 +125,19 @@ def _check_output_dir(audio: list[Path], output_dir: Path) -> None:
 
 
 def render(path: Path, result, fmt: str, max_subtitle_s: float | None = None,
-           bare: bool = False) -> str:
+           bare: bool = False, task: str = "transcribe") -> str:
     """One file's output in ``fmt`` (see --format); subtitles cut at ``max_subtitle_s``;
-    ``bare``: text without the file name (a file of its own)."""
-    from runtimes.transcript.formats import segment_json, split_long, srt, tsv, vtt
+    ``bare``: without the file's name (a file of its own)."""
+    from runtimes.transcript.formats import split_long, srt, tsv, verbose_json, vtt
 
     if fmt == "text":
         return result.text if bare else f"{path}\t{result.text}"
-    if fmt == "json":
+    if fmt == "json":  # OpenAI's verbose_json body, as the server answers it
         import json
 
-        audio = result.audio
-        return json.dumps({"file": str(path), "text": result.text, "language": result.language,
-                           "duration": round(result.duration_s, 3),
-                           "declared_duration": None if audio is None or audio.declared_s is None
-                           else round(audio.declared_s, 3),
-                           "skipped_frames": 0 if audio is None else audio.skipped_frames,
-                           "segments": [segment_json(s) for s in result.segments]})
+        body = verbose_json(result.text, result.language, result.duration_s, result.audio,
+                            result.segments, task)
+        return json.dumps(body if bare else {"file": str(path), **body}, ensure_ascii=False)
     if fmt == "tsv":
         return tsv(result.segments).rstrip("\n")
     segments = result.segments if max_subtitle_s is None else split_long(result.segments,
