@@ -12,7 +12,14 @@ from bench import report, runner
 from bench.options import BenchOptions, run_info
 from bench.systems import SystemSpec, faster_whisper_rows
 from runtimes.audio import datasets
-from runtimes.cli import add_long_form_arguments
+from runtimes.cli import (
+    BEAM_HELP,
+    DEVICE_HELP,
+    LANGUAGE_HELP,
+    THREADS_HELP,
+    TRUST_HELP,
+    add_long_form_arguments,
+)
 from runtimes.errors import OptionError, ToolkitError
 
 #: The speech data beside a checkout of this repository; an installed package has none, so
@@ -46,32 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pytorch", nargs="*", default=["float32"], metavar="PRECISION",
                    help="PyTorch rows; the first is the ΔWER baseline (default: float32; "
                    "also float16, bfloat16, int8; none for no PyTorch row)")
-    p.add_argument("--faster-whisper", default="int8", metavar="COMPUTE_TYPE",
-                   help="compute type of the faster-whisper reference row, 'none' to skip "
-                   "(default: int8)")
-    p.add_argument("--faster-whisper-batched", default="none", metavar="COMPUTE_TYPE",
-                   help="compute type of a row for faster-whisper's BatchedInferencePipeline "
-                   "(VAD-packed windows; its long-form mode), 'none' to skip (default: none)")
-    p.add_argument("--manifest", type=Path, default=None,
-                   help="speech manifest TSV, or a folder of audio files (speed only); "
-                   "default: the checkout's ../shared/data/speech/manifest.tsv")
+    add_measure_arguments(p)
     p.add_argument("--subset", default=None, help="manifest subset, e.g. en, longform, multi")
-    p.add_argument("--limit", type=int, default=None, help="first N clips only")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8],
-                   help="batch sizes to time besides 1 (default: 8; on a GPU try 1 8 32)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="where every system runs (cuda adds VRAM columns; default: cpu)")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="rounds over all systems, alternating; the report merges them with "
-                   "medians (default: 1)")
-    p.add_argument("--threads", type=int, default=0, help="threads per runtime (0 = all cores)")
-    p.add_argument("--beam-size", type=int, default=1)
-    p.add_argument("--language", default=None, help="force a language (multilingual models)")
     p.add_argument("--max-new-tokens", type=int, default=224, help="per 30 s window (max 224)")
     add_transcript_arguments(p)
-    p.add_argument("--trust-torchscript", action="store_true",
-                   help="load TorchScript artifacts: they are programs, so only ones you made "
-                   "or trust (see RuntimeOptions.trust_code)")
+    p.add_argument("--trust-torchscript", action="store_true", help=TRUST_HELP)
     p.add_argument("-o", "--output", "--out", dest="out", metavar="DIR", type=Path, default=None,
                    help="report directory (default: results/bench-<time>)")
     return p
@@ -152,6 +138,30 @@ def run(options: BenchOptions, command: str) -> tuple[str, list[runner.Row]]:
     text = report.write(out, rows, info, options.sizes)
     print(f"wrote {out}/report.md, report.csv, results.jsonl", file=sys.stderr)
     return text, rows
+
+
+def add_measure_arguments(p: argparse.ArgumentParser) -> None:
+    """What to measure on and how: the flags ``python -m bench`` and the comparison share,
+    with one default and one help each."""
+    p.add_argument("--faster-whisper", default="int8", metavar="COMPUTE_TYPE",
+                   help="compute type of the faster-whisper reference row, 'none' to skip "
+                   "(default: int8)")
+    p.add_argument("--faster-whisper-batched", default="int8", metavar="COMPUTE_TYPE",
+                   help="compute type of a row for faster-whisper's BatchedInferencePipeline "
+                   "(VAD-packed windows; its long-form mode), 'none' to skip (default: int8)")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="speech manifest TSV, or a folder of audio files (speed only); "
+                   "default: the checkout's ../shared/data/speech/manifest.tsv")
+    p.add_argument("--limit", type=int, default=None, help="first N clips of each subset")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8],
+                   help="batch sizes to time (default: 1 8; on a GPU try 1 8 32)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help=DEVICE_HELP)
+    p.add_argument("--repeats", type=int, default=1,
+                   help="rounds over all systems, alternating; the report merges them with "
+                   "medians and gives the batch-1 spread (default: 1)")
+    p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
+    p.add_argument("--beam-size", type=int, default=1, help=BEAM_HELP)
+    p.add_argument("--language", default=None, help=LANGUAGE_HELP)
 
 
 def add_transcript_arguments(p: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench import compare, compare_files
-from bench.cli import add_transcript_arguments, measure_fields
+from bench.cli import add_measure_arguments, add_transcript_arguments, measure_fields
 from bench.options import CompareOptions, run_info
 from exporters.cli import (
     add_calibration_arguments,
@@ -39,23 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="bundled:tiny.en", help="source checkpoint (any --model)")
     p.add_argument("--targets", nargs="+", help="only these targets (default: all)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--manifest", type=Path, default=None,
-                   help="speech manifest TSV (default: the checkout's ../shared/data/speech)")
     p.add_argument("--subset", "--subsets", dest="subsets", metavar="NAME", nargs="+",
                    default=["en", "longform"],
                    help="manifest subsets, each its own table (default: en longform)")
-    p.add_argument("--limit", type=int, help="first N clips of each subset")
-    p.add_argument("--language", help="force a language (multilingual models, e.g. with --subsets multi)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    p.add_argument("--repeats", type=int, default=1,
-                   help="alternating rounds per subset; medians and the batch-1 spread reported")
-    p.add_argument("--threads", type=int, default=0, help="threads per runtime (0 = all cores)")
-    p.add_argument("--beam-size", type=int, default=1)
-    p.add_argument("--faster-whisper", default="int8", help="reference row compute type, or none")
-    p.add_argument("--faster-whisper-batched", default="int8",
-                   help="compute type of the row for faster-whisper's BatchedInferencePipeline "
-                   "(its long-form mode, VAD-packed windows), or none (default: int8)")
+    add_measure_arguments(p)
     p.add_argument("--max-wer-delta", type=float,
                    help="name the fastest artifact within this many WER points of PyTorch fp32")
     p.add_argument("--profile", metavar="SYSTEM",

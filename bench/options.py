@@ -57,7 +57,7 @@ class MeasureOptions:
     max_new_tokens: int = 224
     device: str = "cpu"
     faster_whisper: str = "int8"
-    faster_whisper_batched: str = "none"
+    faster_whisper_batched: str = "int8"
     trust_code: bool = False
     long_form: str = "vad"
     condition_on_previous_text: bool = True

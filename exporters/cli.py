@@ -11,6 +11,7 @@ from exporters import registry
 from exporters.calibration import DEFAULT_WINDOWS, CalibrationSet
 from exporters.options import DISTILL_STEPS, INT8_KERNELS
 from exporters.sources import BUNDLED, BUNDLED_PREFIX, DEFAULT_MODEL
+from runtimes.cli import DEVICE_HELP
 from runtimes.errors import ToolkitError
 
 EXIT_ERROR = 2
@@ -33,8 +34,7 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
                            help="int4 weights, where the target has kernels")
     precision.add_argument("--quantization", dest="precision", metavar="TYPE",
                            help="a target-specific precision, e.g. int8_bfloat16 for ctranslate2")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="device the artifact will run on (default: cpu)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help=DEVICE_HELP)
     p.add_argument("-o", "--output", type=Path,
                    help="artifact directory (default: artifacts/<model>-<target>-<precision>)")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
@@ -59,7 +59,8 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_compression_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compress", action="append", default=[], metavar="METHOD[:ARGS]",
-                   help="compress the model before converting it, repeatable, in order: "
+                   help="compress the model before converting it, in order; steps joined by "
+                   "'+' in one value (as the comparison's recipes) or the flag repeated: "
                    "prune-unstructured:SPARSITY[:l1|random], "
                    "prune-heads:FRACTION[:magnitude|activation], prune-ffn:FRACTION[:...], "
                    "cluster:K, drop-decoder-layers:KEEP (see exporters/compress.py); "

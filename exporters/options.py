@@ -40,7 +40,8 @@ class ExportOptions:
             of INT8_KERNELS (targets where it changes the weights: ``Target.tunes_int8``).
         word_timestamps: also export what word timestamps need, where the target has it
             (``Target.aligns``; CTranslate2 artifacts always can).
-        compress: ``--compress`` steps (``METHOD[:ARGS]``, see exporters.compress), applied
+        compress: ``--compress`` steps (``METHOD[:ARGS]``, several joined by "+" in one value;
+            see exporters.compress), applied
             in order to the reference model before the target converts it.
         distill: audio to fine-tune the compressed decoder on, labelled by the uncompressed
             model (exporters.distill); needs ``compress``.
@@ -75,8 +76,10 @@ class ExportOptions:
                               f"{', '.join(INT8_KERNELS)}")
 
     def compression_steps(self) -> tuple[CompressionStep, ...]:
-        """The parsed ``compress`` steps."""
-        return tuple(CompressionStep.parse(spec) for spec in self.compress)
+        """The parsed ``compress`` steps: each value is one step or several joined by '+'
+        (the comparison's recipe syntax), in order."""
+        return tuple(CompressionStep.parse(step) for spec in self.compress
+                     for step in spec.split("+"))
 
     def resolved_int8_kernels(self) -> str:
         """"vnni" or "avx2": the option, or for "auto" what this machine's CPU has."""

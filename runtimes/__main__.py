@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from runtimes.cli import (
+    BATCH_SIZE_HELP,
+    SUBTITLE_HELP,
     add_decoding_arguments,
     add_runtime_arguments,
     decoding_options,
@@ -28,13 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact", type=Path, help="artifact, transformers or CTranslate2 directory")
     p.add_argument("audio", type=Path, nargs="+", help="audio files (wav, flac, mp3, ogg, ...)")
     add_runtime_arguments(p)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help=BATCH_SIZE_HELP)
     add_decoding_arguments(p, timestamps_default=False,
                            timestamps_help="(implied by --format srt|vtt|tsv|json)",
                            words_help="shown by --format json")
     p.add_argument("--max-subtitle-s", type=float, default=None, metavar="S",
-                   help="srt/vtt: cut segments longer than S seconds at word timestamps "
-                   "(implies --word-timestamps), e.g. 7")
+                   help=SUBTITLE_HELP)
     p.add_argument("--format", default="text", choices=(*FORMATS, "all"),
                    help="text: one 'FILE<TAB>transcript' line per file (default); srt, vtt: "
                    "one file's subtitles; tsv: one file's segments (start and end in ms, "

@@ -10,6 +10,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from runtimes.base import DecodingOptions, RuntimeOptions
 
+#: One help text per flag that several command lines take (a test holds them to it).
+THREADS_HELP = "intra-op threads per runtime; 0 = all cores"
+LANGUAGE_HELP = "e.g. en, de (multilingual models; default: detect)"
+DEVICE_HELP = "where the models run: cpu (default) or cuda (an NVIDIA GPU)"
+TRUST_HELP = ("load TorchScript artifacts: they are programs, so only ones you made or trust "
+              "(RuntimeOptions.trust_code)")
+BATCH_SIZE_HELP = "windows per model call (default 8)"
+SUBTITLE_HELP = ("srt/vtt: cut segments longer than S seconds at word timestamps (the artifact "
+                 "must align: CTranslate2, transformers, or ONNX, OpenVINO and TorchScript "
+                 "exported with --word-timestamps), e.g. 7")
+ADDRESS_HELP = ("join a running Ray cluster (auto, HOST:PORT, ray://HOST:PORT); default: start "
+                "a local Ray")
 BEAM_HELP = ("beams per window; 1 = greedy search (default here; faster-whisper's default is "
              "5, which costs several times the decoder's time)")
 
@@ -37,17 +49,14 @@ def add_long_form_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     """Where and how the artifact runs (``RuntimeOptions``; see :func:`runtime_options`)."""
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="where the artifact runs: cpu (default) or cuda (an NVIDIA GPU)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help=DEVICE_HELP)
     p.add_argument("--precision", help="compute precision (default: the artifact's own; a "
                    "runtime answers a value it does not take with the list it accepts)")
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0 = all cores")
+    p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     p.add_argument("--provider", choices=("cuda", "tensorrt"),
                    help="ONNX Runtime execution provider on cuda (default: cuda)")
     p.add_argument("--cache-dir", help="TensorRT engine/timing cache directory")
-    p.add_argument("--trust-torchscript", action="store_true",
-                   help="load a TorchScript artifact: it is a program, so only one you made or "
-                   "trust")
+    p.add_argument("--trust-torchscript", action="store_true", help=TRUST_HELP)
     add_integrity_arguments(p)
 
 
@@ -120,8 +129,9 @@ def add_decoding_arguments(p: argparse.ArgumentParser, timestamps_default: bool,
     """Decoding flags (``DecodingOptions``; see :func:`decoding_options`): --timestamps
     where they are off by default, --no-timestamps where they are on."""
     p.add_argument("--beam-size", type=int, default=1, help=BEAM_HELP)
-    p.add_argument("--language", help="e.g. en, de (multilingual models; default: detect)")
-    p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"))
+    p.add_argument("--language", help=LANGUAGE_HELP)
+    p.add_argument("--task", default="transcribe", choices=("transcribe", "translate"),
+                   help="transcribe (default) or translate into English (multilingual models)")
     if timestamps_default:
         p.add_argument("--no-timestamps", dest="timestamps", action="store_false",
                        help="no segment timestamps: one segment per window " + timestamps_help)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from runtimes.cli import (
+    ADDRESS_HELP,
+    BATCH_SIZE_HELP,
     add_decoding_arguments,
     add_runtime_arguments,
     decoding_options,
@@ -28,8 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory: results.jsonl, parquet/, failures.jsonl, job.json")
     p.add_argument("--subset", nargs="+", metavar="NAME",
                    help="only these subsets of the manifest(s), e.g. en longform")
-    p.add_argument("--address", help="join a running Ray cluster (auto, HOST:PORT, "
-                   "ray://HOST:PORT); default: start a local Ray for this job")
+    p.add_argument("--address", help=ADDRESS_HELP)
     p.add_argument("--actors", type=int, nargs="+", default=[1], metavar="N",
                    help="transcribing actors, each with its own model (default 1); two values "
                    "MIN MAX let Ray Data scale the pool")
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoders", type=int,
                    help="files decoded and cut at once, each in a CPU task (default: one per "
                    "actor)")
-    p.add_argument("--batch-size", type=int, default=8, help="windows per model call (default 8)")
+    p.add_argument("--batch-size", type=int, default=8, help=BATCH_SIZE_HELP)
     p.add_argument("--flush-every", type=int, default=256, help="rows per Parquet part")
     add_runtime_arguments(p)
     add_decoding_arguments(p, timestamps_default=True,

@@ -10,7 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from runtimes.cli import (
+    ADDRESS_HELP,
     BEAM_HELP,
+    SUBTITLE_HELP,
     add_fallback_arguments,
     add_runtime_arguments,
     fitted,
@@ -28,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifact", type=Path, help="artifact, transformers or CTranslate2 directory")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                    help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}, else none)")
     p.add_argument("--model-id", help="id listed by /v1/models (default: the directory name)")
@@ -37,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_arguments(p)
     _add_ray_arguments(p)
     p.add_argument("--log-level", default="info",
-                   choices=("critical", "error", "warning", "info", "debug"))
+                   choices=("critical", "error", "warning", "info", "debug"),
+                   help="the server's log level (default: info)")
     return p
 
 
@@ -63,9 +66,7 @@ def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
                    "more than 1 s per 64 bytes of upload, so a tiny file claiming hours is "
                    "refused with 413 after decoding only that much")
     p.add_argument("--max-subtitle-s", type=float, default=None, metavar="S",
-                   help="srt/vtt: cut segments longer than S seconds at word timestamps "
-                   "(the artifact must align: CTranslate2, ONNX or OpenVINO exported with "
-                   "--word-timestamps, transformers)")
+                   help=SUBTITLE_HELP)
 
 
 def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,8 +89,7 @@ def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
     scale.add_argument("--autoscale", type=int, nargs=2, metavar=("MIN", "MAX"),
                        help="let Serve scale between MIN and MAX replicas, aiming at "
                        "--max-batch-size requests per replica")
-    ray.add_argument("--address", help="join a running Ray cluster (auto, HOST:PORT); "
-                     "default: start a local Ray")
+    ray.add_argument("--address", help=ADDRESS_HELP)
     ray.add_argument("--cpus-per-replica", type=float, default=1.0,
                      help="CPUs Ray reserves per replica (default 1); --threads defaults to it")
     ray.add_argument("--gpus-per-replica", type=float, default=None,

@@ -82,11 +82,12 @@ def test_bench_produces_the_report(int8_artifact, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = (out / "report.md").read_text()
-    for row in ("pytorch float32", "ctranslate2 int8_float32", "faster-whisper int8"):
+    for row in ("pytorch float32", "ctranslate2 int8_float32", "faster-whisper int8",
+                "faster-whisper batched int8"):  # both faster-whisper rows by default
         assert f"| {row} |" in report
     assert "failed" not in report and "start err" not in report  # no known starts in `en`
     lines = (out / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 3 and (out / "report.csv").is_file()
+    assert len(lines) == 4 and (out / "report.csv").is_file()
     # --word-agreement: word starts against faster-whisper's word_timestamps=True
     assert "| word gap med ms | word gap p90 ms | words matched % |" in report
     rows = {r["name"]: r for r in map(json.loads, lines)}
@@ -102,7 +103,8 @@ def test_bench_measures_segment_start_error_on_recordings_with_known_starts(int8
     out = tmp_path / "report"
     cmd = [sys.executable, "-m", "bench", str(int8_artifact), "--subset", "longform",
            "--limit", "1", "--batch-sizes", "1", "--threads", "2", "--pytorch", "none",
-           "--faster-whisper", "none", "--long-form", "sequential", "--out", str(out)]
+           "--faster-whisper", "none", "--faster-whisper-batched", "none", "--long-form",
+           "sequential", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = (out / "report.md").read_text()

@@ -97,7 +97,8 @@ def test_bench_puts_peers_beside_an_artifact(tmp_path, speech_rows):
     proc = subprocess.run(
         [sys.executable, "-m", "bench", str(artifact), "--manifest", str(MANIFEST), "--subset",
          "en", "--limit", "2", "--batch-sizes", "2", "--threads", "2", "--pytorch", "none",
-         "--faster-whisper", "none", "--peers", "whisper.cpp", "transformers-pipeline",
+         "--faster-whisper", "none", "--faster-whisper-batched", "none", "--peers",
+         "whisper.cpp", "transformers-pipeline",
          "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {r["name"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}

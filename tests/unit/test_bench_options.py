@@ -16,7 +16,7 @@ from runtimes.errors import OptionError
     ({"device": "tpu"}, "--device 'tpu' is not one of: cpu, cuda"),
     ({"beam_size": 0}, "beam_size must be an integer >= 1"),
     ({"long_form": "chunks"}, "long_form 'chunks' is not one of: vad, sequential"),
-    ({"word_agreement": True, "faster_whisper": "none"},
+    ({"word_agreement": True, "faster_whisper": "none", "faster_whisper_batched": "none"},
      "--word-agreement compares word starts with faster-whisper's: it needs a faster-whisper row"),
 ])
 def test_bad_values_fail_before_any_work(changes, message):
@@ -30,4 +30,4 @@ def test_comparison_options_and_the_settings_they_record():
     options = CompareOptions(Path("m.tsv"), batch_sizes=(8, 2))
     assert options.sizes == [1, 2, 8] and options.decoding().max_new_tokens == 224
     assert options.faster_whisper_batched == "int8"  # the long-form reference is on by default
-    assert BenchOptions(Path("m.tsv")).faster_whisper_batched == "none"
+    assert BenchOptions(Path("m.tsv")).faster_whisper_batched == "int8"  # bench too

@@ -69,3 +69,48 @@ def test_the_runtime_flags_are_one_group_in_transcribe_serve_and_batch():
         seen.append({flag: (actions[flag].default, actions[flag].help) for flag in shared})
     assert seen[0] == seen[1] == seen[2]
     assert all(help_ for _, help_ in seen[0].values())  # every one says what it does
+
+
+#: Flags two commands take with another meaning, each with the reason (everything else
+#: shared must have one default and one help).
+MEANS_OTHER_THINGS = {
+    "--model": "export: the checkpoint to convert; bench: the baseline (artifacts must match "
+               "it); compare: the checkpoint every row is exported from",
+    "--output": "an artifact directory, a report directory or a job's output directory",
+    "--out": "the same as --output (kept as its alias)",
+    "--subset": "bench measures one subset; compare makes a table per subset; batch filters",
+    "--threads": "export: threads of the parity check only",
+    "--word-timestamps": "export: add the alignment graph; transcribe and batch: decode words",
+    "--compress": "export: the steps of one model; compare: recipes, each adding rows",
+    "--distill": "export: the audio to fine-tune on; compare: for the recipes ending +distill",
+}
+
+
+def test_every_flag_shared_by_two_commands_has_one_default_and_one_help():
+    """Issue 34: the same flag had other defaults and help in different commands
+    (--faster-whisper-batched: none in bench, int8 in compare; --beam-size, --device
+    without help). A flag two commands share now has one default and one help, except
+    where it means another thing (MEANS_OTHER_THINGS, each with its reason)."""
+    import argparse
+
+    from bench.cli import build_parser as bench
+    from bench.compare_cli import build_parser as compare
+    from exporters.cli import build_parser as exporters
+    from runtimes.__main__ import build_parser as transcribe
+    from runtimes.batch.__main__ import build_parser as batch
+    from runtimes.serve.__main__ import build_parser as serve
+
+    sub = next(a for a in exporters()._actions if isinstance(a, argparse._SubParsersAction))
+    parsers = {"export": sub.choices["whisper"], "transcribe": transcribe(), "bench": bench(),
+               "compare": compare(), "serve": serve(), "batch": batch()}
+    seen: dict[str, dict[str, tuple]] = {}
+    for name, parser in parsers.items():
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag != "--help":
+                    seen.setdefault(flag, {})[name] = (repr(action.default), action.help)
+    differing = {flag: sorted(by) for flag, by in seen.items()
+                 if len(set(by.values())) > 1 and flag not in MEANS_OTHER_THINGS}
+    assert differing == {}
+    assert all(help_ for by in seen.values() for _, help_ in by.values()
+               if help_ is not argparse.SUPPRESS), "a flag without help"
