@@ -27,10 +27,11 @@ from tests.slow.test_real_tiny_en import JFK
 #:     within the old 4-word margin. Per clip, +5 words make at most 2 clips worse by 2+
 #:     (unless other clips got better: none did on the AVX-512 kind). Emulated per clip
 #:     (tests/README.md: QEMU as an AVX2-only EPYC, one thread): onnx int8 (AVX2-tuned)
-#:     +1 / 0.
+#:     +1 / 0, openvino int8_static +4 / 1 (one clip +2), ctranslate2 int8 (ISA capped
+#:     natively) +1.
 #: Bounds: 2 worse clips and 8 extra words (1.8 points) hold for all of these whichever
-#: clips the words fall on; slack 3 words over the worst measured. A real regression still
-#: fails: full-range (VNNI-tuned) int8 weights on an AVX2 CPU lost 4-7 WER points over all
+#: clips the words fall on; slack 3 words and 1 clip over the worst measured. A real
+#: regression still fails: full-range (VNNI-tuned) int8 weights on an AVX2 CPU lost 4-7 WER points over all
 #: of en in issue 12, 18-31 words on these 445.
 QUANTISED = {("onnx", "int8"), ("openvino", "int8"), ("openvino", "int8_static")}
 MAX_WORSE_CLIPS = 2
