@@ -75,9 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.output_dir is None:
             print(render(path, result, args.format, args.max_subtitle_s, task=args.task))
             continue
-        written = [_write(args.output_dir / f"{path.stem}.{EXTENSIONS[fmt]}",
-                          render(path, result, fmt, args.max_subtitle_s, True, args.task))
-                   for fmt in (FORMATS if args.format == "all" else (args.format,))]
+        try:  # the folder is made once there is something to write in it
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            written = [_write(args.output_dir / f"{path.stem}.{EXTENSIONS[fmt]}",
+                              render(path, result, fmt, args.max_subtitle_s, True, args.task))
+                       for fmt in (FORMATS if args.format == "all" else (args.format,))]
+        except OSError as exc:
+            print(f"error: cannot write in --output-dir {args.output_dir}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 2
         print(f"{path}: wrote {', '.join(map(str, written))}", file=sys.stderr)
     return 0
 
@@ -118,11 +124,6 @@ def _check_output_dir(audio: list[Path], output_dir: Path) -> None:
                           "them or transcribe them separately")
     if output_dir.exists() and not output_dir.is_dir():
         raise OptionError(f"--output-dir {output_dir} exists and is not a directory")
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OptionError(f"--output-dir {output_dir}: cannot create it: "
-                          f"{exc.strerror or exc}") from None
 
 
 def render(path: Path, result, fmt: str, max_subtitle_s: float | None = None,

@@ -267,3 +267,15 @@ def test_a_language_or_task_an_english_model_cannot_honour(language, task, messa
     with pytest.raises(OptionError, match=message):
         check_language(language, task, multilingual=False)
     check_language("de", "translate", multilingual=True)
+
+
+def test_output_dir_is_not_made_when_the_run_fails_before_writing(tmp_path, capsys):
+    """--output-dir: the folder appears only once there is something to write in it (a bad
+    artifact left an empty one)."""
+    from runtimes.__main__ import main as transcribe_main
+
+    out = tmp_path / "out"
+    assert transcribe_main([str(tmp_path / "no-artifact"), "a.wav", "--format", "all",
+                            "--output-dir", str(out)]) == 2
+    assert "model directory not found" in capsys.readouterr().err
+    assert not out.exists()
