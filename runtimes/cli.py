@@ -96,6 +96,14 @@ def add_fallback_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
 
 
+def fallback_fields(args: argparse.Namespace) -> dict:
+    """The ``DecodingOptions`` fields of :func:`add_fallback_arguments`' flags."""
+    return dict(temperature=temperatures(args), best_of=args.best_of,
+                compression_ratio_threshold=args.compression_ratio_threshold,
+                log_prob_threshold=args.log_prob_threshold,
+                no_speech_threshold=args.no_speech_threshold, seed=args.seed)
+
+
 def temperatures(args: argparse.Namespace) -> tuple[float, ...]:
     """The temperatures the flags ask for: the default ladder, the given ones, or 0."""
     from runtimes.options import FALLBACK_LADDER
@@ -154,9 +162,5 @@ def decoding_options(args: argparse.Namespace, timestamps: bool,
 
     return DecodingOptions(
         args.beam_size, args.language, args.task, timestamps=timestamps,
-        word_timestamps=word_timestamps, temperature=temperatures(args),
-        best_of=args.best_of, compression_ratio_threshold=args.compression_ratio_threshold,
-        log_prob_threshold=args.log_prob_threshold,
-        no_speech_threshold=args.no_speech_threshold, seed=args.seed,
-        long_form=args.long_form,
+        word_timestamps=word_timestamps, **fallback_fields(args), long_form=args.long_form,
         condition_on_previous_text=not args.no_condition_on_previous_text)

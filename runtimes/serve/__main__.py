@@ -15,9 +15,9 @@ from runtimes.cli import (
     SUBTITLE_HELP,
     add_fallback_arguments,
     add_runtime_arguments,
+    fallback_fields,
     fitted,
     runtime_options,
-    temperatures,
 )
 from runtimes.errors import ToolkitError
 from runtimes.serve.config import BATCHING
@@ -126,10 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         # the server decodes uploads beside the model: idle runtime threads should sleep
         options = replace(runtime_options(args), shared_cores=True)
         decoding = fitted(args.artifact, runtimes.DecodingOptions(
-            args.beam_size, temperature=temperatures(args), best_of=args.best_of,
-            compression_ratio_threshold=args.compression_ratio_threshold,
-            log_prob_threshold=args.log_prob_threshold,
-            no_speech_threshold=args.no_speech_threshold, seed=args.seed), args)
+            args.beam_size, **fallback_fields(args)), args)
         if args.ray or args.replicas is not None or args.autoscale or args.address:
             return _serve_on_ray(args, config, options, decoding)
         model = runtimes.load(args.artifact, options, decoding)
