@@ -21,6 +21,7 @@ from runtimes.cli import (
     add_long_form_arguments,
 )
 from runtimes.errors import OptionError, ToolkitError
+from runtimes.precision import canonical
 
 #: The speech data beside a checkout of this repository; an installed package has none, so
 #: the command lines use it only when it is there, and say so.
@@ -50,9 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "artifact exported from another source is refused")
     p.add_argument("--any-model", action="store_true",
                    help="measure artifacts exported from another source than --model anyway")
-    p.add_argument("--pytorch", nargs="*", default=["float32"], metavar="PRECISION",
-                   help="PyTorch rows; the first is the ΔWER baseline (default: float32; "
-                   "also float16, bfloat16, int8; none for no PyTorch row)")
+    p.add_argument("--pytorch", nargs="*", default=["fp32"], metavar="PRECISION",
+                   help="PyTorch rows; the first is the ΔWER baseline (default: fp32; also "
+                   "fp16, bf16, int8 (dynamic); float32, float16, bfloat16 mean the same; "
+                   "none for no PyTorch row)")
     add_measure_arguments(p)
     p.add_argument("--subset", default=None, help="manifest subset, e.g. en, longform, multi")
     p.add_argument("--max-new-tokens", type=int, default=224, help="per 30 s window (max 224)")
@@ -73,7 +75,7 @@ def systems(options: BenchOptions) -> tuple[list[SystemSpec], list[str]]:
     source = sources.resolve(options.model)
     if not options.any_model:
         _check_same_source(options.artifacts, manifests, source)
-    labels = [f"{m.format} {m.precision}" for m in manifests]
+    labels = [f"{m.format} {canonical(m.precision)}" for m in manifests]
     for path, label in zip(options.artifacts, labels):
         if labels.count(label) > 1:  # rows are keyed by name: two of a kind need their paths
             label = f"{label} ({path})"

@@ -21,6 +21,7 @@ from bench.systems import SystemSpec, faster_whisper_rows
 from exporters.options import DISTILL_STEPS
 from runtimes.audio import datasets
 from runtimes.errors import ToolkitError
+from runtimes.precision import canonical
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Variant:
     @property
     def name(self) -> str:
         recipe = f" + {self.method}" if self.compress else ""
-        return f"{self.target} {self.precision}{recipe}"
+        return f"{self.target} {canonical(self.precision)}{recipe}"  # ggml f16: "ggml fp16"
 
     @property
     def method(self) -> str:
@@ -194,7 +195,7 @@ def run(options: CompareOptions, out_dir: Path) -> Comparison:
         calib.files()  # a bad --calibration fails before any export
     variants = with_recipes(plan(options.device, list(options.targets) or None, calib is not None),
                             options.compression_recipes(), options.compress_with)
-    runnable = ["pytorch float32", *(v.name for v in variants if v.skip_reason is None)]
+    runnable = ["pytorch fp32", *(v.name for v in variants if v.skip_reason is None)]
     if options.profile is not None and options.profile not in runnable:
         raise ToolkitError(f"--profile {options.profile!r} is not a row of this comparison; "
                            f"one of: {', '.join(runnable)}")
@@ -287,7 +288,7 @@ def _peers(options: CompareOptions, source, paths: dict[str, Path],
 
 
 def _specs(options: CompareOptions, source, paths: dict[str, Path]) -> list[SystemSpec]:
-    specs = [SystemSpec("pytorch float32", "toolkit", str(source.hf_dir), "float32", True)]
+    specs = [SystemSpec("pytorch fp32", "toolkit", str(source.hf_dir), "fp32", True)]
     specs += [SystemSpec(name, "toolkit", str(path)) for name, path in paths.items()]
     references, _ = faster_whisper_rows(source, paths, options.faster_whisper,
                                         options.faster_whisper_batched)

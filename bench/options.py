@@ -5,7 +5,9 @@ work, naming the option and what it accepts."""
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from exporters.calibration import CalibrationSet
@@ -130,7 +132,7 @@ class BenchOptions(MeasureOptions):
 
     artifacts: tuple[Path, ...] = ()
     model: str = "bundled:tiny.en"
-    pytorch: tuple[str, ...] = ("float32",)
+    pytorch: tuple[str, ...] = ("fp32",)
     subset: str | None = None
     out: Path | None = None
     any_model: bool = False
@@ -138,7 +140,9 @@ class BenchOptions(MeasureOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         from runtimes.engines.pytorch import PRECISIONS
+        from runtimes.precision import canonical
 
+        object.__setattr__(self, "pytorch", tuple(map(canonical, self.pytorch)))
         for precision in self.pytorch:
             if precision not in (*PRECISIONS, "none"):
                 raise OptionError(f"--pytorch {precision!r} is not one of: "
@@ -222,6 +226,22 @@ class CompareOptions(MeasureOptions):
         return recipes
 
 
+def checkout_commit() -> str:
+    """The commit of the checkout this code runs from, "+dirty" when its tracked files
+    differ from it, or "unknown" outside a git checkout (an installed package): a report
+    generated from the results names the code that measured them."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=10", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=True).stdout
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.strip() + ("+dirty" if dirty.strip() else "")
+
+
 def run_info(options: MeasureOptions, dataset: dict, normalizers: list[str], notes: list[str],
              command: str, **more) -> dict:
     """The settings recorded with every result and printed under every table (one
@@ -231,6 +251,7 @@ def run_info(options: MeasureOptions, dataset: dict, normalizers: list[str], not
     return {
         "decoding": asdict(options.decoding()),
         "environment": environment(options.threads, options.device),
+        "commit": checkout_commit(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "dataset": dataset, "normalizers": normalizers, "notes": notes,
         "repeats": options.repeats, "command": command, **more,
     }

@@ -13,6 +13,7 @@ from exporters.options import DISTILL_STEPS, INT8_KERNELS
 from exporters.sources import BUNDLED, BUNDLED_PREFIX, DEFAULT_MODEL
 from runtimes.cli import DEVICE_HELP
 from runtimes.errors import ToolkitError
+from runtimes.precision import QUANTIZATION_HELP
 
 EXIT_ERROR = 2
 
@@ -27,13 +28,13 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
     )
     precision = p.add_mutually_exclusive_group()
     precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
-                           help="half precision weights and compute")
+                           help="half precision weights and compute (ggml: f16)")
     precision.add_argument("--int8", dest="precision", action="store_const", const="int8",
                            help="int8 weights (ctranslate2: int8_float32 on cpu, int8_float16 on cuda)")
     precision.add_argument("--int4", dest="precision", action="store_const", const="int4",
                            help="int4 weights, where the target has kernels")
     precision.add_argument("--quantization", dest="precision", metavar="TYPE",
-                           help="a target-specific precision, e.g. int8_bfloat16 for ctranslate2")
+                           help=QUANTIZATION_HELP)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help=DEVICE_HELP)
     p.add_argument("-o", "--output", type=Path,
                    help="artifact directory (default: artifacts/<model>-<target>-<precision>)")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from exporters.calibration import CalibrationSet
 from runtimes.base import DEVICES
 from runtimes.errors import OptionError
+from runtimes.precision import canonical
 
 #: Precision shorthands the CLI offers (--fp16, --int8, --int4); a target maps each to its
 #: own concrete precision name, which may depend on the device.
@@ -60,6 +61,7 @@ class ExportOptions:
     distill_steps: int = DISTILL_STEPS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", canonical(self.precision))
         object.__setattr__(self, "compress", tuple(self.compress))
         self.compression_steps()  # a bad step fails here, before any work
         if self.distill is not None and not self.compress:

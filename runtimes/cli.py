@@ -7,6 +7,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from runtimes.precision import RUNTIME_HELP
+
 if TYPE_CHECKING:
     from runtimes.base import DecodingOptions, RuntimeOptions
 
@@ -50,8 +52,7 @@ def add_long_form_arguments(p: argparse.ArgumentParser) -> None:
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     """Where and how the artifact runs (``RuntimeOptions``; see :func:`runtime_options`)."""
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help=DEVICE_HELP)
-    p.add_argument("--precision", help="compute precision (default: the artifact's own; a "
-                   "runtime answers a value it does not take with the list it accepts)")
+    p.add_argument("--precision", metavar="NAME", help=RUNTIME_HELP)
     p.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     p.add_argument("--provider", choices=("cuda", "tensorrt"),
                    help="ONNX Runtime execution provider on cuda (default: cuda)")

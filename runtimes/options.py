@@ -9,6 +9,7 @@ import warnings
 from dataclasses import dataclass
 
 from runtimes.errors import OptionError
+from runtimes.precision import canonical
 
 TASKS = ("transcribe", "translate")
 DEVICES = ("cpu", "cuda")
@@ -119,8 +120,9 @@ class RuntimeOptions:
 
     Attributes:
         device: "cpu" or "cuda".
-        precision: compute precision; None = the artifact's own. Accepted values depend on
-            the runtime, which answers a bad one with the list it accepts.
+        precision: compute precision; None = the artifact's own. Stored in the toolkit's
+            names (``float32`` becomes ``fp32``, see runtimes.precision); accepted values
+            depend on the runtime, which answers a bad one with the list it accepts.
         threads: intra-op threads; 0 = the runtime's default (all cores).
         provider: ONNX Runtime execution provider on cuda: "cuda" (default) or "tensorrt".
         cache_dir: where a provider keeps compiled engines (TensorRT), reused across loads.
@@ -151,6 +153,7 @@ class RuntimeOptions:
     expect_digest: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "precision", canonical(self.precision))
         if self.device not in DEVICES:
             raise OptionError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
         if self.threads < 0:

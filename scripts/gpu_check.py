@@ -104,7 +104,7 @@ def plan(targets: list[str] | None, device: str = "cuda") -> list[Check]:
     target that cannot say (its package or the GPU is missing) gets one row with the reason."""
     from exporters import registry
 
-    floats = ("float32", "float16", "bfloat16") if device == "cuda" else ("float32",)
+    floats = ("fp32", "fp16", "bf16") if device == "cuda" else ("fp32",)
     checks = [Check(f"pytorch {p}", None, p) for p in floats]
     for name in targets or registry.names():
         try:

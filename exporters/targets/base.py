@@ -13,6 +13,7 @@ from exporters.options import ExportOptions
 from exporters.sources import Source
 from exporters.validate import ParityTolerance
 from runtimes.errors import OptionError
+from runtimes.precision import canonical
 
 
 class Target(ABC):
@@ -56,6 +57,8 @@ class Target(ABC):
         """``requested`` (default: the first accepted) if this target offers it; else an
         OptionError naming the value and the accepted ones."""
         requested = requested or accepted[0]
+        spelled = {canonical(name): name for name in accepted}  # f16 is ggml's fp16
+        requested = spelled.get(canonical(requested), requested)
         if requested not in accepted:
             raise OptionError(
                 f"precision {requested!r} is not offered by the {self.name} target; accepted: "

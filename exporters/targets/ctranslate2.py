@@ -20,6 +20,7 @@ from runtimes.errors import OptionError
 _SHORTHAND = {
     ("fp32", "cpu"): "float32", ("fp32", "cuda"): "float32",
     ("fp16", "cpu"): "float16", ("fp16", "cuda"): "float16",
+    ("bf16", "cpu"): "bfloat16", ("bf16", "cuda"): "bfloat16",
     ("int8", "cpu"): "int8_float32", ("int8", "cuda"): "int8_float16",
 }
 

@@ -114,7 +114,7 @@ class OpenVINOTarget(Target):
         return precision == "int8_static"
 
     def parity_precision(self, precision: str) -> str | None:
-        return "f32"  # check the conversion itself, not bf16 arithmetic
+        return "fp32"  # check the conversion itself, not bf16 arithmetic
 
     def tolerance(self, precision: str) -> ParityTolerance:
         # The parity run uses f32 inference. Measured on JFK: weight-only int8 0.022 on real

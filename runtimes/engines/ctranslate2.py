@@ -14,6 +14,10 @@ import numpy as np
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
+from runtimes.precision import canonical, native
+
+#: The toolkit's precision names in CTranslate2's spelling.
+SPELLING = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 #: Every compute type CTranslate2 knows; which ones run depends on the device.
 COMPUTE_TYPES = (
@@ -81,7 +85,7 @@ class CTranslate2Runtime(WhisperRuntime):
             raise OptionError(f"provider {options.provider!r} applies to ONNX artifacts only")
         import ctranslate2
 
-        compute_type = options.precision or "default"
+        compute_type = native(options.precision, SPELLING) or "default"
         if compute_type != "default":
             check_compute_type(compute_type, options.device)
         else:
@@ -117,7 +121,7 @@ class CTranslate2Runtime(WhisperRuntime):
 
     @property
     def precision(self) -> str:
-        return str(self._model.compute_type)
+        return canonical(str(self._model.compute_type))  # float32 -> fp32; int8_float32 stays
 
     def _features(self, features: np.ndarray):
         import ctranslate2

@@ -15,6 +15,7 @@ from runtimes.decode.filters import log_softmax
 from runtimes.decode.loops import concat_rows, decode, detect_language
 from runtimes.decode.step import SuppressRules, encoder_pass
 from runtimes.errors import OptionError
+from runtimes.precision import canonical
 
 
 class GraphRuntime(WhisperRuntime):
@@ -38,7 +39,7 @@ class GraphRuntime(WhisperRuntime):
         """A graph artifact computes in the precision it was exported with (or a runtime
         hint listed in ``also``)."""
         accepted = (self._spec.precision, *also)
-        if requested not in (None, *accepted):
+        if requested not in (None, *map(canonical, accepted)):
             raise OptionError(
                 f"precision {requested!r} is not available for this {self.format} artifact "
                 f"(accepted: {', '.join(accepted)}); another weight precision needs its own "

@@ -2,7 +2,7 @@
 here), driven by the shared decoding loop.
 
 The inference precision is OpenVINO's hint: bf16 by default on CPUs with bf16 support,
-f32 otherwise; ``precision="f32"`` or ``"bf16"`` forces it. The runtime reports
+f32 otherwise; ``precision="fp32"`` or ``"bf16"`` forces it. The runtime reports
 "<weights>/<inference>", e.g. "int8/bf16", so tables say which one ran.
 """
 
@@ -17,8 +17,10 @@ from runtimes.decode.loops import select_rows
 from runtimes.engines.graph import GraphRuntime
 from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError
+from runtimes.precision import canonical
 
-HINTS = ("f32", "bf16")
+#: Inference precisions a caller may force, in the toolkit's names and OpenVINO's.
+HINTS = {"fp32": "f32", "bf16": "bf16"}
 
 
 @register
@@ -43,10 +45,10 @@ class OpenVINORuntime(GraphRuntime):
         if options.threads:
             config["INFERENCE_NUM_THREADS"] = options.threads
         if options.precision in HINTS:
-            config["INFERENCE_PRECISION_HINT"] = options.precision
+            config["INFERENCE_PRECISION_HINT"] = HINTS[options.precision]
         if options.profile:
             config["PERF_COUNT"] = True
-        hint = (options.precision
+        hint = (HINTS.get(options.precision)
                 or core.get_property(device, "INFERENCE_PRECISION_HINT").to_string())
         #: Cross-attention keys/values travel between the graphs as raw bf16 (uint16 arrays)
         #: when inference runs in bf16 anyway. At f32 they are the decoder's largest input,
@@ -100,7 +102,8 @@ class OpenVINORuntime(GraphRuntime):
 
     @property
     def precision(self) -> str:
-        return f"{self._spec.precision}/{self._hint}"  # weights / inference, e.g. int8/bf16
+        # weights / inference, e.g. int8/bf16, in the toolkit's names (OpenVINO says f32)
+        return f"{self._spec.precision}/{canonical(self._hint)}"
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         return self._infer(self._encoder, {"input_features": features})["encoder_output"].copy()

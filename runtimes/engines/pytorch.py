@@ -17,7 +17,7 @@ from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, W
 from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 
-PRECISIONS = ("float32", "float16", "bfloat16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 def _torch_device(device: str):
@@ -38,10 +38,11 @@ class PyTorchRuntime(WhisperRuntime):
         super().__init__(model_dir, options)
         if options.provider is not None:
             raise OptionError(f"provider {options.provider!r} applies to ONNX artifacts only")
-        self._precision = options.precision or "float32"
+        self._precision = options.precision or "fp32"
         if self._precision not in PRECISIONS:
             raise OptionError(
-                f"PyTorch precision {self._precision!r} is not one of: {', '.join(PRECISIONS)}"
+                f"PyTorch precision {self._precision!r} is not one of: {', '.join(PRECISIONS)} "
+                f"(float32, float16 and bfloat16 are accepted too)"
             )
         if self._precision == "int8" and options.device != "cpu":
             raise OptionError("PyTorch dynamic int8 runs on cpu only")
@@ -63,7 +64,7 @@ class PyTorchRuntime(WhisperRuntime):
 
         hf_logging.set_verbosity_error()  # generate() warns about its own defaults on every call
 
-        dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
             self._precision, torch.float32
         )
         try:

@@ -27,6 +27,7 @@ from runtimes.base import Decoded, DecodingOptions, RuntimeOptions, WhisperRunti
 from runtimes.decode.languages import LANGUAGES
 from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
+from runtimes.precision import canonical
 
 #: The artifact's model file (whisper.cpp's own downloads are ggml-<model>.bin).
 MODEL_FILE = "ggml-model.bin"
@@ -56,7 +57,7 @@ class WhisperCppRuntime(WhisperRuntime):
         self._pw = pw
         path = self.model_dir / MODEL_FILE
         self._file = check_whisper_cpp_can_load(path)
-        if options.precision not in (None, self._file.dtype):
+        if options.precision not in (None, canonical(self._file.dtype)):
             raise OptionError(f"precision {options.precision!r}: a ggml artifact runs in the "
                               f"type it was written in ({self._file.dtype}); export another "
                               f"with --quantization")
@@ -97,7 +98,7 @@ class WhisperCppRuntime(WhisperRuntime):
 
     @property
     def precision(self) -> str:
-        return self._file.dtype
+        return canonical(self._file.dtype)  # ggml's f16 is the toolkit's fp16
 
     @property
     def backend(self) -> str:

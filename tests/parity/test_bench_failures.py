@@ -17,11 +17,11 @@ def test_a_failed_row_fails_the_run_and_stays_named(tiny_random, tmp_path):
          "--out", str(tmp_path / "out")],
         capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 1, result.stderr[-2000:]
-    assert "error: row 'pytorch float32' failed: " in result.stderr
+    assert "error: row 'pytorch fp32' failed: " in result.stderr
     assert "not a decodable audio file" in result.stderr
     with open(tmp_path / "out" / "report.csv") as f:
         rows = list(csv.DictReader(f))
-    assert rows[0]["system"] == "pytorch float32" and rows[0]["error"]
+    assert rows[0]["system"] == "pytorch fp32" and rows[0]["error"]
 
 
 def test_an_artifact_of_another_model_is_refused_before_any_work(tiny_random, tmp_path,

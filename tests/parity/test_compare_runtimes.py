@@ -36,7 +36,7 @@ def comparison(tiny_random, tmp_path_factory, speech_rows) -> Path:
 
 def test_report_has_every_cpu_variant_and_the_skipped_ones(comparison):
     report = (comparison / "report.md").read_text()
-    for name in ("pytorch float32", "ctranslate2 int8_float32", "ctranslate2 float32",
+    for name in ("pytorch fp32", "ctranslate2 int8_float32", "ctranslate2 fp32",
                  "onnx fp32", "onnx int8", "onnx int4", "torchscript fp32",
                  "faster-whisper int8", "faster-whisper batched int8"):
         assert f"| {name} |" in report

@@ -82,7 +82,7 @@ def test_bench_produces_the_report(int8_artifact, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report = (out / "report.md").read_text()
-    for row in ("pytorch float32", "ctranslate2 int8_float32", "faster-whisper int8",
+    for row in ("pytorch fp32", "ctranslate2 int8_float32", "faster-whisper int8",
                 "faster-whisper batched int8"):  # both faster-whisper rows by default
         assert f"| {row} |" in report
     assert "failed" not in report and "start err" not in report  # no known starts in `en`
@@ -92,7 +92,7 @@ def test_bench_produces_the_report(int8_artifact, tmp_path):
     assert "| word gap med ms | word gap p90 ms | words matched % |" in report
     rows = {r["name"]: r for r in map(json.loads, lines)}
     assert rows["faster-whisper int8"]["word_reference"]
-    for name in ("pytorch float32", "ctranslate2 int8_float32"):
+    for name in ("pytorch fp32", "ctranslate2 int8_float32"):
         assert rows[name]["word_median_ms"] < 200 and rows[name]["words_matched"] > 0.9
 
 

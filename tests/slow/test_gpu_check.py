@@ -31,6 +31,6 @@ def test_rows_table_and_files_on_the_cpu(tmp_path, speech_rows):
                   "--batch-sizes", "1", "2", "--targets", "torchscript", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert [r["name"] for r in rows] == ["pytorch float32", "torchscript fp32"]
+    assert [r["name"] for r in rows] == ["pytorch fp32", "torchscript fp32"]
     assert all(r["status"] == "ok" and r["rtfx"]["2"] > 0 for r in rows)
     assert "| torchscript fp32 | ok | torchscript cpu |" in (tmp_path / "gpu_check.md").read_text()

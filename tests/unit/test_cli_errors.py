@@ -232,7 +232,7 @@ def test_broken_manifests_are_one_line(manifest, message, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--pytorch", "float8"], "--pytorch 'float8' is not one of: float32"),
+    (["--pytorch", "float8"], "--pytorch 'float8' is not one of: fp32"),
     (["--faster-whisper", "int3"], "--faster-whisper 'int3' is not one of: int8"),
     (["--faster-whisper-batched", "int3"], "--faster-whisper-batched 'int3' is not one of"),
 ])

@@ -86,11 +86,8 @@ MEANS_OTHER_THINGS = {
 }
 
 
-def test_every_flag_shared_by_two_commands_has_one_default_and_one_help():
-    """Issue 34: the same flag had other defaults and help in different commands
-    (--faster-whisper-batched: none in bench, int8 in compare; --beam-size, --device
-    without help). A flag two commands share now has one default and one help, except
-    where it means another thing (MEANS_OTHER_THINGS, each with its reason)."""
+def _parsers() -> dict:
+    """Every console command's argument parser, by subcommand name."""
     import argparse
 
     from bench.cli import build_parser as bench
@@ -101,10 +98,19 @@ def test_every_flag_shared_by_two_commands_has_one_default_and_one_help():
     from runtimes.serve.__main__ import build_parser as serve
 
     sub = next(a for a in exporters()._actions if isinstance(a, argparse._SubParsersAction))
-    parsers = {"export": sub.choices["whisper"], "transcribe": transcribe(), "bench": bench(),
-               "compare": compare(), "serve": serve(), "batch": batch()}
+    return {"export": sub.choices["whisper"], "transcribe": transcribe(), "bench": bench(),
+            "compare": compare(), "serve": serve(), "batch": batch()}
+
+
+def test_every_flag_shared_by_two_commands_has_one_default_and_one_help():
+    """Issue 34: the same flag had other defaults and help in different commands
+    (--faster-whisper-batched: none in bench, int8 in compare; --beam-size, --device
+    without help). A flag two commands share now has one default and one help, except
+    where it means another thing (MEANS_OTHER_THINGS, each with its reason)."""
+    import argparse
+
     seen: dict[str, dict[str, tuple]] = {}
-    for name, parser in parsers.items():
+    for name, parser in _parsers().items():
         for action in parser._actions:
             for flag in action.option_strings:
                 if flag.startswith("--") and flag != "--help":
@@ -114,3 +120,48 @@ def test_every_flag_shared_by_two_commands_has_one_default_and_one_help():
     assert differing == {}
     assert all(help_ for by in seen.values() for _, help_ in by.values()
                if help_ is not argparse.SUPPRESS), "a flag without help"
+
+
+PRECISION_FLAGS = ("--precision", "--quantization", "--pytorch")
+
+
+def test_every_precision_flag_lists_the_one_set_of_names():
+    """Issue 34: precision was spelled fp32, float32 and f32, and --precision listed no
+    values. Every flag that takes a precision names the toolkit's four, in its help."""
+    found = []
+    for name, parser in _parsers().items():
+        for action in parser._actions:
+            if set(action.option_strings) & set(PRECISION_FLAGS):
+                found.append(name)
+                words = set(action.help.replace(",", " ").replace(";", " ").split())
+                assert {"fp32", "fp16", "bf16", "int8"} <= words, (name, action.help)
+    assert {"export", "transcribe", "bench", "serve", "batch"} <= set(found)
+
+
+@pytest.mark.parametrize("spelling, name", [("float32", "fp32"), ("f32", "fp32"),
+                                            ("float16", "fp16"), ("f16", "fp16"),
+                                            ("bfloat16", "bf16"), ("int8", "int8"),
+                                            ("int8_float32", "int8_float32")])
+def test_every_spelling_of_a_precision_means_the_toolkits_name(spelling, name):
+    from bench.options import BenchOptions
+    from exporters.options import ExportOptions
+    from runtimes.base import RuntimeOptions
+
+    assert RuntimeOptions(precision=spelling).precision == name
+    assert ExportOptions("onnx", spelling).precision == name
+    if name in ("fp32", "fp16", "bf16", "int8"):
+        assert BenchOptions("m.tsv", pytorch=(spelling,)).pytorch == (name,)
+
+
+@pytest.mark.parametrize("target, spelling, written", [
+    ("ggml", "float16", "f16"), ("ggml", "fp16", "f16"), ("ggml", "f16", "f16"),
+    ("onnx", "float32", "fp32"), ("ctranslate2", "fp32", "float32"),
+    ("ctranslate2", "bfloat16", "bfloat16"), ("openvino", "f32", "fp32")])
+def test_a_target_writes_its_own_spelling_of_the_name_asked_for(target, spelling, written):
+    """Artifacts keep their format's own name on disk (a ggml file type is f16, a
+    CTranslate2 compute type float32); the name asked for may be any spelling."""
+    from exporters import registry
+    from exporters.options import ExportOptions
+
+    options = ExportOptions(target, spelling)
+    assert registry.get(target).precision(options.precision, "cpu") == written

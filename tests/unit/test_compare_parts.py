@@ -87,7 +87,7 @@ def _row(name, wer, delta, rtfx, batched=None):
 
 
 def test_recommendation_is_the_fastest_artifact_within_the_budget():
-    rows = [_row("pytorch float32", 0.058, 0.0, 9.0), _row("onnx int8", 0.050, -0.008, 26.0),
+    rows = [_row("pytorch fp32", 0.058, 0.0, 9.0), _row("onnx int8", 0.050, -0.008, 26.0),
             _row("openvino int8", 0.058, 0.0, 31.0, {8: 42.0}),
             _row("onnx int4", 0.071, 0.0125, 40.0)]
     artifacts = {"onnx int8", "openvino int8", "onnx int4"}
@@ -99,7 +99,7 @@ def test_recommendation_is_the_fastest_artifact_within_the_budget():
 
 
 def test_peers_are_never_recommended_but_a_faster_one_is_named_and_compared():
-    rows = [_row("pytorch float32", 0.058, 0.0, 9.0), _row("onnx int8", 0.050, -0.008, 26.0),
+    rows = [_row("pytorch fp32", 0.058, 0.0, 9.0), _row("onnx int8", 0.050, -0.008, 26.0),
             _row("ctranslate2 int8_float32", 0.058, 0.0, 20.0),
             _row("peer whisper.cpp q8_0", 0.058, 0.0, 13.0),
             _row("peer optimum-openvino int8", 0.059, 0.001, 30.0)]
@@ -128,7 +128,7 @@ def test_plan_offers_every_ggml_type_whisper_cpp_runs():
     pytest.importorskip("_pywhispercpp", reason="the 'ggml' extra is not installed")
     variants = {v.name: v for v in plan("cpu", ["ggml"])}
     assert sorted(variants) == sorted(f"ggml {t}" for t in
-                                      ("f16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_1"))
+                                      ("fp16", "q8_0", "q5_0", "q5_1", "q4_0", "q4_1"))
 
 
 def test_corpus_token_agreement_weights_clips_by_length():

@@ -114,8 +114,8 @@ def test_the_cycle_check_finds_a_circle_through_a_lazy_import():
 #: Inside ``runtimes``, lowest first: a module imports only from its own layer and below
 #: (the README's architecture section says what each holds). ``runtimes`` itself (``load``)
 #: sits above the transcript layer; the command lines, the batch job and the server on top.
-RUNTIMES_LAYERS = (("errors",), ("options", "base", "cpu"), ("artifacts",), ("audio",), ("decode",),
-                   ("engines",), ("transcript",), ("__init__",), ("cli", "cluster"),
+RUNTIMES_LAYERS = (("errors", "precision"), ("options", "base", "cpu"), ("artifacts",),
+                   ("audio",), ("decode",), ("engines",), ("transcript",), ("__init__",), ("cli", "cluster"),
                    ("batch", "serve"), ("__main__",))
 
 
