@@ -242,16 +242,23 @@ def checkout_commit() -> str:
     return head.strip() + ("+dirty" if dirty.strip() else "")
 
 
+def provenance(command: str, threads: int, device: str = "cpu") -> dict:
+    """What a generated page's caption says of a result: the command, the commit, the
+    date (UTC) and the machine (bench.docs)."""
+    from bench.runner import environment
+
+    return {"command": command, "commit": checkout_commit(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "environment": environment(threads, device)}
+
+
 def run_info(options: MeasureOptions, dataset: dict, normalizers: list[str], notes: list[str],
              command: str, **more) -> dict:
     """The settings recorded with every result and printed under every table (one
     definition for the bench and the comparison)."""
-    from bench.runner import environment
-
     return {
         "decoding": asdict(options.decoding()),
-        "environment": environment(options.threads, options.device),
-        "commit": checkout_commit(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        **provenance(command, options.threads, options.device),
         "dataset": dataset, "normalizers": normalizers, "notes": notes,
-        "repeats": options.repeats, "command": command, **more,
+        "repeats": options.repeats, **more,
     }

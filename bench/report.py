@@ -18,11 +18,11 @@ def fmt(value: float, digits: int = 1) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _pct(value: float) -> str:
+def pct(value: float) -> str:
     return "—" if math.isnan(value) else f"{100 * value:.2f}"
 
 
-def _range(values: list[float]) -> str:
+def spread(values: list[float]) -> str:
     """Lowest–highest RTFx over the rounds: the spread a reader should expect."""
     return f"{min(values):.1f}–{max(values):.1f}" if len(values) > 1 else "—"
 
@@ -50,7 +50,7 @@ def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
         ("p50 ms", lambda r: fmt(r.latency_p50_ms, 0)),
         ("p95 ms", lambda r: fmt(r.latency_p95_ms, 0)),
         ("RTFx b1", lambda r: fmt(r.rtfx_b1)),
-        ("b1 range", lambda r: _range(r.rtfx_b1_rounds)),
+        ("b1 range", lambda r: spread(r.rtfx_b1_rounds)),
     ]
     cols += [(f"RTFx b{b}", lambda r, b=b: _batched(r, b)) for b in batch_sizes if b > 1]
     if len(batch_sizes) > 2:
@@ -63,10 +63,10 @@ def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
         cols += [("VRAM b1 MB", lambda r: fmt(r.vram_b1_mb, 0)),
                  ("VRAM max MB", lambda r: fmt(r.vram_mb, 0))]
     cols += [
-        ("WER %", lambda r: _pct(r.wer)),
-        ("CER %", lambda r: _pct(r.cer)),
+        ("WER %", lambda r: pct(r.wer)),
+        ("CER %", lambda r: pct(r.cer)),
         ("ΔWER pts", lambda r: _delta(r.delta_wer)),
-        ("token agree %", lambda r: _pct(r.token_agreement)),
+        ("token agree %", lambda r: pct(r.token_agreement)),
         ("empty", lambda r: str(r.empty_outputs)),
         ("rep 5-gram", lambda r: str(r.repeated_5grams)),
     ]
