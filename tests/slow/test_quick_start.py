@@ -29,7 +29,7 @@ def quick_start() -> list[list[str]]:
     text = (ROOT / "README.md").read_text()
     start = text.index("every step is one command")
     block = text[start:text.index("```\n", text.index("```bash", start) + 7) + 4]
-    return [shlex.split(line) for line in shell_lines(block)]
+    return [shlex.split(line) for line in shell_lines(block) if not line.startswith("#")]
 
 
 def demo_artifact() -> str:
