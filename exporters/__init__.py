@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from exporters.api import export
+    from exporters.model import WhisperModel
     from exporters.options import ExportOptions
 
 __version__ = "0.1.0"
-__all__ = ["ExportOptions", "export"]
+__all__ = ["ExportOptions", "WhisperModel", "export"]
 
 
 def __getattr__(name: str) -> Any:
-    """``exporters.export`` and ``exporters.ExportOptions``, imported when first used."""
+    """``exporters.export``, ``ExportOptions`` and ``WhisperModel``, imported when first
+    used."""
     if name == "export":
         from exporters.api import export
 
@@ -28,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from exporters.options import ExportOptions
 
         return ExportOptions
+    if name == "WhisperModel":
+        from exporters.model import WhisperModel
+
+        return WhisperModel
     raise AttributeError(f"module 'exporters' has no attribute {name!r}")

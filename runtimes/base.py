@@ -168,9 +168,16 @@ class WhisperRuntime(ABC):
     def encode(self, features: np.ndarray) -> np.ndarray:
         """Encoder output, float32 (batch, frames // 2, d_model): used by parity checks."""
 
-    @abstractmethod
     def detect_language(self, features: np.ndarray) -> list[str]:
         """Most likely language code ("en", "de", ...) of each item in the batch."""
+        return [max(probs, key=probs.__getitem__)
+                for probs in self.language_probabilities(features)]
+
+    @abstractmethod
+    def language_probabilities(self, features: np.ndarray) -> list[dict[str, float]]:
+        """Each item's probability of every language the model knows (the softmax over
+        the language tokens after <|startoftranscript|>, as openai/whisper detects it;
+        faster-whisper's ``info.all_language_probs``)."""
 
     @property
     def backend(self) -> str:

@@ -13,11 +13,13 @@ faster-whisper ships.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from runtimes.audio.features import N_SAMPLES
 from runtimes.audio.files import SAMPLE_RATE, is_silence
+from runtimes.errors import OptionError
 
 #: (start, end) sample indices of one stretch of speech.
 Span = tuple[int, int]
@@ -25,13 +27,40 @@ Span = tuple[int, int]
 Window = tuple[Span, ...]
 
 
-def speech_spans(samples: np.ndarray) -> list[Span]:
+@dataclass(frozen=True)
+class VadSettings:
+    """Silero VAD's settings for cutting windows (faster-whisper's ``VadOptions`` names in
+    milliseconds; spans are at most 30 s, a window's length). The defaults are
+    faster-whisper's batched pipeline's."""
+
+    threshold: float = 0.5
+    min_speech_duration_ms: int = 0
+    min_silence_duration_ms: int = 160
+    speech_pad_ms: int = 400
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise OptionError(f"VAD threshold must be in (0, 1), got {self.threshold!r}")
+        for name in ("min_speech_duration_ms", "min_silence_duration_ms", "speech_pad_ms"):
+            if not isinstance(getattr(self, name), (int, float)) or getattr(self, name) < 0:
+                raise OptionError(f"VAD {name} must be a number >= 0, got "
+                                  f"{getattr(self, name)!r}")
+
+
+#: faster-whisper's batched pipeline's settings, the toolkit's default.
+DEFAULT_VAD = VadSettings()
+
+
+def speech_spans(samples: np.ndarray, vad: VadSettings = DEFAULT_VAD) -> list[Span]:
     """Speech in ``samples``, each span padded and at most 30 s long (faster-whisper's
-    batched-pipeline VAD settings, through ``runtimes.audio.vad`` for bounded memory)."""
+    batched-pipeline VAD settings by default, through ``runtimes.audio.vad`` for bounded
+    memory)."""
     from runtimes.audio.vad import speech_timestamps
 
-    spans = speech_timestamps(samples, max_speech_s=N_SAMPLES / SAMPLE_RATE,
-                              min_silence_ms=160, speech_pad_ms=400)
+    spans = speech_timestamps(samples, vad.threshold, vad.min_speech_duration_ms,
+                              max_speech_s=N_SAMPLES / SAMPLE_RATE,
+                              min_silence_ms=vad.min_silence_duration_ms,
+                              speech_pad_ms=vad.speech_pad_ms)
     return [(s["start"], s["end"]) for s in spans]
 
 
@@ -67,11 +96,13 @@ class WindowStream:
     recording. ``n_samples`` counts the samples read so far (all of them once iterated).
     """
 
-    def __init__(self, pieces: Iterable[np.ndarray], block_samples: int = BLOCK_SAMPLES) -> None:
+    def __init__(self, pieces: Iterable[np.ndarray], block_samples: int = BLOCK_SAMPLES,
+                 vad: VadSettings = DEFAULT_VAD) -> None:
         if block_samples < 2 * N_SAMPLES:
             raise ValueError(f"block_samples must be >= {2 * N_SAMPLES} (60 s), got {block_samples}")
         self._pieces = pieces
         self.block = block_samples
+        self.vad = vad
         self.n_samples = 0
 
     def __iter__(self) -> Iterator[tuple[Window, np.ndarray]]:
@@ -85,7 +116,8 @@ class WindowStream:
                 head, pending = _split(pending, self.block)
                 buffer = _join([carry, *head])
                 del head  # the pieces go once joined, and the block once windowed
-                carry, origin = yield from _windows(buffer, origin, packer, last=False)
+                carry, origin = yield from _windows(buffer, origin, packer, self.vad,
+                                                    last=False)
                 del buffer
                 first = False
         buffer, pending = _join([carry, *pending]), []
@@ -94,15 +126,15 @@ class WindowStream:
         if first and buffer.size <= N_SAMPLES:
             yield ((0, int(buffer.size)),), buffer
             return
-        yield from _windows(buffer, origin, packer, last=True)
+        yield from _windows(buffer, origin, packer, self.vad, last=True)
         yield from packer.flush()
 
 
-def _windows(buffer: np.ndarray, origin: int, packer: _Packer,
+def _windows(buffer: np.ndarray, origin: int, packer: _Packer, vad: VadSettings,
              last: bool) -> Generator[tuple[Window, np.ndarray], None, tuple[np.ndarray, int]]:
     """Pack the finished spans of ``buffer`` (which starts at sample ``origin`` of the
     recording); return the carry for the next block and where it starts."""
-    spans = [] if is_silence(buffer) else speech_spans(buffer)
+    spans = [] if is_silence(buffer) else speech_spans(buffer, vad)
     done = spans if last else [s for s in spans if s[1] <= buffer.size - N_SAMPLES]
     for start, end in done:
         yield from packer.add(origin + start, buffer[start:end])

@@ -124,9 +124,10 @@ def _run(model: StepModel, cross: Any, prompts: np.ndarray, options: DecodingOpt
             for ids, total, p in zip(out, sums, no_speech)]
 
 
-def detect_language(model: StepModel, features: np.ndarray, languages: dict[str, int],
-                    model_dir: Path) -> list[str]:
-    """Most likely language token after <|startoftranscript|>, as openai/whisper does."""
+def language_probabilities(model: StepModel, features: np.ndarray, languages: dict[str, int],
+                           model_dir: Path) -> list[dict[str, float]]:
+    """Each item's probability of each language token after <|startoftranscript|> (the
+    softmax over the language tokens alone, as openai/whisper's detect_language)."""
     from runtimes.decode.tokens import load_tokenizer
 
     if not languages:
@@ -136,8 +137,10 @@ def detect_language(model: StepModel, features: np.ndarray, languages: dict[str,
     logits, _ = model.decode_step(np.full((batch, 1), sot, np.int64), model.empty_cache(batch),
                                   encoder_pass(model, features))
     ids = np.asarray(list(languages.values()))
-    names = {v: k for k, v in languages.items()}
-    return [names[int(i)] for i in ids[logits[:, ids].argmax(-1)]]
+    scores = logits[:, ids].astype(np.float64)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    return [dict(zip(languages, map(float, row))) for row in probs]
 
 
 def concat_rows(parts: list[Any]) -> Any:

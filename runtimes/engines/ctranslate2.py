@@ -193,9 +193,9 @@ class CTranslate2Runtime(WhisperRuntime):
         encoded = self._model.encode(self._features(features), to_cpu=True)
         return np.array(encoded, dtype=np.float32)
 
-    def detect_language(self, features: np.ndarray) -> list[str]:
+    def language_probabilities(self, features: np.ndarray) -> list[dict[str, float]]:
         results = self._model.detect_language(self._features(features))
-        return [ranked[0][0].strip("<|>") for ranked in results]
+        return [{token.strip("<|>"): float(p) for token, p in ranked} for ranked in results]
 
     def close(self) -> None:
         self._model = None

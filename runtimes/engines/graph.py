@@ -12,7 +12,7 @@ import numpy as np
 from runtimes.artifacts.graph_spec import GRAPH_SPEC, GraphSpec
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.decode.filters import log_softmax
-from runtimes.decode.loops import concat_rows, decode, detect_language
+from runtimes.decode.loops import concat_rows, decode, language_probabilities
 from runtimes.decode.step import SuppressRules, encoder_pass
 from runtimes.errors import OptionError
 from runtimes.precision import canonical
@@ -123,5 +123,5 @@ class GraphRuntime(WhisperRuntime):
             out.append(Alignment(*path, probs[row, np.arange(len(text)), text]))
         return out
 
-    def detect_language(self, features: np.ndarray) -> list[str]:
-        return detect_language(self, features, self._spec.languages, self.model_dir)
+    def language_probabilities(self, features: np.ndarray) -> list[dict[str, float]]:
+        return language_probabilities(self, features, self._spec.languages, self.model_dir)

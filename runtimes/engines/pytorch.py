@@ -256,13 +256,22 @@ class PyTorchRuntime(WhisperRuntime):
             hidden = self._model.model.encoder(inputs).last_hidden_state
         return hidden.float().cpu().numpy()
 
-    def detect_language(self, features: np.ndarray) -> list[str]:
+    def language_probabilities(self, features: np.ndarray) -> list[dict[str, float]]:
+        """transformers' ``detect_language`` gives the argmax only: the first step's
+        logits over the language tokens, as it computes them, give every probability."""
         import torch
 
+        if not self._languages:
+            raise ArtifactError(f"{self.model_dir} records no language tokens (English-only "
+                                f"model?)")
         inputs = torch.from_numpy(features).to(self._device, self._model.dtype)
+        sot = self._model.generation_config.decoder_start_token_id
+        start = torch.full((len(features), 1), sot, dtype=torch.long, device=self._device)
+        ids = list(self._languages)
         with torch.inference_mode():
-            ids = self._model.detect_language(input_features=inputs)
-        return [self._languages[int(i)] for i in ids.view(-1).tolist()]
+            logits = self._model(input_features=inputs, decoder_input_ids=start).logits
+            probs = logits[:, -1, ids].float().softmax(-1).cpu().numpy()
+        return [dict(zip(self._languages.values(), map(float, row))) for row in probs]
 
     def close(self) -> None:
         self._model = None

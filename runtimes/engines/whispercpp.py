@@ -169,19 +169,18 @@ class WhisperCppRuntime(WhisperRuntime):
             raise OptionError(f"the prompt {prompt} names no language")
         return list(LANGUAGES)[offset]
 
-    def detect_language(self, features: np.ndarray) -> list[str]:
+    def language_probabilities(self, features: np.ndarray) -> list[dict[str, float]]:
         pw = self._pw
         if not self.multilingual:
-            return ["en"] * len(features)
+            return [{"en": 1.0} for _ in features]
         found = []
         with self._lock:
             for window in features:
                 self._set_mel(window)
                 probs = np.zeros(pw.whisper_lang_max_id() + 1, np.float32)
-                best = pw.whisper_lang_auto_detect(self._ctx, 0, self._threads, probs)
-                if best < 0:
+                if pw.whisper_lang_auto_detect(self._ctx, 0, self._threads, probs) < 0:
                     raise ArtifactError("whisper.cpp failed to detect the language")
-                found.append(pw.whisper_lang_str(best))
+                found.append({pw.whisper_lang_str(i): float(p) for i, p in enumerate(probs)})
         return found
 
     def encode(self, features: np.ndarray) -> np.ndarray:

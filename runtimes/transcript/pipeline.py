@@ -6,23 +6,20 @@ features and are scored on the same text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Union
 
 import numpy as np
 
-from runtimes.audio.chunking import Window, WindowStream, blocks_of
+from runtimes.audio.chunking import DEFAULT_VAD, VadSettings, Window, WindowStream, blocks_of
 from runtimes.audio.features import N_SAMPLES, batch_log_mel
-from runtimes.audio.files import AudioReport, duration_s, load_audio
+from runtimes.audio.files import AudioReport, duration_s
+from runtimes.audio.inputs import AudioInput, is_single, read_input
 from runtimes.base import Decoded, DecodingOptions, WhisperRuntime
 from runtimes.decode.fallback import decode_with_fallback
 from runtimes.decode.tokens import WhisperTokenizer
-from runtimes.transcript.segments import Segment, assemble, window_duration
+from runtimes.transcript.segments import Segment, WindowText, assemble, window_duration
 from runtimes.transcript.words import Word, align_windows
-
-AudioInput = Union[str, Path, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -72,10 +69,10 @@ def check_language(language: str | None, task: str, multilingual: bool) -> None:
 CutWindow = tuple[Window, np.ndarray]
 
 
-def cut(audio: np.ndarray) -> list[CutWindow]:
+def cut(audio: np.ndarray, vad: VadSettings = DEFAULT_VAD) -> list[CutWindow]:
     """An input's <= 30 s windows of speech (Silero VAD), as ``Transcriber.transcribe``
     decodes them; none for silence."""
-    return list(WindowStream(blocks_of(audio)))
+    return list(WindowStream(blocks_of(audio), vad=vad))
 
 
 @dataclass(frozen=True)
@@ -84,6 +81,12 @@ class _Window:
     spans: Window  # where its speech lies in the input
     samples: np.ndarray
     index: int = 0  # its place among its input's windows (seeds sampling)
+
+
+def windows_of(cuts: Sequence[list[CutWindow]]) -> list[_Window]:
+    """Every input's windows, in order, each knowing its input and its place there."""
+    return [_Window(i, spans, samples, index) for i, found in enumerate(cuts)
+            for index, (spans, samples) in enumerate(found)]
 
 
 class Transcriber:
@@ -105,18 +108,19 @@ class Transcriber:
         self.options = options
 
     def transcribe(
-        self, inputs: Sequence[AudioInput], batch_size: int = 1
+        self, inputs: AudioInput | Sequence[AudioInput], batch_size: int = 1
     ) -> list[Transcription]:
-        """Transcribe files or 16 kHz mono float32 arrays, ``batch_size`` windows at a time.
+        """Transcribe audio inputs (paths, binary file objects, bytes of audio files or
+        16 kHz mono float arrays; one input alone is a list of one), ``batch_size``
+        windows at a time.
 
         Windows of different inputs share batches, so many short clips batch well and one
         long recording is decoded in parallel windows.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        reports = [None if isinstance(x, np.ndarray) else AudioReport() for x in inputs]
-        audios = [x if report is None else load_audio(x, report=report)
-                  for x, report in zip(inputs, reports)]
+        read = [read_input(x) for x in ([inputs] if is_single(inputs) else inputs)]
+        audios, reports = [a for a, _ in read], [r for _, r in read]
         if self.options.long_form == "sequential":
             found = self._sequential(audios, batch_size)
         else:
@@ -131,29 +135,14 @@ class Transcriber:
         elsewhere, such as ``runtimes.batch``'s CPU tasks (VAD windows only)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        windows = [
-            _Window(i, spans, samples, index)
-            for i, found in enumerate(cuts)
-            for index, (spans, samples) in enumerate(found)
-        ]
+        windows = windows_of(cuts)
         n_inputs = len(cuts)
         languages = self._languages(windows, n_inputs, batch_size)
         tokens: list[list[int]] = [[] for _ in range(n_inputs)]
         segments: list[list[Segment]] = [[] for _ in range(n_inputs)]
-        stamps = self.options.timestamps
-        for start in range(0, len(windows), batch_size):
-            batch = windows[start : start + batch_size]
-            prompts = [self.tokenizer.prompt(languages[w.owner], self.options.task, stamps)
-                       for w in batch]
-            features = batch_log_mel([w.samples for w in batch], self.runtime.n_mels)
-            seeds = [self.options.seed * 1_000_000 + w.index for w in batch]
-            decoded = self.decode_batch(features, prompts, seeds)
-            words = (self._words(features, batch, decoded, languages)
-                     if self.options.word_timestamps else [None] * len(batch))
-            for window, found, found_words in zip(batch, decoded, words):
-                tokens[window.owner].extend(found.tokens)
-                segments[window.owner] += assemble(window.spans, found, self.tokenizer, stamps,
-                                                   found_words)
+        for found in self.decode_windows(windows, languages, batch_size):
+            tokens[found.owner].extend(found.tokens)
+            segments[found.owner] += found.segments
         counts = np.bincount([w.owner for w in windows], minlength=n_inputs)
         return [
             Transcription(self.tokenizer.decode(ids), tuple(ids), seconds, int(n), lang,
@@ -161,6 +150,34 @@ class Transcriber:
             for ids, seconds, n, lang, parts in zip(tokens, durations, counts, languages,
                                                     segments)
         ]
+
+    def decode_windows(self, windows: Sequence[_Window], languages: list[str],
+                       batch_size: int) -> Iterator[WindowText]:
+        """What each window adds to its input's transcript, in order, decoded
+        ``batch_size`` windows at a time: lazily, so a caller that stops iterating stops
+        the work (``runtimes.model``'s segments generator is this loop)."""
+        stamps = self.options.timestamps
+        for start in range(0, len(windows), batch_size):
+            batch = windows[start : start + batch_size]
+            prompts = [self.prompt(languages[w.owner]) for w in batch]
+            features = batch_log_mel([w.samples for w in batch], self.runtime.n_mels)
+            seeds = [self.options.seed * 1_000_000 + w.index for w in batch]
+            decoded = self.decode_batch(features, prompts, seeds)
+            words = (self._words(features, batch, decoded, languages)
+                     if self.options.word_timestamps else [None] * len(batch))
+            for window, found, found_words in zip(batch, decoded, words):
+                yield WindowText(window.owner, window.spans[0][0], list(found.tokens),
+                                 assemble(window.spans, found, self.tokenizer, stamps,
+                                          found_words))
+
+    def prompt(self, language: str) -> list[int]:
+        """A VAD window's decoder prompt: ``initial_prompt`` as previous text (on every
+        window, as the server's ``prompt`` and faster-whisper's batched pipeline do), then
+        the start, language, task and timestamp tokens."""
+        previous = (self.tokenizer.previous_text(self.options.initial_prompt)
+                    if self.options.initial_prompt else [])
+        return previous + self.tokenizer.prompt(language, self.options.task,
+                                                self.options.timestamps)
 
     def _sequential(self, audios: list[np.ndarray], batch_size: int) -> list[Transcription]:
         """openai-style seeking through each recording (``runtimes.transcript.sequential``); a silent

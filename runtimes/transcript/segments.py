@@ -50,6 +50,24 @@ class Segment:
     words: tuple[Word, ...] = ()
 
 
+@dataclass(frozen=True)
+class WindowText:
+    """What one decoded window adds to its input's transcript (the lazy loops yield these).
+
+    Attributes:
+        owner: the input's index among the call's inputs.
+        start: the window's first sample in its input (faster-whisper's ``seek``, in
+            samples).
+        tokens: the generated ids kept (prompt and end token excluded).
+        segments: its segments, times from the start of the input.
+    """
+
+    owner: int
+    start: int
+    tokens: list[int]
+    segments: list[Segment]
+
+
 def window_duration(window: Window) -> float:
     """Seconds of speech in a window (its spans, pauses excluded)."""
     return sum(end - start for start, end in window) / SAMPLE_RATE

@@ -17,7 +17,7 @@ with it, a round usually splits into one batch per recording.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,7 +25,7 @@ import numpy as np
 from runtimes.audio.chunking import Window
 from runtimes.audio.features import HOP_LENGTH, N_FRAMES, recording_log_mel
 from runtimes.decode.tokens import MAX_PREVIOUS_TOKENS
-from runtimes.transcript.segments import Segment, assemble
+from runtimes.transcript.segments import Segment, WindowText, assemble
 
 #: Log-mel frames (10 ms) per timestamp step (20 ms).
 FRAMES_PER_TIMESTAMP = 2
@@ -65,8 +65,6 @@ class _Recording:
     seek: int = 0  # log-mel frames decoded so far
     windows: int = 0  # windows decoded so far (seeds each window's sampling)
     previous: list[int] = field(default_factory=list)  # ids since the last prompt reset
-    tokens: list[int] = field(default_factory=list)
-    segments: list[Segment] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -99,20 +97,40 @@ def transcribe_sequential(transcriber, audios: Sequence[np.ndarray], languages: 
     ``transcriber``: a ``runtimes.transcript.pipeline.Transcriber`` (its runtime, tokenizer and
     options; its ``decode_batch`` decodes, with the fallback the options ask for).
     """
+    tokens: list[list[int]] = [[] for _ in audios]
+    segments: list[list[Segment]] = [[] for _ in audios]
+    windows = [0] * len(audios)
+    for found in iter_sequential(transcriber, audios, languages, batch_size):
+        tokens[found.owner] += found.tokens
+        segments[found.owner] += found.segments
+        windows[found.owner] += 1
+    return list(zip(tokens, segments, windows))
+
+
+def iter_sequential(transcriber, audios: Sequence[np.ndarray], languages: list[str],
+                    batch_size: int) -> Iterator[WindowText]:
+    """What each window adds to its recording's transcript, as it is decoded: lazily, so
+    a caller that stops iterating stops the work (``runtimes.model``'s segments)."""
     n_mels = transcriber.runtime.n_mels
-    recordings = [_Recording(i, recording_log_mel(a, n_mels), a.shape[-1] // HOP_LENGTH, lang)
+    recordings = [_Recording(i, recording_log_mel(a, n_mels), a.shape[-1] // HOP_LENGTH, lang,
+                             previous=_initial(transcriber))
                   for i, (a, lang) in enumerate(zip(audios, languages))]
     while todo := [r for r in recordings if not r.done]:
         items = [_item(transcriber, r) for r in todo]
         for group in _batches(items, batch_size):
-            _decode_batch(transcriber, group)
-    return [(r.tokens, r.segments, r.windows) for r in recordings]
+            yield from _decode_batch(transcriber, group)
+
+
+def _initial(transcriber) -> list[int]:
+    """The ``initial_prompt``'s ids, as if they were the text before the first window."""
+    text = transcriber.options.initial_prompt
+    return transcriber.tokenizer.previous_text(text)[1:] if text else []
 
 
 def _item(transcriber, recording: _Recording) -> _Item:
     tokenizer, options = transcriber.tokenizer, transcriber.options
     prompt = tokenizer.prompt(recording.language, options.task, True)
-    if options.condition_on_previous_text and recording.previous:
+    if recording.previous and (options.condition_on_previous_text or not recording.windows):
         prompt = [tokenizer.token_id("<|startofprev|>"),
                   *recording.previous[-MAX_PREVIOUS_TOKENS:], *prompt]
     return _Item(recording, prompt)
@@ -127,8 +145,9 @@ def _batches(items: list[_Item], batch_size: int) -> list[list[_Item]]:
             for i in range(0, len(group), batch_size)]
 
 
-def _decode_batch(transcriber, items: list[_Item]) -> None:
-    """Decode one window of each item's recording and move each recording on."""
+def _decode_batch(transcriber, items: list[_Item]) -> list[WindowText]:
+    """Decode one window of each item's recording and move each recording on; return
+    what each window adds."""
     tokenizer, options = transcriber.tokenizer, transcriber.options
     windows = [item.recording.window() for item in items]  # (spans, log-mel, frames)
     features = np.ascontiguousarray(np.stack([mel for _, mel, _ in windows]))
@@ -142,14 +161,16 @@ def _decode_batch(transcriber, items: list[_Item]) -> None:
                                      [frames for _, _, frames in windows],
                                      [item.recording.language for item in items])
              if options.word_timestamps else [None] * len(items))
+    out = []
     for item, (window, _, _), (found, frames), found_words in zip(items, windows, kept, words):
         recording = item.recording
         spans = ((window[0][0], window[0][0] + frames * HOP_LENGTH),)
-        recording.segments += assemble(spans, found, tokenizer, True, found_words)
-        recording.tokens += found.tokens
+        out.append(WindowText(recording.owner, spans[0][0], list(found.tokens),
+                              assemble(spans, found, tokenizer, True, found_words)))
         recording.previous += found.tokens
         if not options.condition_on_previous_text \
                 or found.temperature > options.prompt_reset_on_temperature:
             recording.previous = []
         recording.seek += frames
         recording.windows += 1
+    return out

@@ -40,6 +40,13 @@ def onnx_int8(tmp_path_factory, speech_rows) -> Path:
 
 
 @pytest.fixture(scope="session")
+def onnx_int8_words(tmp_path_factory, speech_rows) -> Path:
+    """ONNX int8 with its alignment graph: what a faster-whisper user switching to ONNX
+    exports to keep word timestamps (tests/slow/test_model_api.py)."""
+    return export_tiny_en(tmp_path_factory, "onnx", "int8", "tiny.en-onnx-int8-words", True)
+
+
+@pytest.fixture(scope="session")
 def openvino_int8_words(tmp_path_factory, speech_rows) -> Path:
     """OpenVINO int8 with its alignment graph (a separate graph: the encoder and decoder are
     those of a plain export), shared by the graph tests and the word-timestamp tests. It

@@ -115,8 +115,9 @@ def test_the_cycle_check_finds_a_circle_through_a_lazy_import():
 #: (the README's architecture section says what each holds). ``runtimes`` itself (``load``)
 #: sits above the transcript layer; the command lines, the batch job and the server on top.
 RUNTIMES_LAYERS = (("errors", "precision"), ("options", "base", "cpu"), ("artifacts",),
-                   ("audio",), ("decode",), ("engines",), ("transcript",), ("__init__",), ("cli", "cluster"),
-                   ("batch", "serve"), ("__main__",))
+                   ("audio",), ("decode",), ("engines",), ("transcript",),
+                   ("loading", "model_options"), ("model",), ("__init__",),
+                   ("cli", "cluster"), ("batch", "serve"), ("__main__",))
 
 
 def _runtimes_layer(module: str) -> int:

@@ -1,0 +1,152 @@
+"""faster-whisper's Python API on the toolkit's artifacts (``runtimes.WhisperModel``): its
+README examples with only the import changed, on a CTranslate2 int8 and an ONNX int8
+artifact of real tiny.en; segments equal to the pipeline's; a generator that does no
+decoding until iterated; every kind of audio input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import textwrap
+
+import numpy as np
+import pytest
+
+import runtimes
+from runtimes.audio.files import load_audio
+from runtimes.errors import OptionError
+from runtimes.model_options import TranscriptionOptions, decoding_of
+from tests.conftest import SPEECH
+
+pytestmark = pytest.mark.slow
+
+JFK_MP3 = SPEECH / "jfk" / "jfk.mp3"
+LONG = SPEECH / "longform_concat" / "librispeech_librivox_concat_16k.flac"
+
+#: faster-whisper's README usage, as its users have it; only the import line differs (and
+#: the model: an artifact directory, since no hub is reachable here).
+README = '''
+from runtimes import WhisperModel, BatchedInferencePipeline
+
+model = WhisperModel(model_size, device="cpu", compute_type="int8")
+
+segments, info = model.transcribe("{audio}", beam_size=5)
+print("Detected language '%s' with probability %f" % (info.language, info.language_probability))
+for segment in segments:
+    print("[%.2fs -> %.2fs] %s" % (segment.start, segment.end, segment.text))
+
+segments, _ = model.transcribe("{audio}")
+segments = list(segments)  # The transcription will actually run here.
+
+segments, _ = model.transcribe("{audio}", word_timestamps=True)
+for segment in segments:
+    for word in segment.words:
+        print("[%.2fs -> %.2fs] %s" % (word.start, word.end, word.word))
+
+segments, _ = model.transcribe("{audio}", vad_filter=True)
+segments, _ = model.transcribe(
+    "{audio}", vad_filter=True, vad_parameters=dict(min_silence_duration_ms=500))
+print("vad:", " ".join(segment.text for segment in segments))
+
+batched_model = BatchedInferencePipeline(model=model)
+segments, info = batched_model.transcribe("{audio}", batch_size=16)
+for segment in segments:
+    print("batched: [%.2fs -> %.2fs] %s" % (segment.start, segment.end, segment.text))
+'''
+
+
+@pytest.fixture(scope="module", params=["ct2", "onnx"])
+def artifact(request):
+    return request.getfixturevalue("int8_artifact" if request.param == "ct2"
+                                   else "onnx_int8_words")
+
+
+def test_faster_whispers_readme_examples_run_with_only_the_import_changed(artifact):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(textwrap.dedent(README.format(audio=JFK_MP3)), {"model_size": str(artifact)})
+    lines = out.getvalue().lower().splitlines()
+    assert lines[0] == "detected language 'en' with probability 1.000000"
+    assert lines[1].startswith("[0.00s -> ") and "ask not what your country" in lines[1]
+    words = [line.split("] ")[1] for line in lines if line.startswith("[") and " -> " in line
+             and len(line.split("] ")[1].split()) == 1]
+    assert {"ask", "country."} <= {w.strip() for w in words}, lines
+    assert any(line.startswith("vad:") and "ask not what" in line for line in lines)
+    assert any(line.startswith("batched: [0.00s") for line in lines)
+
+
+@pytest.mark.parametrize("options", [
+    {"beam_size": 5},
+    {"word_timestamps": True, "condition_on_previous_text": False},
+    {"vad_filter": True, "initial_prompt": "Recorded speeches."},
+])
+def test_segments_equal_the_pipelines_for_the_same_options(artifact, options):
+    """The generator is the pipeline's core, window by window: a long recording's
+    segments are the pipeline's, whole (times, text, tokens, words)."""
+    with runtimes.WhisperModel(str(artifact), cpu_threads=2) as model:
+        segments, info = model.transcribe(str(LONG), **options)
+        got = list(segments)
+    decoding = decoding_of(TranscriptionOptions.of(options), "en", "transcribe")
+    with runtimes.load(artifact, runtimes.RuntimeOptions(threads=2), decoding) as pipeline:
+        want = pipeline.transcribe([LONG])[0].segments
+    assert [(s.start, s.end, s.text, tuple(s.tokens)) for s in got] == [
+        (s.start, s.end, s.text, s.tokens) for s in want]
+    if options.get("word_timestamps"):
+        assert [[(w.start, w.word) for w in s.words] for s in got] == [
+            [(w.start, w.word) for w in s.words] for s in want]
+    assert [s.id for s in got] == list(range(1, len(got) + 1))
+    assert info.duration == pytest.approx(146.83, abs=0.01)
+    assert (info.duration_after_vad < info.duration) == bool(options.get("vad_filter"))
+
+
+def test_segments_do_no_work_until_iterated_and_stop_when_the_loop_stops(int8_artifact):
+    with runtimes.WhisperModel(str(int8_artifact), cpu_threads=2) as model:
+        calls = []
+        decode = model.runtime.decode
+        model.runtime.decode = lambda *a, **k: calls.append(1) or decode(*a, **k)
+        for options in ({}, {"vad_filter": True}):
+            calls.clear()
+            segments, info = model.transcribe(str(LONG), language="en", **options)
+            assert calls == [] and info.language == "en"
+            first = next(segments)
+            assert calls and first.text
+            done = len(calls)
+            segments.close()  # what breaking out of a for loop does
+            assert len(calls) == done
+
+
+def test_every_kind_of_audio_input_gives_the_same_text(int8_artifact):
+    samples = load_audio(JFK_MP3)
+    with runtimes.WhisperModel(str(int8_artifact), cpu_threads=2) as model, \
+            open(JFK_MP3, "rb") as binary, open(JFK_MP3) as text:
+        inputs = [str(JFK_MP3), JFK_MP3, JFK_MP3.read_bytes(), binary, samples,
+                  samples.astype(np.float64)]
+        texts = {"".join(s.text for s in model.transcribe(x, beam_size=1)[0]) for x in inputs}
+        assert len(texts) == 1 and "ask not what your country" in texts.pop().lower()
+        for bad, message in [(samples[: samples.size // 2 * 2].reshape(2, -1),
+                              "1-D float samples"),
+                             ((samples * 32767).astype(np.int16), "1-D float samples"),
+                             ([1, 2, 3], "not accepted"),
+                             (text, "open it with 'rb'")]:
+            with pytest.raises(OptionError, match=message):
+                model.transcribe(bad)
+    with runtimes.load(int8_artifact) as pipeline:  # a single input is not its characters
+        assert len(pipeline.transcribe(str(JFK_MP3))) == 1
+
+
+def test_what_cannot_be_honoured_is_refused_naming_the_argument(int8_artifact):
+    with runtimes.WhisperModel(str(int8_artifact), cpu_threads=2) as model:
+        for options, message in [({"hotwords": "Kennedy"}, "hotwords='Kennedy' is not supported"),
+                                 ({"patience": 2.0}, "patience=2.0 is not supported"),
+                                 ({"beam_sizes": 5}, "unknown argument 'beam_sizes'"),
+                                 ({"vad_filter": True, "vad_parameters": {"min_silence": 1}},
+                                  "min_silence: not VAD settings"),
+                                 ({"language": "de"}, "English-only")]:
+            with pytest.raises(OptionError, match=message):
+                model.transcribe(str(JFK_MP3), **options)
+        with pytest.raises(OptionError, match="vad_filter=False"):
+            runtimes.BatchedInferencePipeline(model).transcribe(str(JFK_MP3), vad_filter=False)
+    with pytest.raises(OptionError, match="not a model directory"):
+        runtimes.WhisperModel("tiny.en")
+    with pytest.raises(OptionError, match="num_workers=2"):
+        runtimes.WhisperModel(str(int8_artifact), num_workers=2)
