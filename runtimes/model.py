@@ -110,6 +110,7 @@ class WhisperModel:
         self.model_dir = Path(model_size_or_path)
         self.runtime = load_runtime(self.model_dir, options)
         self.tokenizer = load_tokenizer(self.model_dir, self.runtime.multilingual)
+        self.closed = False
 
     @property
     def options(self) -> RuntimeOptions:
@@ -150,7 +151,7 @@ class WhisperModel:
             _after_vad(samples, cuts),
             sorted(probs.items(), key=lambda p: -p[1]) if len(probs) > 1 else None, chosen,
             vad)
-        return _segments(transcriber, samples, cuts, language, batch_size), info
+        return _segments(self, transcriber, samples, cuts, language, batch_size), info
 
     def _language(self, samples: np.ndarray, cuts, language: str | None
                   ) -> tuple[str, dict[str, float]]:
@@ -168,6 +169,8 @@ class WhisperModel:
         return max(probs, key=probs.__getitem__), probs
 
     def close(self) -> None:
+        """Release the model; segments not yet read can no longer be decoded."""
+        self.closed = True
         self.runtime.close()
 
     def __enter__(self) -> WhisperModel:
@@ -203,8 +206,8 @@ def _after_vad(samples: np.ndarray, cuts: list) -> float:
     return sum(end - start for spans, _ in cuts for start, end in spans) / 16000
 
 
-def _segments(transcriber, samples: np.ndarray, cuts: list, language: str,
-              batch_size: int) -> Iterator[Segment]:
+def _segments(model: WhisperModel, transcriber, samples: np.ndarray, cuts: list,
+              language: str, batch_size: int) -> Iterator[Segment]:
     """The lazy loop: each window decoded when the caller asks for its segments."""
     from runtimes.transcript.pipeline import windows_of
     from runtimes.transcript.sequential import iter_sequential
@@ -216,7 +219,12 @@ def _segments(transcriber, samples: np.ndarray, cuts: list, language: str,
     else:
         stream = iter(())
     number = 0
-    for window in stream:
+    while True:
+        if model.closed:
+            raise OptionError("the WhisperModel was closed before its segments were read: "
+                              "iterate them before closing it (or leaving its with block)")
+        if (window := next(stream, None)) is None:
+            return
         for part in window.segments:
             number += 1
             yield _segment(number, window, part, transcriber.options.word_timestamps)

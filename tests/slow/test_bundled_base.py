@@ -73,3 +73,29 @@ def test_graph_runtime_detects_languages(base, multi, tmp_path):
     with runtimes.load(out, runtimes.RuntimeOptions(threads=THREADS)) as model:
         detected = model.runtime.detect_language(features)
     assert sum(d == row["language"] for d, row in zip(detected, rows)) >= 7, detected
+
+
+def test_language_probabilities_agree_between_runtimes_and_reach_info(base, multi):
+    """faster-whisper's ``info.language_probability`` and ``all_language_probs``: every
+    runtime gives the softmax over the language tokens; CTranslate2's and PyTorch's agree
+    on the real model (fp32 both), and ``WhisperModel`` reports them."""
+    from runtimes.audio.features import batch_log_mel
+
+    rows, audio = multi
+    features = batch_log_mel([a[:480000] for a in audio[:4]], 80)
+    options = runtimes.RuntimeOptions(threads=THREADS)
+    with runtimes.load(base.origin, options) as ct2, runtimes.load(base.hf_dir, options) as pt:
+        ours, theirs = (m.runtime.language_probabilities(features) for m in (ct2, pt))
+    for a, b, row in zip(ours, theirs, rows):
+        assert max(a, key=a.get) == max(b, key=b.get) == row["language"]
+        assert sum(b.values()) == pytest.approx(1.0, abs=1e-4)
+        assert max(abs(a[k] - b[k]) for k in b) < 0.02
+    with runtimes.WhisperModel(str(base.origin), cpu_threads=THREADS) as model:
+        segments, info = model.transcribe(audio[0][:480000], beam_size=1)
+        unread, _ = model.transcribe(audio[0][:480000], language=info.language)
+        assert next(segments).text
+    assert info.language == rows[0]["language"] and info.language_probability > 0.5
+    probs = [p for _, p in info.all_language_probs]
+    assert probs == sorted(probs, reverse=True) and info.all_language_probs[0][0] == info.language
+    with pytest.raises(runtimes.errors.OptionError, match="closed before its segments"):
+        next(unread)

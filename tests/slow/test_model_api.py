@@ -21,7 +21,12 @@ from tests.conftest import SPEECH
 pytestmark = pytest.mark.slow
 
 JFK_MP3 = SPEECH / "jfk" / "jfk.mp3"
-LONG = SPEECH / "longform_concat" / "librispeech_librivox_concat_16k.flac"
+
+@pytest.fixture(scope="module")
+def long_audio(en_clips) -> np.ndarray:
+    """About 50 s of real speech in one array: several windows either way, at a third of
+    the cost of a `longform` recording."""
+    return np.concatenate([load_audio(SPEECH / row["path"]) for row in en_clips[:8]])
 
 #: faster-whisper's README usage, as its users have it; only the import line differs (and
 #: the model: an artifact directory, since no hub is reachable here).
@@ -80,33 +85,34 @@ def test_faster_whispers_readme_examples_run_with_only_the_import_changed(artifa
     {"word_timestamps": True, "condition_on_previous_text": False},
     {"vad_filter": True, "initial_prompt": "Recorded speeches."},
 ])
-def test_segments_equal_the_pipelines_for_the_same_options(artifact, options):
+def test_segments_equal_the_pipelines_for_the_same_options(artifact, options, long_audio):
     """The generator is the pipeline's core, window by window: a long recording's
     segments are the pipeline's, whole (times, text, tokens, words)."""
     with runtimes.WhisperModel(str(artifact), cpu_threads=2) as model:
-        segments, info = model.transcribe(str(LONG), **options)
+        segments, info = model.transcribe(long_audio, **options)
         got = list(segments)
     decoding = decoding_of(TranscriptionOptions.of(options), "en", "transcribe")
     with runtimes.load(artifact, runtimes.RuntimeOptions(threads=2), decoding) as pipeline:
-        want = pipeline.transcribe([LONG])[0].segments
+        want = pipeline.transcribe([long_audio])[0].segments
     assert [(s.start, s.end, s.text, tuple(s.tokens)) for s in got] == [
         (s.start, s.end, s.text, s.tokens) for s in want]
     if options.get("word_timestamps"):
         assert [[(w.start, w.word) for w in s.words] for s in got] == [
             [(w.start, w.word) for w in s.words] for s in want]
     assert [s.id for s in got] == list(range(1, len(got) + 1))
-    assert info.duration == pytest.approx(146.83, abs=0.01)
+    assert info.duration == long_audio.size / 16000 and len({s.seek for s in got}) > 1
     assert (info.duration_after_vad < info.duration) == bool(options.get("vad_filter"))
 
 
-def test_segments_do_no_work_until_iterated_and_stop_when_the_loop_stops(int8_artifact):
+def test_segments_do_no_work_until_iterated_and_stop_when_the_loop_stops(int8_artifact,
+                                                                       long_audio):
     with runtimes.WhisperModel(str(int8_artifact), cpu_threads=2) as model:
         calls = []
         decode = model.runtime.decode
         model.runtime.decode = lambda *a, **k: calls.append(1) or decode(*a, **k)
         for options in ({}, {"vad_filter": True}):
             calls.clear()
-            segments, info = model.transcribe(str(LONG), language="en", **options)
+            segments, info = model.transcribe(long_audio, language="en", **options)
             assert calls == [] and info.language == "en"
             first = next(segments)
             assert calls and first.text
