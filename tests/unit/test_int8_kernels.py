@@ -4,11 +4,10 @@ CPU the artifact was not tuned for."""
 
 import pytest
 
-import runtimes
 from exporters.api import _int8_kernels
 from exporters.options import ExportOptions
 from exporters.registry import get
-from runtimes import cpu
+from runtimes import cpu, loading
 from runtimes.errors import OptionError
 
 
@@ -32,11 +31,11 @@ def test_recorded_for_onnx_int8_and_refused_where_it_changes_nothing():
 def test_loading_a_vnni_artifact_on_an_avx2_cpu_warns(monkeypatch, tmp_path):
     monkeypatch.setattr(cpu, "cpu_info", lambda: cpu.CpuInfo("test CPU", ("AVX2", "FMA")))
     with pytest.warns(UserWarning, match="tuned for CPUs with VNNI.*--int8-kernels avx2"):
-        runtimes._warn_int8_kernels(tmp_path, "vnni")
+        loading._warn_int8_kernels(tmp_path, "vnni")
     monkeypatch.setattr(cpu, "cpu_info", lambda: cpu.CpuInfo("test CPU", ("AVX-512 VNNI",)))
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        runtimes._warn_int8_kernels(tmp_path, "vnni")
-        runtimes._warn_int8_kernels(tmp_path, "avx2")
+        loading._warn_int8_kernels(tmp_path, "vnni")
+        loading._warn_int8_kernels(tmp_path, "avx2")
