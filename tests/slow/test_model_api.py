@@ -156,3 +156,22 @@ def test_what_cannot_be_honoured_is_refused_naming_the_argument(int8_artifact):
         runtimes.WhisperModel("tiny.en")
     with pytest.raises(OptionError, match="num_workers=2"):
         runtimes.WhisperModel(str(int8_artifact), num_workers=2)
+
+
+def test_a_model_name_is_exported_once_and_reused(tmp_path, capsys):
+    """faster-whisper's ``WhisperModel("tiny.en")``: here ``exporters.WhisperModel``
+    exports the bundled checkpoint on first use and loads the same artifact afterwards."""
+    from exporters import WhisperModel
+
+    with WhisperModel("tiny.en", device="cpu", compute_type="int8", cpu_threads=2,
+                      download_root=str(tmp_path)) as model:
+        assert model.runtime.format == "ctranslate2"
+        assert model.runtime.precision == "int8_float32"
+        segments, _ = model.transcribe(str(JFK_MP3), beam_size=1)
+        assert "ask not what your country" in " ".join(s.text for s in segments).lower()
+    assert "exporting tiny.en to ctranslate2 (int8)" in capsys.readouterr().err
+    (made,) = tmp_path.iterdir()
+    with WhisperModel("tiny.en", device="cpu", compute_type="int8",
+                      download_root=str(tmp_path)) as again:
+        assert again.model_dir == made
+    assert "exporting" not in capsys.readouterr().err
