@@ -47,6 +47,8 @@ class ParityReport:
     tolerance: dict[str, float]
     passed: bool
     machine: str = ""  # the CPU it was measured on (int8 kernels differ by instruction set)
+    #: where a tokens-only candidate left the reference at a near-tie (see near_tie)
+    near_tie: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,6 +86,34 @@ def token_agreement(a: tuple[int, ...], b: tuple[int, ...]) -> float:
     return 1.0 - row[-1] / longest
 
 
+#: A reference step whose two likeliest tokens are closer than this (logits) is a near-tie:
+#: fp16 weights may pick either. Trained models rarely have one; random ones often do
+#: (a random large-v3-shaped model: margins of 0.07-0.5 at 6 of its first 12 steps).
+NEAR_TIE = 1.0
+
+
+def near_tie(reference: WhisperRuntime, features: np.ndarray, prompt: list[int],
+             ref: list[int], out: list[int]) -> dict | None:
+    """Where ``out`` leaves ``ref`` at a near-tie of the reference, or None.
+
+    Why: whisper.cpp exposes neither its encoder output nor its logits, so its parity rests
+    on tokens; its f16 weights flip a near-tied step's choice, after which every token
+    differs (a random large-v3-shaped model agreed on 8% of its tokens while agreeing
+    token for token up to its first near-tie). The candidate passes if it equals the
+    reference up to the first difference, and there picked a token within ``NEAR_TIE`` of
+    the reference's choice (teacher-forced on the reference's own tokens). A broken file
+    leaves the reference at an unambiguous step, or with a token far from its choice.
+    """
+    at = next((i for i, (a, b) in enumerate(zip(ref, out)) if a != b), min(len(ref), len(out)))
+    if at >= len(ref) or at >= len(out):
+        return None  # one ended early: not a flip at a near-tie
+    logits = reference.teacher_forced_logits(features, prompt + ref[:at])[-1]
+    margin = float(logits[ref[at]] - logits[out[at]])
+    if margin > NEAR_TIE:
+        return None
+    return {"token": at, "reference": ref[at], "artifact": out[at], "margin": round(margin, 4)}
+
+
 def relative_error(artifact: np.ndarray, reference: np.ndarray) -> float:
     """||artifact - reference|| / ||reference||."""
     return float(np.linalg.norm(artifact - reference) / max(np.linalg.norm(reference), 1e-12))
@@ -113,9 +143,15 @@ def check_parity(
     encoder_ok = rel is None or (tolerance.encoder_rel_error is not None
                                  and rel <= tolerance.encoder_rel_error)
     passed = encoder_ok and agreement >= tolerance.token_agreement
+    tie = None
+    if not passed and rel is None:  # tokens are all whisper.cpp shows: a near-tie may flip
+        tie = near_tie(reference, features, tokenizer.prompt("en" if reference.multilingual
+                                                             else None, "transcribe"),
+                       list(ref.tokens), list(out.tokens))
+        passed = tie is not None
     report = ParityReport(
         str(audio_path) if audio_path else "synthetic", rel, agreement,
-        ref.text, out.text, asdict(tolerance), passed, cpu_info().label(),
+        ref.text, out.text, asdict(tolerance), passed, cpu_info().label(), tie,
     )
     if not passed:
         raise ParityError(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.errors import OptionError
+from runtimes.errors import ArtifactError, OptionError
 from runtimes.options import (  # noqa: F401 - re-exported
     DEVICES,
     LONG_FORMS,
@@ -170,8 +170,11 @@ class WhisperRuntime(ABC):
 
     def detect_language(self, features: np.ndarray) -> list[str]:
         """Most likely language code ("en", "de", ...) of each item in the batch."""
-        return [max(probs, key=probs.__getitem__)
-                for probs in self.language_probabilities(features)]
+        found = self.language_probabilities(features)
+        if not all(found):
+            raise ArtifactError(f"{self.model_dir} records no language tokens: it cannot "
+                                f"detect a language (give one)")
+        return [max(probs, key=probs.__getitem__) for probs in found]
 
     @abstractmethod
     def language_probabilities(self, features: np.ndarray) -> list[dict[str, float]]:

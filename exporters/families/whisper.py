@@ -232,9 +232,15 @@ def write_graph_files(spec: GraphSpec, hf_dir, out_dir, precision: str, **target
     import shutil
     from pathlib import Path
 
+    from runtimes.artifacts.graph_spec import is_multilingual
+    from runtimes.decode.languages import language_tokens
+
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     gen = json.loads((hf_dir / "generation_config.json").read_text())
-    languages = {k.strip("<|>"): v for k, v in (gen.get("lang_to_id") or {}).items()}
+    vocab = json.loads((hf_dir / "config.json").read_text())["vocab_size"]
+    found = gen.get("lang_to_id") or (language_tokens(hf_dir / "tokenizer.json")
+                                      if is_multilingual(vocab) else {})
+    languages = {k.strip("<|>"): v for k, v in found.items()}
     # cache_lengths: the decoder step takes per-row cache lengths (see DecoderStepGraph).
     spec.with_(precision=precision, languages=languages, cache_lengths=True,
                **target_fields).write(out_dir)

@@ -68,6 +68,11 @@ class CTranslate2Target(Target):
 
                 return load_whisper(Path(model_name_or_path), kwargs.get("dtype"))
 
+            def _load(self):
+                spec = super()._load()
+                _language_ids(spec.config, source.hf_dir)
+                return spec
+
         converter = Converter(str(source.hf_dir))
         converter.convert(str(out_dir), quantization=precision, force=True)
         return sorted(p for p in out_dir.iterdir() if p.is_file())
@@ -96,3 +101,18 @@ class CTranslate2Target(Target):
         import ctranslate2
 
         return {"ctranslate2": ctranslate2.__version__}
+
+
+def _language_ids(config, hf_dir: Path) -> None:
+    """A multilingual checkpoint's language ids, from its tokenizer.json where CTranslate2
+    found none: it reads them from ``generation_config.lang_to_id`` or the tokenizer's
+    additional special tokens, which a fine-tuned checkpoint may both lack; without them
+    its language detection returns nothing."""
+    import json
+
+    from runtimes.artifacts.graph_spec import is_multilingual
+    from runtimes.decode.languages import language_tokens
+
+    vocab = json.loads((Path(hf_dir) / "config.json").read_text())["vocab_size"]
+    if not getattr(config, "lang_ids", None) and is_multilingual(vocab):
+        config.lang_ids = sorted(language_tokens(Path(hf_dir) / "tokenizer.json").values())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 from exporters.options import ExportOptions
@@ -59,7 +60,10 @@ class GGMLTarget(Target):
 
         model = WhisperForConditionalGeneration.from_pretrained(source.hf_dir)  # never pruned
         write_ggml(model, source.hf_dir, out_dir / MODEL_FILE, precision)
-        return [out_dir / MODEL_FILE]
+        # the suppress list travels too: whisper.cpp can suppress openai's non-speech
+        # tokens or none, and the runtime picks what the checkpoint asks for
+        shutil.copy2(Path(source.hf_dir) / "generation_config.json", out_dir)
+        return [out_dir / MODEL_FILE, out_dir / "generation_config.json"]
 
     def unsupported(self, hf_dir: Path) -> str | None:
         """whisper.cpp sizes the feed-forward layers as 4 x d_model (every released Whisper):

@@ -25,3 +25,41 @@ LANGUAGES: dict[str, str] = {
     "as": "assamese", "tt": "tatar", "haw": "hawaiian", "ln": "lingala", "ha": "hausa", "ba": "bashkir",
     "jw": "javanese", "su": "sundanese", "yue": "cantonese",
 }
+
+
+def language_tokens(tokenizer_json) -> dict[str, int]:
+    """``{"<|en|>": 50259, ...}`` of the language tokens a ``tokenizer.json`` holds.
+
+    Why: a fine-tuned checkpoint's ``generation_config.json`` often lacks ``lang_to_id`` and
+    ``task_to_id`` (its trainer saved a bare one), yet its vocabulary still has the tokens;
+    the runtimes and exporters read them from here instead of failing on a missing key.
+    """
+    import json
+    from pathlib import Path
+
+    added = json.loads(Path(tokenizer_json).read_text()).get("added_tokens", [])
+    names = {f"<|{code}|>" for code in LANGUAGES}
+    return {t["content"]: t["id"] for t in added if t["content"] in names}
+
+
+def task_tokens(tokenizer_json) -> dict[str, int]:
+    """``{"transcribe": id, "translate": id}`` from a ``tokenizer.json`` ({} if absent)."""
+    import json
+    from pathlib import Path
+
+    added = json.loads(Path(tokenizer_json).read_text()).get("added_tokens", [])
+    return {t["content"].strip("<|>"): t["id"] for t in added
+            if t["content"] in ("<|transcribe|>", "<|translate|>")}
+
+
+def complete_generation_config(gen, tokenizer_json, multilingual: bool):
+    """``gen`` (transformers' ``GenerationConfig``) with the language and task tables a
+    multilingual model needs, read from its tokenizer where a fine-tuned checkpoint's
+    generation config lacks them (transformers' generate refuses a language without)."""
+    from pathlib import Path
+
+    if multilingual and not getattr(gen, "lang_to_id", None) and Path(tokenizer_json).is_file():
+        gen.lang_to_id = language_tokens(tokenizer_json)
+        gen.task_to_id = task_tokens(tokenizer_json)
+        gen.is_multilingual = True
+    return gen

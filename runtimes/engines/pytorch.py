@@ -14,6 +14,7 @@ import numpy as np
 
 from runtimes.artifacts.graph_spec import is_multilingual
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.decode.languages import complete_generation_config
 from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 
@@ -52,7 +53,9 @@ class PyTorchRuntime(WhisperRuntime):
             torch.set_num_threads(options.threads)
         self._device = _torch_device(options.device)
         self._model = self._load(torch)
-        gen = self._model.generation_config
+        gen = complete_generation_config(self._model.generation_config,
+                                         self.model_dir / "tokenizer.json",
+                                         is_multilingual(self._model.config.vocab_size))
         self._languages = {v: k.strip("<|>") for k, v in (getattr(gen, "lang_to_id", None) or {}).items()}
         self._tasks = {v: k for k, v in (getattr(gen, "task_to_id", None) or {}).items()}
         self._rules = None  # the shared filters' rules, read when scores are first asked
@@ -256,6 +259,17 @@ class PyTorchRuntime(WhisperRuntime):
             hidden = self._model.model.encoder(inputs).last_hidden_state
         return hidden.float().cpu().numpy()
 
+    def teacher_forced_logits(self, features: np.ndarray, tokens: list[int]) -> np.ndarray:
+        """The logits after each of ``tokens`` (one window), fed as given: what the parity
+        check reads a near-tie from (exporters.validate.near_tie)."""
+        import torch
+
+        inputs = torch.from_numpy(features[:1]).to(self._device, self._model.dtype)
+        ids = torch.tensor([tokens], dtype=torch.long, device=self._device)
+        with torch.inference_mode():
+            logits = self._model(input_features=inputs, decoder_input_ids=ids).logits
+        return logits[0].float().cpu().numpy()
+
     def language_probabilities(self, features: np.ndarray) -> list[dict[str, float]]:
         """transformers' ``detect_language`` gives the argmax only: the first step's
         logits over the language tokens, as it computes them, give every probability."""
@@ -275,3 +289,4 @@ class PyTorchRuntime(WhisperRuntime):
 
     def close(self) -> None:
         self._model = None
+

@@ -63,6 +63,7 @@ class WhisperCppRuntime(WhisperRuntime):
                               f"with --quantization")
         self._ctx = self._load(path)
         self._threads = options.threads or os.cpu_count() or 1
+        self._nst = _suppresses_non_speech(self.model_dir)
         self._lock = threading.Lock()  # one context: one window at a time
 
     def _load(self, path: Path):
@@ -127,9 +128,12 @@ class WhisperCppRuntime(WhisperRuntime):
         if pw.whisper_full(ctx, self._params(prompt, options), np.zeros(0, np.float32), 0) != 0:
             raise ArtifactError("whisper.cpp failed to decode a window")
         eot = pw.whisper_token_eot(ctx)
-        return [token for s in range(pw.whisper_full_n_segments(ctx))
-                for t in range(pw.whisper_full_n_tokens(ctx, s))
-                if (token := pw.whisper_full_get_token_id(ctx, s, t)) < eot]
+        tokens = [token for s in range(pw.whisper_full_n_segments(ctx))
+                  for t in range(pw.whisper_full_n_tokens(ctx, s))
+                  if (token := pw.whisper_full_get_token_id(ctx, s, t)) < eot]
+        # whisper.cpp stops one token past max_tokens (it counts from 0): cut to the limit
+        # every other runtime stops at
+        return tokens[:options.max_new_tokens]
 
     def _set_mel(self, features: np.ndarray) -> None:
         n_mels, frames = features.shape
@@ -150,9 +154,9 @@ class WhisperCppRuntime(WhisperRuntime):
         params.temperature, params.temperature_inc = 0.0, 0.0
         params.logprob_thold, params.entropy_thold, params.no_speech_thold = -1e9, 0.0, 1.0
         params.no_timestamps, params.no_context, params.single_segment = True, True, True
-        # suppress_nst: the non-speech symbols openai suppresses by default, as the other
-        # runtimes do with the model's suppress_tokens (suppress_tokens=[-1])
-        params.suppress_blank, params.suppress_nst = options.suppress_blank, True
+        # suppress_nst: the non-speech symbols openai suppresses, where the model's
+        # generation config suppresses them (the other runtimes apply its suppress_tokens)
+        params.suppress_blank, params.suppress_nst = options.suppress_blank, self._nst
         params.max_tokens = options.max_new_tokens
         params.print_progress = params.print_realtime = params.print_timestamps = False
         if self.multilingual:
@@ -190,3 +194,21 @@ class WhisperCppRuntime(WhisperRuntime):
         if getattr(self, "_ctx", None) is not None:
             self._pw.whisper_free(self._ctx)
             self._ctx = None
+
+
+def _suppresses_non_speech(model_dir: Path) -> bool:
+    """Whether the checkpoint's generation config suppresses tokens (every released Whisper
+    lists openai's non-speech symbols; a fine-tune or a random test model may list none).
+
+    Why: whisper.cpp can suppress only its own fixed list of those symbols, or nothing.
+    Suppressing them for a model that does not made a random large-v3-shaped model's ggml
+    export agree with PyTorch on 5-8% of its tokens (the parity check failed); a trained
+    model rarely emits them, so real checkpoints agreed either way. An artifact written
+    before the config travelled with it suppresses them, as it always did.
+    """
+    import json
+
+    path = Path(model_dir) / "generation_config.json"
+    if not path.is_file():
+        return True
+    return bool(json.loads(path.read_text()).get("suppress_tokens"))
