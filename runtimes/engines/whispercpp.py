@@ -64,6 +64,7 @@ class WhisperCppRuntime(WhisperRuntime):
         self._ctx = self._load(path)
         self._threads = options.threads or os.cpu_count() or 1
         self._nst = _suppresses_non_speech(self.model_dir)
+        self._languages: set[str] | None = None  # read from the tokenizer when first needed
         self._lock = threading.Lock()  # one context: one window at a time
 
     def _load(self, path: Path):
@@ -184,8 +185,23 @@ class WhisperCppRuntime(WhisperRuntime):
                 probs = np.zeros(pw.whisper_lang_max_id() + 1, np.float32)
                 if pw.whisper_lang_auto_detect(self._ctx, 0, self._threads, probs) < 0:
                     raise ArtifactError("whisper.cpp failed to detect the language")
-                found.append({pw.whisper_lang_str(i): float(p) for i, p in enumerate(probs)})
+                found.append(self._known({pw.whisper_lang_str(i): float(p)
+                                          for i, p in enumerate(probs)}))
         return found
+
+    def _known(self, probs: dict[str, float]) -> dict[str, float]:
+        """Only the languages the model's vocabulary has, renormalised. whisper.cpp scores
+        all 100 of large-v3 on every model: on a 99-language vocabulary its "yue" is the
+        <|translate|> token."""
+        from runtimes.decode.languages import language_tokens
+
+        if self._languages is None:
+            path = self.model_dir / "tokenizer.json"
+            self._languages = ({t.strip("<|>") for t in language_tokens(path)}
+                               if path.is_file() else set(probs))
+        kept = {code: p for code, p in probs.items() if code in self._languages}
+        total = sum(kept.values()) or 1.0
+        return {code: p / total for code, p in kept.items()}
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         raise OptionError("whisper.cpp does not expose its encoder output")
