@@ -28,12 +28,16 @@ class LogitFilter(Protocol):
 
 @dataclass(frozen=True)
 class SuppressTokens:
-    """The model's suppress list, at every step."""
+    """The model's suppress list, at every step, and every id from ``from_id`` on (the
+    timestamps, in a decoding without them)."""
 
     ids: tuple[int, ...]
+    from_id: int | None = None
 
     def apply(self, logits: np.ndarray, generated: Sequence[Sequence[int]]) -> None:
         logits[:, list(self.ids)] = -np.inf
+        if self.from_id is not None:
+            logits[:, self.from_id:] = -np.inf
 
 
 @dataclass(frozen=True)
@@ -120,12 +124,13 @@ class Chain:
 
 
 def build_chain(eot: int, suppress: tuple[int, ...], at_begin: tuple[int, ...],
-                suppress_blank: bool, timestamps: TimestampRules | None = None) -> Chain:
+                suppress_blank: bool, timestamps: TimestampRules | None = None,
+                suppress_from: int | None = None) -> Chain:
     """The chain of a decoding, in openai/whisper's order: blank, suppress list, timestamps."""
     filters: list[LogitFilter] = []
     if suppress_blank:
         filters.append(SuppressBlank(at_begin))
-    filters.append(SuppressTokens(suppress))
+    filters.append(SuppressTokens(suppress, suppress_from))
     if timestamps is not None:
         filters.append(timestamps)
     return Chain(tuple(filters))

@@ -25,7 +25,17 @@ GENERATION_FILE = "generation_config.json"
 class SuppressRules:
     """The model's token rules, from its generation config: suppressed ids, and the ids
     timestamps need (``no_timestamps``: <|notimestamps|>, the token before the first
-    timestamp)."""
+    timestamp).
+
+    Beyond the config's list, no control token is ever generated: <|startoftranscript|>
+    through <|notimestamps|> (languages, tasks, <|startofprev|>, <|nospeech|>), and no
+    timestamp without timestamps. openai/whisper and faster-whisper always suppress the task,
+    start and no-speech tokens whatever the config says, whisper.cpp all of these; a trained
+    model's config lists most of them, but a fine-tuned checkpoint whose config suppresses
+    nothing decoded <|startoftranscript|> and language tokens as text (the PyTorch reference
+    and the graph runtimes then disagreed with whisper.cpp at a tiny random model's first
+    step).
+    """
 
     eot: int
     always: tuple[int, ...]
@@ -45,7 +55,11 @@ class SuppressRules:
         path = Path(model_dir) / GENERATION_FILE
         if not path.is_file():
             raise ArtifactError(f"{model_dir} has no {GENERATION_FILE}")
-        config = json.loads(path.read_text())
+        return cls.of(json.loads(path.read_text()))
+
+    @classmethod
+    def of(cls, config: dict[str, Any]) -> SuppressRules:
+        """The rules of a generation config (as a dict)."""
         eot = config["eos_token_id"]
         return cls(eot, tuple(config.get("suppress_tokens") or ()),
                    tuple(config.get("begin_suppress_tokens") or (220, eot)),
@@ -62,7 +76,28 @@ class SuppressRules:
                                     "no_timestamps_token_id: timestamps cannot be decoded")
             stamps = TimestampRules(self.eot, self.no_timestamps, self.no_timestamps + 1,
                                     self.max_initial_timestamp_index)
-        return build_chain(self.eot, self.always, self.at_begin, options.suppress_blank, stamps)
+        return build_chain(self.eot, self.suppressed(), self.at_begin, options.suppress_blank,
+                           stamps, self.text_only_from(options))
+
+    def suppressed(self) -> tuple[int, ...]:
+        """The config's list and the control tokens, suppressed at every step."""
+        controls = () if self.sot is None or self.no_timestamps is None else tuple(
+            range(self.sot, self.no_timestamps + 1))
+        return tuple(sorted(set(self.always) | set(controls)))
+
+    def text_only_from(self, options: DecodingOptions) -> int | None:
+        """The first timestamp, from which every id is suppressed in a decoding without
+        timestamps (None with timestamps, or where the config does not say)."""
+        if options.timestamps or self.no_timestamps is None:
+            return None
+        return self.no_timestamps + 1
+
+    def listed(self, options: DecodingOptions, vocab_size: int) -> list[int]:
+        """Every id the chain suppresses at every step, as one list: for the runtimes whose
+        own generate takes a suppress list (transformers, CTranslate2)."""
+        start = self.text_only_from(options)
+        stamps = range(start, vocab_size) if start is not None else range(0)
+        return sorted(set(self.suppressed()) | set(stamps))
 
 
 class StepModel(Protocol):

@@ -100,6 +100,7 @@ class CTranslate2Runtime(WhisperRuntime):
             )
         except (RuntimeError, ValueError) as exc:
             raise ArtifactError(f"CTranslate2 cannot load {self.model_dir}: {exc}") from exc
+        self._rules, self._vocab_size = _suppress_rules(self.model_dir)
 
     @classmethod
     def sniff(cls, model_dir: Path) -> bool:
@@ -138,7 +139,9 @@ class CTranslate2Runtime(WhisperRuntime):
             # whatever the prompt's length (measured: max_length 100 -> 50 new tokens).
             max_length=2 * options.max_new_tokens,
             suppress_blank=options.suppress_blank,
-            suppress_tokens=[-1],  # the model's own suppress list, as transformers uses it
+            # the model's own suppress list with the control tokens (and the timestamps
+            # without timestamps), as the shared filters suppress them
+            suppress_tokens=self._rules.listed(options, self._vocab_size),
             return_scores=scored,
             return_no_speech_prob=scored,
             **self._search(options, temperature, seeds),
@@ -207,3 +210,21 @@ def _scored(ids: list[int], score: float, no_speech_prob: float, temperature: fl
     faster-whisper converts it."""
     ids = list(ids)
     return Decoded(ids, score * len(ids) / (len(ids) + 1), float(no_speech_prob), temperature)
+
+
+def _suppress_rules(model_dir: Path):
+    """The shared filters' rules (``runtimes.decode.step.SuppressRules``) of a CTranslate2
+    directory, which has no generation config: its config.json's suppress lists and the
+    control tokens' ids in its vocabulary (vocabulary.json, or faster-whisper's
+    vocabulary.txt)."""
+    from runtimes.decode.step import SuppressRules
+
+    config = json.loads((model_dir / "config.json").read_text())
+    listed = model_dir / "vocabulary.json"
+    vocabulary = (json.loads(listed.read_text()) if listed.is_file()
+                  else (model_dir / "vocabulary.txt").read_text().splitlines())
+    ids = {token: i for i, token in enumerate(vocabulary)}
+    rules = SuppressRules(ids["<|endoftext|>"], tuple(config.get("suppress_ids") or ()),
+                          tuple(config.get("suppress_ids_begin") or ()),
+                          ids.get("<|notimestamps|>"), sot=ids.get("<|startoftranscript|>"))
+    return rules, len(vocabulary)

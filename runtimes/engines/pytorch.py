@@ -58,7 +58,7 @@ class PyTorchRuntime(WhisperRuntime):
                                          is_multilingual(self._model.config.vocab_size))
         self._languages = {v: k.strip("<|>") for k, v in (getattr(gen, "lang_to_id", None) or {}).items()}
         self._tasks = {v: k for k, v in (getattr(gen, "task_to_id", None) or {}).items()}
-        self._rules = None  # the shared filters' rules, read when scores are first asked
+        self._rules = None  # the shared filters' rules (see the rules property)
 
     def _load(self, torch):
         from transformers.utils import logging as hf_logging
@@ -132,7 +132,17 @@ class PyTorchRuntime(WhisperRuntime):
             kwargs["task"] = self._tasks[prompt[2]]
         if not options.suppress_blank:
             kwargs["begin_suppress_tokens"] = []
+        kwargs["suppress_tokens"] = self.rules.listed(options, self._model.config.vocab_size)
         return kwargs
+
+    @property
+    def rules(self):
+        """The shared filters' rules, from the model's generation config."""
+        from runtimes.decode.step import SuppressRules
+
+        if self._rules is None:
+            self._rules = SuppressRules.of(self._model.generation_config.to_dict())
+        return self._rules
 
     def _strip(self, row: list[int], prompt: list[int]) -> list[int]:
         """The generated ids of a returned row (transformers returns the forced prompt with
@@ -180,11 +190,9 @@ class PyTorchRuntime(WhisperRuntime):
         exactly the graph runtimes' meaning."""
         import torch
 
-        from runtimes.decode.step import SuppressRules, token_scores
+        from runtimes.decode.step import token_scores
 
-        if self._rules is None:
-            self._rules = SuppressRules.load(self.model_dir)
-        eot = self._rules.eot
+        eot = self.rules.eot
         width = max(len(ids) for ids in found) + 1
         ids = torch.tensor([prompt + t + [eot] * (width - len(t)) for t in found],
                            device=self._device)
@@ -192,7 +200,7 @@ class PyTorchRuntime(WhisperRuntime):
             encoded = self._model.model.encoder(inputs).last_hidden_state
             hidden = self._model.model.decoder(input_ids=ids, encoder_hidden_states=encoded)
             logits = self._model.proj_out(hidden.last_hidden_state).float().cpu().numpy()
-        return token_scores(logits, prompt, found, options, self._rules, temperature)
+        return token_scores(logits, prompt, found, options, self.rules, temperature)
 
     aligns = True
 

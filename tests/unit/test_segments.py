@@ -111,6 +111,25 @@ def test_the_chain_applies_blank_then_suppress_list_then_timestamps():
         "SuppressBlank", "SuppressTokens", "TimestampRules"]
 
 
+def test_control_tokens_are_never_generated_whatever_the_config_suppresses():
+    """A fine-tuned checkpoint whose config suppresses nothing: <|startoftranscript|>
+    through <|notimestamps|> are suppressed all the same, and without timestamps every
+    timestamp too; with timestamps, the timestamp rules decide them."""
+    from runtimes.base import DecodingOptions
+    from runtimes.decode.step import SuppressRules
+
+    rules = SuppressRules.of({"eos_token_id": EOT, "suppress_tokens": [],
+                              "decoder_start_token_id": EOT + 1, "no_timestamps_token_id": TB - 1})
+    text = _logits()
+    rules.chain(DecodingOptions()).apply(text, [[5]])
+    assert np.isneginf(text[0, EOT + 1:]).all() and np.isfinite(text[0, :EOT + 1]).all()
+    stamped = _logits()
+    stamped[0, 5] = 20.0  # text likelier than the timestamps together
+    rules.chain(DecodingOptions(timestamps=True)).apply(stamped, [[t(0.0), 5]])
+    assert np.isneginf(stamped[0, EOT + 1:TB]).all() and np.isfinite(stamped[0, t(0.02)])
+    assert rules.listed(DecodingOptions(), TB + 1501) == list(range(EOT + 1, TB + 1501))
+
+
 def test_long_segments_are_cut_at_words_preferring_punctuation():
     from runtimes.transcript.formats import split_long
     from runtimes.transcript.words import Word
