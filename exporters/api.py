@@ -277,24 +277,22 @@ def _cost(source, target: Target, model_dir: Path, precision: str, options: Expo
     same measures as the parity check, reported, never failed on)."""
     from exporters.validate import ParityTolerance
 
-    runtime_options = RuntimeOptions(options.device, target.parity_precision(precision),
-                                     options.threads, trust_code=True)
     anything = ParityTolerance(encoder_rel_error=float("inf"), token_agreement=0.0)
-    with load_reference(source.hf_dir, options.threads) as reference, \
-            runtime_class(target.format)(model_dir, runtime_options) as candidate:
-        report = check_parity(reference, candidate, model_dir, anything,
-                              parity_audio or default_parity_audio())
+    report = _parity(source, target, model_dir, precision, options, parity_audio, anything)
     return {"encoder_rel_error": report.encoder_rel_error,
             "token_agreement": report.token_agreement,
             "reference_text": report.reference_text, "artifact_text": report.artifact_text}
 
 
-def _parity(source, target: Target, model_dir: Path, precision: str,
-            options: ExportOptions, parity_audio: Path | None):
-    # trust_code: the artifact is the one this process has just written.
+def _parity(source, target: Target, model_dir: Path, precision: str, options: ExportOptions,
+            parity_audio: Path | None, tolerance=None):
+    """The parity check of the artifact just written (trust_code: this process wrote it),
+    with attention in fp32 (whisper.cpp's flash attention off): it judges the file, not
+    the runtime's attention kernel, which a user may switch."""
     runtime_options = RuntimeOptions(options.device, target.parity_precision(precision),
-                                     options.threads, trust_code=True)
+                                     options.threads, trust_code=True, flash_attention=False)
     with load_reference(source.hf_dir, options.threads) as reference, \
             runtime_class(target.format)(model_dir, runtime_options) as candidate:
-        return check_parity(reference, candidate, model_dir, target.tolerance(precision),
+        return check_parity(reference, candidate, model_dir,
+                            tolerance or target.tolerance(precision),
                             parity_audio or default_parity_audio())

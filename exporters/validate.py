@@ -1,7 +1,9 @@
 """Check an exported model against the fp32 PyTorch reference before it becomes an artifact.
 
-Two measures, each with a tolerance stated per target and precision: the relative error of
-the encoder output on a real clip, and the agreement of greedy tokens on that clip.
+Measures, each with a tolerance stated per target and precision: the relative error of
+the encoder output on a real clip (where the runtime exposes it), the relative error of the
+decoder's logits along the reference's greedy tokens (where it does not: whisper.cpp), and
+the agreement of greedy tokens on that clip.
 """
 
 from __future__ import annotations
@@ -27,12 +29,16 @@ class ParityTolerance:
 
     Attributes:
         encoder_rel_error: max ||artifact - reference|| / ||reference|| of encoder output;
-            None for a runtime that does not expose it (checked on tokens only).
+            None for a runtime that does not expose it.
         token_agreement: min fraction of equal greedy tokens on the parity clip.
+        logits_rel_error: max relative error of the decoder's logits at every step of the
+            reference's greedy tokens, teacher-forced (whisper.cpp, which hides its
+            encoder output); None where not measured.
     """
 
     encoder_rel_error: float | None
     token_agreement: float
+    logits_rel_error: float | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class ParityReport:
     machine: str = ""  # the CPU it was measured on (int8 kernels differ by instruction set)
     #: where a tokens-only candidate left the reference at a near-tie (see near_tie)
     near_tie: dict | None = None
+    logits_rel_error: float | None = None  # see ParityTolerance
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,10 +103,11 @@ def near_tie(reference: WhisperRuntime, features: np.ndarray, prompt: list[int],
              ref: list[int], out: list[int]) -> dict | None:
     """Where ``out`` leaves ``ref`` at a near-tie of the reference, or None.
 
-    Why: whisper.cpp exposes neither its encoder output nor its logits, so its parity rests
-    on tokens; its f16 weights flip a near-tied step's choice, after which every token
-    differs (a random large-v3-shaped model agreed on 8% of its tokens while agreeing
-    token for token up to its first near-tie). The candidate passes if it equals the
+    Why: whisper.cpp exposes no encoder output, so its parity rests on its tokens and its
+    logits along the reference's tokens (``logits_error``); f16 weights may flip a
+    near-tied step's choice, after which every token differs (a random large-v3-shaped
+    model agreed on 8% of its tokens while agreeing token for token up to its first
+    near-tie). The candidate passes if it equals the
     reference up to the first difference, and there picked a token within ``NEAR_TIE`` of
     the reference's choice (teacher-forced on the reference's own tokens). A broken file
     leaves the reference at an unambiguous step, or with a token far from its choice.
@@ -112,6 +120,19 @@ def near_tie(reference: WhisperRuntime, features: np.ndarray, prompt: list[int],
     if margin > NEAR_TIE:
         return None
     return {"token": at, "reference": ref[at], "artifact": out[at], "margin": round(margin, 4)}
+
+
+def logits_error(reference: WhisperRuntime, candidate: WhisperRuntime, features: np.ndarray,
+                 prompt: list[int]) -> float:
+    """Relative error of the candidate's decoder logits against the reference's, both
+    teacher-forced on the reference's greedy tokens for the first window (every step
+    scored on one path, so a near-tie's flip costs nothing and a wrong layer shows at every
+    step)."""
+    options = DecodingOptions(language="en" if reference.multilingual else None)
+    tokens = list(reference.decode(features[:1], [prompt], options)[0].tokens)
+    ours = reference.teacher_forced_logits(features[:1], prompt + tokens)[len(prompt) - 1:]
+    theirs = candidate.logits_along(features[0], prompt, tokens)
+    return relative_error(theirs, ours)
 
 
 def relative_error(artifact: np.ndarray, reference: np.ndarray) -> float:
@@ -140,27 +161,35 @@ def check_parity(
     ref = Transcriber(reference, tokenizer, options).transcribe([samples])[0]
     out = Transcriber(candidate, tokenizer, options).transcribe([samples])[0]
     agreement = token_agreement(ref.tokens, out.tokens)
-    encoder_ok = rel is None or (tolerance.encoder_rel_error is not None
-                                 and rel <= tolerance.encoder_rel_error)
-    passed = encoder_ok and agreement >= tolerance.token_agreement
+    prompt = tokenizer.prompt("en" if reference.multilingual else None, "transcribe")
+    logits = (logits_error(reference, candidate, features, prompt)
+              if tolerance.logits_rel_error is not None else None)
+    within = [measured is None or (bound is not None and measured <= bound)
+              for measured, bound in ((rel, tolerance.encoder_rel_error),
+                                      (logits, tolerance.logits_rel_error))]
+    passed = all(within) and agreement >= tolerance.token_agreement
     tie = None
-    if not passed and rel is None:  # tokens are all whisper.cpp shows: a near-tie may flip
-        tie = near_tie(reference, features, tokenizer.prompt("en" if reference.multilingual
-                                                             else None, "transcribe"),
-                       list(ref.tokens), list(out.tokens))
+    if all(within) and not passed and rel is None:  # tokens only: a near-tie may flip
+        tie = near_tie(reference, features, prompt, list(ref.tokens), list(out.tokens))
         passed = tie is not None
     report = ParityReport(
         str(audio_path) if audio_path else "synthetic", rel, agreement,
-        ref.text, out.text, asdict(tolerance), passed, cpu_info().label(), tie,
+        ref.text, out.text, asdict(tolerance), passed, cpu_info().label(), tie, logits,
     )
     if not passed:
-        raise ParityError(
-            f"artifact fails parity with the PyTorch reference: encoder relative error "
-            f"{'not exposed' if rel is None else f'{rel:.3g}'} (max "
-            f"{tolerance.encoder_rel_error}), token agreement "
-            f"{agreement:.2f} (min {tolerance.token_agreement})"
-        )
+        raise ParityError(_failure(rel, logits, agreement, tolerance))
     return report
+
+
+def _failure(rel: float | None, logits: float | None, agreement: float,
+             tolerance: ParityTolerance) -> str:
+    measured = [f"encoder relative error {'not exposed' if rel is None else f'{rel:.3g}'} "
+                f"(max {tolerance.encoder_rel_error})"]
+    if logits is not None:
+        measured.append(f"decoder logits relative error {logits:.3g} "
+                        f"(max {tolerance.logits_rel_error})")
+    measured.append(f"token agreement {agreement:.2f} (min {tolerance.token_agreement})")
+    return "artifact fails parity with the PyTorch reference: " + ", ".join(measured)
 
 
 def load_reference(hf_dir: Path, threads: int) -> WhisperRuntime:

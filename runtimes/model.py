@@ -20,8 +20,8 @@ faster-whisper is listed in docs/coming-from.md and in ``model_options.UNSUPPORT
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -133,25 +133,60 @@ class WhisperModel:
         """
         return self._transcribe(audio, language, task, 1, False, options)
 
+    def transcribe_batch(self, audios: Sequence[AudioInput], language: str | None = None,
+                         task: str = "transcribe", batch_size: int = 8, **options
+                         ) -> list[tuple[list[Segment], TranscriptionInfo]]:
+        """Many inputs in one call, their windows sharing batches of ``batch_size`` (the
+        core's batch path, which ``python -m runtimes`` and the server use): for each
+        input, its segments (a list: the call decodes everything) and info, with
+        ``transcribe``'s options and defaults. On a batch-invariant artifact each equals
+        ``transcribe``'s for that input alone."""
+        from runtimes.audio.inputs import is_single
+
+        if is_single(audios):
+            raise OptionError("transcribe_batch takes a list of inputs; transcribe takes one")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise OptionError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        chosen = TranscriptionOptions.of(options)
+        inputs = [self._prepare(audio, language, chosen) for audio in audios]
+        found: list[list[Segment]] = [[] for _ in inputs]
+        words = chosen.word_timestamps
+        for window in _windows(self._transcriber(chosen, language, task), inputs, batch_size):
+            mine = found[window.owner]
+            mine += [_segment(len(mine) + i + 1, window, part, words)
+                     for i, part in enumerate(window.segments)]
+        return [(segments, one.info) for segments, one in zip(found, inputs)]
+
     def _transcribe(self, audio: AudioInput, language: str | None, task: str,
                     batch_size: int, batched: bool, options: dict
                     ) -> tuple[Iterator[Segment], TranscriptionInfo]:
-        from runtimes.audio.inputs import read_input
-        from runtimes.transcript.pipeline import Transcriber, cut
-
         chosen = TranscriptionOptions.of(options, batched)
+        one = self._prepare(audio, language, chosen)
+        transcriber = self._transcriber(chosen, one.info.language, task)
+        return _segments(self, transcriber, one, batch_size), one.info
+
+    def _prepare(self, audio: AudioInput, language: str | None,
+                 chosen: TranscriptionOptions) -> _Input:
+        """One input read, cut into VAD windows (with ``vad_filter``) and its language
+        given or detected: what ``transcribe`` does before returning."""
+        from runtimes.audio.inputs import read_input
+        from runtimes.transcript.pipeline import cut
+
         samples, _ = read_input(audio)
         vad = vad_settings(chosen.vad_parameters) if chosen.vad_filter else None
         cuts = cut(samples, vad) if vad else []
         language, probs = self._language(samples, cuts, language)
-        transcriber = Transcriber(self.runtime, self.tokenizer,
-                                  decoding_of(chosen, language, task))
         info = TranscriptionInfo(
             language, probs.get(language, 1.0), samples.size / 16000,
             _after_vad(samples, cuts),
             sorted(probs.items(), key=lambda p: -p[1]) if len(probs) > 1 else None, chosen,
             vad)
-        return _segments(self, transcriber, samples, cuts, language, batch_size), info
+        return _Input(samples, cuts, info)
+
+    def _transcriber(self, chosen: TranscriptionOptions, language: str | None, task: str):
+        from runtimes.transcript.pipeline import Transcriber
+
+        return Transcriber(self.runtime, self.tokenizer, decoding_of(chosen, language, task))
 
     def _language(self, samples: np.ndarray, cuts, language: str | None
                   ) -> tuple[str, dict[str, float]]:
@@ -206,18 +241,36 @@ def _after_vad(samples: np.ndarray, cuts: list) -> float:
     return sum(end - start for spans, _ in cuts for start, end in spans) / 16000
 
 
-def _segments(model: WhisperModel, transcriber, samples: np.ndarray, cuts: list,
-              language: str, batch_size: int) -> Iterator[Segment]:
-    """The lazy loop: each window decoded when the caller asks for its segments."""
+@dataclass(frozen=True)
+class _Input:
+    """One input ready to decode: its samples, VAD windows (none: sequential) and info."""
+
+    samples: np.ndarray
+    cuts: list
+    info: TranscriptionInfo
+
+
+def _windows(transcriber, inputs: Sequence[_Input], batch_size: int) -> Iterator[core.WindowText]:
+    """What each window adds to its input's transcript, decoded lazily by the one core:
+    VAD windows, or sequential seeking over the inputs that are not silence."""
     from runtimes.transcript.pipeline import windows_of
     from runtimes.transcript.sequential import iter_sequential
 
+    languages = [one.info.language for one in inputs]
     if transcriber.options.long_form == "vad":
-        stream = transcriber.decode_windows(windows_of([cuts]), [language], batch_size)
-    elif samples.size and not _silent(samples):
-        stream = iter_sequential(transcriber, [samples], [language], batch_size)
-    else:
-        stream = iter(())
+        yield from transcriber.decode_windows(windows_of([one.cuts for one in inputs]),
+                                              languages, batch_size)
+        return
+    kept = [i for i, one in enumerate(inputs) if one.samples.size and not _silent(one.samples)]
+    for window in iter_sequential(transcriber, [inputs[i].samples for i in kept],
+                                  [languages[i] for i in kept], batch_size):
+        yield replace(window, owner=kept[window.owner])
+
+
+def _segments(model: WhisperModel, transcriber, one: _Input,
+              batch_size: int) -> Iterator[Segment]:
+    """The lazy loop: each window decoded when the caller asks for its segments."""
+    stream = _windows(transcriber, [one], batch_size)
     number = 0
     while True:
         if model.closed:

@@ -82,12 +82,22 @@ class GGMLTarget(Target):
                 "cluster can)")
 
     def tolerance(self, precision: str) -> ParityTolerance:
-        # whisper.cpp hides its encoder output, so parity rests on the tokens. Measured on
-        # JFK, real tiny.en: f16 and q8_0 agree with fp32 to every token; the 4- and 5-bit
-        # types change a word or two (bench measures their WER). A broken file gives ~0.
-        if precision in ("f16", "q8_0"):
-            return ParityTolerance(encoder_rel_error=None, token_agreement=0.9)
-        return ParityTolerance(encoder_rel_error=None, token_agreement=0.5)
+        # whisper.cpp hides its encoder output: parity rests on its decoder logits along
+        # the reference's tokens (exporters.validate.logits_error, attention in fp32) and
+        # on its tokens. Measured logits errors on JFK, real tiny.en / base / the random
+        # shapes of tests/shapes.py: f16 0.0019 / 0.0011 / 0.0012-0.0023, q8_0 0.015 /
+        # 0.0067 / 0.025-0.048, q5 0.050 / 0.038 / 0.14-0.26, q4 0.14 / 0.079 / 0.29-0.43;
+        # one decoder matrix's rows permuted (an f16 writer bug): 0.56. f16 and q8_0 also keep 90% of
+        # tokens (measured on real tiny.en: 100%); the 4- and 5-bit types change a word or
+        # two of a real model (bench measures their WER) and a random model's every token
+        # after its first flip, so their tokens are not bounded.
+        if precision == "f16":
+            return ParityTolerance(None, token_agreement=0.9, logits_rel_error=0.01)
+        if precision == "q8_0":
+            return ParityTolerance(None, token_agreement=0.9, logits_rel_error=0.1)
+        if precision.startswith("q5"):
+            return ParityTolerance(None, token_agreement=0.0, logits_rel_error=0.4)
+        return ParityTolerance(None, token_agreement=0.0, logits_rel_error=0.6)
 
     def runtime_packages(self, device: str) -> tuple[str, ...]:
         return ("pywhispercpp",)

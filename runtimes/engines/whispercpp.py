@@ -7,7 +7,10 @@ the same features as every other runtime and is judged on the same text. Its dec
 settings are set to mean what ``DecodingOptions`` means elsewhere: greedy (best_of 1) or
 beam search, temperature 0 and no fallback (temperature_inc 0, its log-probability,
 entropy and no-speech thresholds off), no timestamps, no context, one segment, the language
-forced by the prompt (or detected with ``whisper_lang_auto_detect``).
+forced by the prompt (or detected with ``whisper_lang_auto_detect``). Its flash attention
+stays on as whisper.cpp defaults (faster; keys, values and scores in f16), unless
+``RuntimeOptions.flash_attention`` is False, as the export's parity check sets it.
+``logits_along`` reads the decoder's logits for that check (``whispercpp_logits``).
 
 whisper.cpp has no batch API: a batch's windows run one after another on one context (the
 bench labels such rows), and the server joins them per batch (``--batching windows``).
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -68,19 +72,26 @@ class WhisperCppRuntime(WhisperRuntime):
         self._lock = threading.Lock()  # one context: one window at a time
 
     def _load(self, path: Path):
-        """The context, with whisper.cpp's load log silenced (its Python log callback is
-        removed again at once: called at interpreter exit it aborted the process)."""
+        """The context, with whisper.cpp's load log silenced."""
         pw = self._pw
         params = pw.whisper_context_default_params()
         params.use_gpu = False
-        pw.whisper_log_set(lambda *args: None)
-        try:
+        params.flash_attn = self.options.flash_attention
+        with self._quiet():
             ctx = pw.whisper_init_from_file_with_params(str(path), params)
-        finally:
-            pw.whisper_log_set(None)
         if ctx is None:
             raise ArtifactError(f"whisper.cpp cannot load {path}")
         return ctx
+
+    @contextmanager
+    def _quiet(self):
+        """whisper.cpp's log silenced while a context loads (the Python log callback is
+        removed again at once: called at interpreter exit it aborted the process)."""
+        self._pw.whisper_log_set(lambda *args: None)
+        try:
+            yield
+        finally:
+            self._pw.whisper_log_set(None)
 
     @classmethod
     def sniff(cls, model_dir: Path) -> bool:
@@ -205,6 +216,20 @@ class WhisperCppRuntime(WhisperRuntime):
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         raise OptionError("whisper.cpp does not expose its encoder output")
+
+    def logits_along(self, window: np.ndarray, prompt: list[int],
+                     tokens: list[int]) -> np.ndarray:
+        """The decoder's logits before the filters, (len(tokens) + 1, vocab), after the
+        prompt and each of ``tokens`` in turn (the parity check's measure: whisper.cpp
+        hides its encoder output). Read through whisper.cpp's C API in a context of its
+        own (``whispercpp_logits``)."""
+        from runtimes.engines.whispercpp_logits import WhisperCppLogits
+
+        with self._quiet():
+            probe = WhisperCppLogits(self.model_dir / MODEL_FILE, self._threads,
+                                     self.options.flash_attention)
+        with probe:
+            return probe.logits(window, prompt, tokens)
 
     def close(self) -> None:
         if getattr(self, "_ctx", None) is not None:

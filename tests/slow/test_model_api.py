@@ -121,6 +121,27 @@ def test_segments_do_no_work_until_iterated_and_stop_when_the_loop_stops(int8_ar
             assert len(calls) == done
 
 
+@pytest.mark.parametrize("options", [{}, {"vad_filter": True, "initial_prompt": "Speeches."}])
+def test_a_batch_call_equals_the_generator_file_by_file(onnx_fp32, en_clips, options):
+    """Many files in one call share batches through the same core; on a batch-invariant
+    (fp32) artifact each file's segments and info are ``transcribe``'s for it alone."""
+    paths = [str(SPEECH / row["path"]) for row in en_clips[:4]] + [np.zeros(16000, np.float32)]
+    with runtimes.WhisperModel(str(onnx_fp32), cpu_threads=2) as model:
+        together = model.transcribe_batch(paths, beam_size=1, batch_size=4, **options)
+        alone = [model.transcribe(p, beam_size=1, **options) for p in paths]
+        alone = [(list(segments), info) for segments, info in alone]
+        with pytest.raises(OptionError, match="takes a list of inputs"):
+            model.transcribe_batch(paths[0])
+
+    def seen(result):
+        segments, info = result
+        return ([(s.id, s.start, s.end, s.text, s.words and [w.word for w in s.words])
+                 for s in segments], info.duration, info.duration_after_vad)
+
+    assert [seen(r) for r in together] == [seen(r) for r in alone]
+    assert all(segments for segments, _ in together[:4]) and together[4][0] == []
+
+
 def test_every_kind_of_audio_input_gives_the_same_text(int8_artifact):
     samples = load_audio(JFK_MP3)
     with runtimes.WhisperModel(str(int8_artifact), cpu_threads=2) as model, \

@@ -542,3 +542,29 @@ def _most_repeated(text: str, n: int) -> int:
     words = text.lower().replace(",", "").replace(".", "").split()
     runs = collections.Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
     return max(runs.values(), default=0)
+
+
+def test_verbose_json_segments_equal_the_python_apis_generator(server, int8_artifact,
+                                                               speech_rows, tmp_path):
+    """The server and ``runtimes.WhisperModel`` decode through one core: a recording of
+    several windows gets the same segments from both (the server's defaults are the
+    generator's ``beam_size=1, vad_filter=True``: VAD windows, the fallback ladder)."""
+    import wave
+
+    import numpy as np
+
+    import runtimes
+
+    clips = [r for r in speech_rows if r["subset"] == "en"][:6]
+    audio = np.concatenate([load_audio(SPEECH / r["path"]) for r in clips])
+    path = tmp_path / "joined.wav"
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1), f.setsampwidth(2), f.setframerate(SAMPLE_RATE)
+        f.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    served = _post(server, path, response_format="verbose_json", language="en").json()
+    with runtimes.WhisperModel(str(int8_artifact), cpu_threads=2) as model:
+        segments, _ = model.transcribe(str(path), language="en", beam_size=1, vad_filter=True)
+        ours = [(round(s.start, 2), round(s.end, 2), s.text) for s in segments]
+    assert len({s["start"] // 30 for s in served["segments"]}) > 1  # several windows
+    assert [(round(s["start"], 2), round(s["end"], 2), s["text"])
+            for s in served["segments"]] == ours
