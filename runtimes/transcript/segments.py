@@ -144,12 +144,25 @@ def segments_of(window: Window, decoded: Decoded, tokenizer, timestamps: bool) -
 
 def attach_words(window: Window, segments: list[Segment], words: list[Word]) -> list[Segment]:
     """A window's segments with their words (times in window seconds) placed on the
-    recording's time line."""
+    recording's time line; a segment with words starts at its first word and ends at its
+    last, as faster-whisper sets them.
+
+    Why: a segment's timestamp tokens are 20 ms steps the model places less precisely than
+    the alignment does, and the first segment of a VAD window began at the window's padded
+    start, up to 400 ms before the speech (segment starts on word-by-word speech: median
+    error 388 ms against faster-whisper's 297).
+    """
     groups = assign(words, [len(s.tokens) for s in segments])
-    return [replace(s, words=tuple(
-        replace(w, start=round(to_recording(window, w.start), 3),
-                end=round(to_recording(window, w.end, is_end=True), 3)) for w in group))
-        for s, group in zip(segments, groups)]
+    out = []
+    for segment, group in zip(segments, groups):
+        placed = tuple(replace(w, start=round(to_recording(window, w.start), 3),
+                               end=round(to_recording(window, w.end, is_end=True), 3))
+                       for w in group)
+        if placed:
+            segment = replace(segment, start=placed[0].start,
+                              end=max(placed[-1].end, placed[0].start))
+        out.append(replace(segment, words=placed))
+    return out
 
 
 def assemble(window: Window, decoded: Decoded, tokenizer, timestamps: bool,

@@ -150,3 +150,19 @@ def replace_words(segment):
     from dataclasses import replace
 
     return replace(segment, words=())
+
+
+def test_a_segment_with_words_spans_its_first_to_its_last_word():
+    """As faster-whisper: the alignment's times, not the timestamp tokens (nor the VAD
+    window's padded start) bound a segment with words; one without words keeps its own."""
+    from runtimes.transcript.segments import attach_words
+    from runtimes.transcript.words import Word
+
+    window = ((16000, 16000 + 5 * 16000),)  # 5 s of speech starting 1 s in
+    segments = [Segment(1.0, 3.0, "a b", (5, 6)), Segment(3.0, 6.0, "c", (7,)),
+                Segment(6.0, 6.0, "", ())]
+    words = [Word(0.42, 0.9, " a", 0.9, (5,)), Word(1.0, 1.7, " b", 0.9, (6,)),
+             Word(2.2, 3.1, " c", 0.9, (7,))]
+    placed = attach_words(window, segments, words)
+    assert [(s.start, s.end) for s in placed] == [(1.42, 2.7), (3.2, 4.1), (6.0, 6.0)]
+    assert [w.word for w in placed[0].words] == [" a", " b"] and placed[2].words == ()
