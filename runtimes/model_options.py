@@ -2,7 +2,7 @@
 options (``RuntimeOptions``, ``DecodingOptions``), with those it cannot honour refused.
 
 Why a table of refusals rather than ignoring them: a faster-whisper user who passes
-``hotwords=...`` or ``patience=2`` expects it to act; silently decoding without it would
+``prefix=...`` or ``patience=2`` expects it to act; silently decoding without it would
 return other text than they asked for. At its default value each such argument is
 accepted, so faster-whisper's examples run unchanged.
 """
@@ -38,7 +38,6 @@ UNSUPPORTED: dict[str, tuple[object, str]] = {
     "chunk_length": (None, "windows are Whisper's 30 s"),
     "clip_timestamps": ("0", "the whole file is transcribed"),
     "hallucination_silence_threshold": (None, _DEFAULTS_NOT_HONOURED),
-    "hotwords": (None, "no runtime here biases decoding towards given words"),
     "language_detection_threshold": (0.5, "the language is detected on the first window"),
     "language_detection_segments": (1, "the language is detected on the first window"),
 }
@@ -60,6 +59,7 @@ class TranscriptionOptions:
     condition_on_previous_text: bool = True
     prompt_reset_on_temperature: float = 0.5
     initial_prompt: str | None = None
+    hotwords: str | None = None
     without_timestamps: bool = False
     word_timestamps: bool = False
     vad_filter: bool = False
@@ -93,8 +93,9 @@ class TranscriptionOptions:
             temperature = values["temperature"]
             chosen["temperatures"] = tuple(temperature) if isinstance(
                 temperature, (list, tuple)) else (temperature,)
-        if not isinstance(chosen.get("initial_prompt", ""), (str, type(None))):
-            raise OptionError("initial_prompt must be text here (token ids are not accepted)")
+        for name in ("initial_prompt", "hotwords"):
+            if not isinstance(chosen.get(name, ""), (str, type(None))):
+                raise OptionError(f"{name} must be text here (token ids are not accepted)")
         return cls(**chosen)
 
 
@@ -135,7 +136,7 @@ def decoding_of(chosen: TranscriptionOptions, language: str | None,
         long_form="vad" if chosen.vad_filter else "sequential",
         condition_on_previous_text=chosen.condition_on_previous_text,
         prompt_reset_on_temperature=chosen.prompt_reset_on_temperature,
-        initial_prompt=chosen.initial_prompt)
+        initial_prompt=chosen.initial_prompt, hotwords=chosen.hotwords)
 
 
 def runtime_options(model: str | Path, device: str, device_index, compute_type: str,

@@ -70,6 +70,9 @@ class DecodingOptions:
     #: text the first window is prompted with as if it came before (names, spelling,
     #: style); in VAD windows every window gets it (faster-whisper's batched pipeline)
     initial_prompt: str | None = None
+    #: text every window is prompted with before its previous text (faster-whisper's
+    #: ``hotwords``: names and terms the model should expect)
+    hotwords: str | None = None
 
     def __post_init__(self) -> None:
         if self.long_form not in LONG_FORMS:
@@ -100,9 +103,10 @@ class DecodingOptions:
             raise OptionError(f"best_of must be an integer >= 1, got {self.best_of!r}")
         if not isinstance(self.beam_size, int) or self.beam_size < 1:
             raise OptionError(f"beam_size must be an integer >= 1, got {self.beam_size!r}")
-        if self.initial_prompt is not None and not isinstance(self.initial_prompt, str):
-            raise OptionError(f"initial_prompt must be text or None, got "
-                              f"{type(self.initial_prompt).__name__}")
+        for name in ("initial_prompt", "hotwords"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise OptionError(f"{name} must be text or None, got "
+                                  f"{type(getattr(self, name)).__name__}")
         if self.task not in TASKS:
             raise OptionError(f"task {self.task!r} is not one of: {', '.join(TASKS)}")
         if not 1 <= self.max_new_tokens <= 224:

@@ -88,8 +88,22 @@ class WhisperTokenizer:
     def previous_text(self, text: str, max_tokens: int = MAX_PREVIOUS_TOKENS) -> list[int]:
         """``<|startofprev|>`` + the last ``max_tokens`` tokens of ``text``: Whisper's way of
         conditioning on earlier text (OpenAI's ``prompt``); prepend it to ``prompt()``."""
-        ids = self._tok.encode(" " + text.strip(), add_special_tokens=False).ids
+        ids = self.text_ids(text)
         return [self.token_id("<|startofprev|>"), *ids[-max_tokens:]] if ids else []
+
+    def text_ids(self, text: str) -> list[int]:
+        """Ids of ``text`` as a continuation (one leading space)."""
+        return self._tok.encode(" " + text.strip(), add_special_tokens=False).ids
+
+    def context(self, previous: list[int], hotwords: str | None = None) -> list[int]:
+        """What a window is conditioned on, to prepend to ``prompt()``: ``<|startofprev|>``,
+        the hotwords' ids, then the last of ``previous`` (faster-whisper's order; its
+        ``hotwords`` is this prompt, not a bias on the logits), at most
+        ``MAX_PREVIOUS_TOKENS`` in all, the hotwords kept first; [] when both are empty."""
+        hot = self.text_ids(hotwords)[:MAX_PREVIOUS_TOKENS] if hotwords else []
+        room = MAX_PREVIOUS_TOKENS - len(hot)
+        kept = list(previous[-room:]) if room and previous else []
+        return [self.token_id("<|startofprev|>"), *hot, *kept] if hot or kept else []
 
     def decode(self, ids: list[int]) -> str:
         """Text of generated ids, special tokens dropped, outer spaces stripped."""

@@ -130,6 +130,9 @@ class WhisperCppRuntime(WhisperRuntime):
         self.check_decoding(options)
         if temperature > 0:
             raise OptionError("sampling is not available for ggml (whisper.cpp) artifacts here")
+        if any(p[0] != self._pw.whisper_token_sot(self._ctx) for p in prompts):
+            raise OptionError("previous text (initial_prompt, hotwords, a request's prompt) is "
+                              "not available for ggml (whisper.cpp) artifacts here")
         with self._lock:
             return [Decoded(self._decode_one(f, p, options)) for f, p in zip(features, prompts)]
 

@@ -171,13 +171,14 @@ class Transcriber:
                                           found_words))
 
     def prompt(self, language: str) -> list[int]:
-        """A VAD window's decoder prompt: ``initial_prompt`` as previous text (on every
-        window, as the server's ``prompt`` and faster-whisper's batched pipeline do), then
-        the start, language, task and timestamp tokens."""
-        previous = (self.tokenizer.previous_text(self.options.initial_prompt)
-                    if self.options.initial_prompt else [])
-        return previous + self.tokenizer.prompt(language, self.options.task,
-                                                self.options.timestamps)
+        """A VAD window's decoder prompt: ``hotwords`` and ``initial_prompt`` as previous
+        text (on every window, as the server's ``prompt`` and faster-whisper's batched
+        pipeline do), then the start, language, task and timestamp tokens."""
+        options = self.options
+        initial = self.tokenizer.text_ids(options.initial_prompt) if options.initial_prompt \
+            else []
+        return self.tokenizer.context(initial, options.hotwords) + self.tokenizer.prompt(
+            language, options.task, options.timestamps)
 
     def _sequential(self, audios: list[np.ndarray], batch_size: int) -> list[Transcription]:
         """openai-style seeking through each recording (``runtimes.transcript.sequential``); a silent

@@ -24,7 +24,6 @@ import numpy as np
 
 from runtimes.audio.chunking import Window
 from runtimes.audio.features import HOP_LENGTH, N_FRAMES, recording_log_mel
-from runtimes.decode.tokens import MAX_PREVIOUS_TOKENS
 from runtimes.transcript.segments import Segment, WindowText, assemble
 
 #: Log-mel frames (10 ms) per timestamp step (20 ms).
@@ -124,16 +123,15 @@ def iter_sequential(transcriber, audios: Sequence[np.ndarray], languages: list[s
 def _initial(transcriber) -> list[int]:
     """The ``initial_prompt``'s ids, as if they were the text before the first window."""
     text = transcriber.options.initial_prompt
-    return transcriber.tokenizer.previous_text(text)[1:] if text else []
+    return transcriber.tokenizer.text_ids(text) if text else []
 
 
 def _item(transcriber, recording: _Recording) -> _Item:
     tokenizer, options = transcriber.tokenizer, transcriber.options
     prompt = tokenizer.prompt(recording.language, options.task, True)
-    if recording.previous and (options.condition_on_previous_text or not recording.windows):
-        prompt = [tokenizer.token_id("<|startofprev|>"),
-                  *recording.previous[-MAX_PREVIOUS_TOKENS:], *prompt]
-    return _Item(recording, prompt)
+    previous = recording.previous if (options.condition_on_previous_text
+                                      or not recording.windows) else []
+    return _Item(recording, tokenizer.context(previous, options.hotwords) + prompt)
 
 
 def _batches(items: list[_Item], batch_size: int) -> list[list[_Item]]:

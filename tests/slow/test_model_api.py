@@ -142,6 +142,25 @@ def test_a_batch_call_equals_the_generator_file_by_file(onnx_fp32, en_clips, opt
     assert all(segments for segments, _ in together[:4]) and together[4][0] == []
 
 
+def test_hotwords_prompt_every_window_before_its_previous_text(int8_artifact, long_audio):
+    """faster-whisper's ``hotwords`` is previous text, not a bias on the logits:
+    ``<|startofprev|>``, the hotwords, then the window's previous text, on every window,
+    sequential or in VAD windows."""
+    with runtimes.WhisperModel(str(int8_artifact), cpu_threads=2) as model:
+        prompts = []
+        decode = model.runtime.decode
+        model.runtime.decode = lambda f, p, *a, **k: prompts.extend(p) or decode(f, p, *a, **k)
+        hot = model.tokenizer.text_ids("Kennedy, Berlin")
+        start = [model.tokenizer.token_id("<|startofprev|>"), *hot]
+        for options in ({}, {"vad_filter": True, "initial_prompt": "Speeches."}):
+            prompts.clear()
+            segments, _ = model.transcribe(long_audio, beam_size=1, hotwords="Kennedy, Berlin",
+                                           **options)
+            assert list(segments) and len(prompts) > 1
+            assert all(p[:len(start)] == start for p in prompts), prompts[0]
+        assert any(len(p) > len(start) + 3 for p in prompts)  # the initial prompt follows
+
+
 def test_every_kind_of_audio_input_gives_the_same_text(int8_artifact):
     samples = load_audio(JFK_MP3)
     with runtimes.WhisperModel(str(int8_artifact), cpu_threads=2) as model, \
@@ -163,7 +182,7 @@ def test_every_kind_of_audio_input_gives_the_same_text(int8_artifact):
 
 def test_what_cannot_be_honoured_is_refused_naming_the_argument(int8_artifact):
     with runtimes.WhisperModel(str(int8_artifact), cpu_threads=2) as model:
-        for options, message in [({"hotwords": "Kennedy"}, "hotwords='Kennedy' is not supported"),
+        for options, message in [({"prefix": "And so"}, "prefix='And so' is not supported"),
                                  ({"patience": 2.0}, "patience=2.0 is not supported"),
                                  ({"beam_sizes": 5}, "unknown argument 'beam_sizes'"),
                                  ({"vad_filter": True, "vad_parameters": {"min_silence": 1}},
