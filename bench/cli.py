@@ -137,7 +137,7 @@ def run(options: BenchOptions, command: str) -> tuple[str, list[runner.Row]]:
                     start_error_clips=[clips[i].id for i in truth],
                     word_agreement=options.word_agreement,
                     sequential_rows=[r.name for r in rows if r.sequential_batches])
-    text = report.write(out, rows, info, options.sizes)
+    text = report.write(out, rows, info, options.sizes, clips)
     print(f"wrote {out}/report.md, report.csv, results.jsonl", file=sys.stderr)
     return text, rows
 

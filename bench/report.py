@@ -219,13 +219,17 @@ def write_csv(path: Path, rows: dict[str, list[Row]], batch_sizes: list[int],
                 writer.writerow([subset, *cells, row.cpu, row.backend, row.error])
 
 
-def write(out_dir: Path, rows: list[Row], run: dict, batch_sizes: list[int]) -> str:
-    """Write the three files into ``out_dir``; return the Markdown report."""
+def write(out_dir: Path, rows: list[Row], run: dict, batch_sizes: list[int],
+          clips: Sequence = ()) -> str:
+    """Write the three files into ``out_dir``; return the Markdown report (with the words
+    each row lost against faster-whisper's batched pipeline, given the clips)."""
+    from bench.lost_words import section
+
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "results.jsonl", "w") as f:
         for row in rows:
             f.write(json.dumps({**asdict(row), "run": run}) + "\n")
     write_csv(out_dir / "report.csv", {run["dataset"]["subset"] or "all": rows}, batch_sizes)
-    report = f"{markdown_table(rows, batch_sizes)}\n\n{settings(run)}\n"
+    report = f"{markdown_table(rows, batch_sizes)}\n\n{settings(run)}\n{section(rows, clips)}"
     (out_dir / "report.md").write_text(report)
     return report
