@@ -37,16 +37,17 @@ def section(rows: Sequence, clips: Sequence) -> str:
     comparator = next((r for r in rows if r.runtime == COMPARATOR and r.texts), None)
     if comparator is None:
         return ""
+    theirs = [set(lost(c.reference, t, c.language)) if c.reference else set()
+              for c, t in zip(clips, comparator.texts)]
     lines = []
     for row in rows:
         if row is comparator or not row.texts:
             continue
-        for clip, ours, theirs in zip(clips, row.texts, comparator.texts):
+        for clip, ours, other in zip(clips, row.texts, theirs):
             if not clip.reference:
                 continue
             words = normalizer(clip.language)(clip.reference).split()
             mine = set(lost(clip.reference, ours, clip.language))
-            other = set(lost(clip.reference, theirs, clip.language))
             if mine != other:
                 lines.append(f"| {clip.id} | {row.name} | {_words(words, mine - other)} | "
                              f"{_words(words, other - mine)} |")

@@ -136,21 +136,16 @@ def test_ggml_reads_every_shape(shaped, tmp_path, jfk):
     shape transcribes. (Every type's decoder is compared at every step by the parity check
     above: its logits along the reference's tokens.)"""
     pytest.importorskip("_pywhispercpp", reason="the 'ggml' extra is not installed")
-    import shutil
 
     from transformers import WhisperForConditionalGeneration
 
-    from exporters.ggml_format import write_ggml
     from runtimes.audio.features import batch_log_mel
     from runtimes.audio.files import load_audio
     from runtimes.engines.pytorch import PyTorchRuntime
     from runtimes.engines.whispercpp import WhisperCppRuntime
 
     name, source = shaped
-    write_ggml(WhisperForConditionalGeneration.from_pretrained(source), source,
-               tmp_path / "ggml-model.bin", "f16")
-    for shared in ("tokenizer.json", "preprocessor_config.json", "generation_config.json"):
-        shutil.copy(source / shared, tmp_path)
+    _ggml_dir(WhisperForConditionalGeneration.from_pretrained(source), source, tmp_path)
     options = runtimes.RuntimeOptions(threads=2, flash_attention=False)  # as parity loads
     features = batch_log_mel([load_audio(jfk)], SHAPES[name].n_mels)
     with WhisperCppRuntime(tmp_path, options) as ggml:
@@ -168,13 +163,11 @@ def test_a_ggml_file_with_a_wrong_layer_fails_on_its_decoder_logits(shaped, tmp_
     """A writer bug (one decoder matrix stored transposed-like: its rows permuted) is what
     the logits measure is for: the file loads and decodes, and the check refuses it."""
     pytest.importorskip("_pywhispercpp", reason="the 'ggml' extra is not installed")
-    import shutil
 
     import torch
     from transformers import WhisperForConditionalGeneration
 
     from exporters.errors import ParityError
-    from exporters.ggml_format import write_ggml
     from exporters.validate import check_parity, load_reference
     from runtimes.engines.whispercpp import WhisperCppRuntime
 
@@ -185,12 +178,22 @@ def test_a_ggml_file_with_a_wrong_layer_fails_on_its_decoder_logits(shaped, tmp_
     with torch.no_grad():
         weight = model.model.decoder.layers[0].fc1.weight
         weight.copy_(weight.flip(0))
-    write_ggml(model, source, tmp_path / "ggml-model.bin", "f16")
-    for shared in ("tokenizer.json", "preprocessor_config.json", "generation_config.json"):
-        shutil.copy(source / shared, tmp_path)
+    _ggml_dir(model, source, tmp_path)
     options = runtimes.RuntimeOptions(threads=2, flash_attention=False)
     tolerance = registry.get("ggml").tolerance("f16")
     # measured: 0.56 against f16's bound of 0.01 (token agreement 0.01)
     with load_reference(source, 2) as reference, WhisperCppRuntime(tmp_path, options) as ggml, \
             pytest.raises(ParityError, match="decoder logits relative error"):
         check_parity(reference, ggml, source, tolerance, jfk)
+
+
+def _ggml_dir(model, source, out) -> None:
+    """An f16 ggml file of ``model`` in ``out`` with the source's shared files, as an
+    artifact has them (without the export's parity check, which these tests make)."""
+    import shutil
+
+    from exporters.ggml_format import write_ggml
+
+    write_ggml(model, source, out / "ggml-model.bin", "f16")
+    for shared in ("tokenizer.json", "preprocessor_config.json", "generation_config.json"):
+        shutil.copy(source / shared, out)
