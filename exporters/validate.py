@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from exporters.errors import ParityError
+from exporters.reference_memo import remembered
 from runtimes.audio.features import batch_log_mel
 from runtimes.audio.files import SAMPLE_RATE, load_audio
 from runtimes.base import DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.cpu import cpu_info
-from runtimes.decode.tokens import load_tokenizer
+from runtimes.decode.tokens import TOKENIZER_FILE, load_tokenizer
 from runtimes.transcript.pipeline import Transcriber
 
 
@@ -128,11 +129,18 @@ def logits_error(reference: WhisperRuntime, candidate: WhisperRuntime, features:
     teacher-forced on the reference's greedy tokens for the first window (every step
     scored on one path, so a near-tie's flip costs nothing and a wrong layer shows at every
     step)."""
-    options = DecodingOptions(language="en" if reference.multilingual else None)
-    tokens = list(reference.decode(features[:1], [prompt], options)[0].tokens)
-    ours = reference.teacher_forced_logits(features[:1], prompt + tokens)[len(prompt) - 1:]
+    tokens, ours = remembered(reference, "logits", (features[:1], prompt),
+                              lambda: _reference_logits(reference, features[:1], prompt))
     theirs = candidate.logits_along(features[0], prompt, tokens)
     return relative_error(theirs, ours)
+
+
+def _reference_logits(reference: WhisperRuntime, features: np.ndarray,
+                      prompt: list[int]) -> tuple[list[int], np.ndarray]:
+    """The reference's greedy tokens for the window and its logits along them."""
+    options = DecodingOptions(language="en" if reference.multilingual else None)
+    tokens = list(reference.decode(features, [prompt], options)[0].tokens)
+    return tokens, reference.teacher_forced_logits(features, prompt + tokens)[len(prompt) - 1:]
 
 
 def relative_error(artifact: np.ndarray, reference: np.ndarray) -> float:
@@ -154,11 +162,12 @@ def check_parity(
     """
     samples = load_audio(audio_path) if audio_path else _synthetic_audio()
     features = batch_log_mel([samples], reference.n_mels)
-    rel = (relative_error(candidate.encode(features), reference.encode(features))
-           if candidate.exposes_encoder else None)  # whisper.cpp hides it: tokens only
+    rel = _encoder_error(reference, candidate, features)
     tokenizer = load_tokenizer(model_dir, reference.multilingual)
     options = DecodingOptions(language="en" if reference.multilingual else None)
-    ref = Transcriber(reference, tokenizer, options).transcribe([samples])[0]
+    vocabulary = (Path(model_dir) / TOKENIZER_FILE).read_bytes()  # the text depends on it
+    ref = remembered(reference, "transcribe", (samples, options, vocabulary), lambda: (
+        Transcriber(reference, tokenizer, options).transcribe([samples])[0]))
     out = Transcriber(candidate, tokenizer, options).transcribe([samples])[0]
     agreement = token_agreement(ref.tokens, out.tokens)
     prompt = tokenizer.prompt("en" if reference.multilingual else None, "transcribe")
@@ -179,6 +188,15 @@ def check_parity(
     if not passed:
         raise ParityError(_failure(rel, logits, agreement, tolerance))
     return report
+
+
+def _encoder_error(reference: WhisperRuntime, candidate: WhisperRuntime,
+                   features: np.ndarray) -> float | None:
+    """None where the candidate hides its encoder output (whisper.cpp: tokens only)."""
+    if not candidate.exposes_encoder:
+        return None
+    ours = remembered(reference, "encode", (features,), lambda: reference.encode(features))
+    return relative_error(candidate.encode(features), ours)
 
 
 def _failure(rel: float | None, logits: float | None, agreement: float,
