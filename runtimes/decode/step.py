@@ -129,7 +129,16 @@ class StepModel(Protocol):
 
 
 def encoder_pass(model: StepModel, features: np.ndarray) -> Any:
-    """``model.cross_cache`` of the batch, ``model.encoder_batch`` windows per call."""
+    """``model.cross_cache`` of the batch, ``model.encoder_batch`` windows per call; the
+    last call's, where the model keeps it (a ``LastPass`` as ``last_pass``: aligning words
+    after decoding asks for the same features again)."""
+    memo = getattr(model, "last_pass", None)
+    if memo is None:
+        return _encoder_pass(model, features)
+    return memo.get(features, lambda: _encoder_pass(model, features))
+
+
+def _encoder_pass(model: StepModel, features: np.ndarray) -> Any:
     size = model.encoder_batch or len(features)
     if len(features) <= size:
         return model.cross_cache(features)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
+from runtimes.decode.reuse import LastPass
 from runtimes.engines.registry import register
 from runtimes.errors import ArtifactError, DeviceError, OptionError
 from runtimes.precision import canonical, native
@@ -101,6 +102,7 @@ class CTranslate2Runtime(WhisperRuntime):
         except (RuntimeError, ValueError) as exc:
             raise ArtifactError(f"CTranslate2 cannot load {self.model_dir}: {exc}") from exc
         self._rules, self._vocab_size = _suppress_rules(self.model_dir)
+        self._last_pass = LastPass()
 
     @classmethod
     def sniff(cls, model_dir: Path) -> bool:
@@ -183,7 +185,11 @@ class CTranslate2Runtime(WhisperRuntime):
         """Features for ``generate``: on CPU the encoder output computed one window at a
         time, since CTranslate2's encoder is slower per window in batches on a CPU (tiny.en
         int8, 2 cores: ~100 ms/window alone, 185-233 ms in a batch of 8) while its decoder
-        gains from them; ``generate`` accepts encoder output in place of log-mel."""
+        gains from them; ``generate`` accepts encoder output in place of log-mel. Kept for
+        the next call with the same features (``align`` after ``generate``: LastPass)."""
+        return self._last_pass.get(features, lambda: self._encode_for_generate(features))
+
+    def _encode_for_generate(self, features: np.ndarray):
         import ctranslate2
 
         if self.options.device != "cpu" or len(features) == 1:

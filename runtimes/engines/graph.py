@@ -13,6 +13,7 @@ from runtimes.artifacts.graph_spec import GRAPH_SPEC, GraphSpec
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
 from runtimes.decode.filters import log_softmax
 from runtimes.decode.loops import concat_rows, decode, language_probabilities
+from runtimes.decode.reuse import LastPass
 from runtimes.decode.step import SuppressRules, encoder_pass
 from runtimes.errors import OptionError
 from runtimes.precision import canonical
@@ -32,6 +33,7 @@ class GraphRuntime(WhisperRuntime):
         super().__init__(model_dir, options)
         self._spec = GraphSpec.read(self.model_dir)
         self._rules = SuppressRules.load(self.model_dir)
+        self.last_pass = LastPass()  # see runtimes.decode.step.encoder_pass
         if options.provider is not None and self.format != "onnx":
             raise OptionError(f"provider {options.provider!r} applies to ONNX artifacts only")
 
