@@ -11,7 +11,6 @@ import numpy as np
 
 from runtimes.artifacts.graph_spec import GRAPH_SPEC, GraphSpec
 from runtimes.base import Alignment, Decoded, DecodingOptions, RuntimeOptions, WhisperRuntime
-from runtimes.decode.filters import log_softmax
 from runtimes.decode.loops import concat_rows, decode, language_probabilities
 from runtimes.decode.reuse import LastPass
 from runtimes.decode.step import SuppressRules, encoder_pass
@@ -118,12 +117,22 @@ class GraphRuntime(WhisperRuntime):
         ids = np.asarray([prompt + t + [eot] * (width - len(t)) for t in texts], np.int64)
         logits, attention = self.alignment_pass(ids, encoder_pass(self, features))
         start = len(prompt) - 1  # <|notimestamps|>: its position predicts the first text token
-        probs = np.exp(log_softmax(logits[:, start:, :eot].astype(np.float64)))
         out = []
         for row, (text, frames) in enumerate(zip(texts, num_frames)):
             path = attention_path(attention[row, :, start:start + len(text) + 1], frames)
-            out.append(Alignment(*path, probs[row, np.arange(len(text)), text]))
+            out.append(Alignment(*path, token_probs(logits[row, start:start + len(text), :eot],
+                                                    text)))
         return out
 
     def language_probabilities(self, features: np.ndarray) -> list[dict[str, float]]:
         return language_probabilities(self, features, self._spec.languages, self.model_dir)
+
+
+def token_probs(logits: np.ndarray, tokens: list[int]) -> np.ndarray:
+    """Each position's probability of its token (logits (len(tokens), vocab)), without a
+    float64 copy of the whole vocabulary's: that copy and its exponentials took 4.4 of the
+    6.3 s of aligning 55 packed clips (tiny.en ONNX int8, 2 threads)."""
+    rows = logits.astype(np.float32, copy=False)
+    top = rows.max(-1)
+    total = np.log(np.exp(rows - top[:, None]).sum(-1, dtype=np.float64)) + top
+    return np.exp(rows[np.arange(len(tokens)), tokens].astype(np.float64) - total)
