@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "artifact exported from another source is refused")
     p.add_argument("--any-model", action="store_true",
                    help="measure artifacts exported from another source than --model anyway")
+    p.add_argument("--pack", action="store_true",
+                   help="add a row per artifact that packs short clips into shared windows "
+                   "(python -m runtimes --pack; the artifact must align words)")
     p.add_argument("--pytorch", nargs="*", default=["fp32"], metavar="PRECISION",
                    help="PyTorch rows; the first is the ΔWER baseline (default: fp32; also "
                    "fp16, bf16, int8 (dynamic); float32, float16, bfloat16 mean the same; "
@@ -80,6 +83,8 @@ def systems(options: BenchOptions) -> tuple[list[SystemSpec], list[str]]:
         if labels.count(label) > 1:  # rows are keyed by name: two of a kind need their paths
             label = f"{label} ({path})"
         artifacts.append(SystemSpec(label, "toolkit", str(path)))
+        if options.pack:
+            artifacts.append(SystemSpec(f"{label} packed", "toolkit", str(path), pack=True))
     precisions = [p for p in options.pytorch if p != "none"]
     rows = [SystemSpec(f"pytorch {p}", "toolkit", str(source.hf_dir), p, baseline=(i == 0))
             for i, p in enumerate(precisions)]
@@ -204,7 +209,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         **measure_fields(args), max_new_tokens=args.max_new_tokens,
         artifacts=tuple(args.artifacts), model=args.model, pytorch=tuple(args.pytorch),
         subset=args.subset, out=args.out, trust_code=args.trust_torchscript,
-        any_model=args.any_model)
+        any_model=args.any_model, pack=args.pack)
 
 
 def main(argv: list[str] | None = None) -> int:

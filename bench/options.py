@@ -128,6 +128,7 @@ class BenchOptions(MeasureOptions):
         out: report directory (None: results/bench-<time>).
         any_model: measure artifacts exported from another source than ``model`` (their
             WER deltas then compare two different models).
+        pack: also each artifact with short clips packed into shared windows.
     """
 
     artifacts: tuple[Path, ...] = ()
@@ -136,6 +137,7 @@ class BenchOptions(MeasureOptions):
     subset: str | None = None
     out: Path | None = None
     any_model: bool = False
+    pack: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -32,6 +32,8 @@ class SystemSpec:
         baseline: whether ΔWER is measured against this row.
         peer: another tool, run as its own users run it (``bench.peers``); the
             recommendation considers toolkit artifacts only.
+        pack: a toolkit row that packs short clips into shared windows
+            (``runtimes.transcript.packing``).
     """
 
     name: str
@@ -40,6 +42,7 @@ class SystemSpec:
     precision: str | None = None
     baseline: bool = False
     peer: bool = False
+    pack: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,11 +88,12 @@ class ToolkitSystem:
         self.precision = self._model.runtime.precision
         self.backend = self._model.runtime.backend
         self.sequential_batches = self._model.runtime.sequential_batches
+        self._pack = spec.pack
 
     def transcribe(self, audio: list[np.ndarray], batch_size: int) -> list[Output]:
         eot = self._model.tokenizer.eot  # text ids only: timestamps (sequential) left out
         return [(t.text, [i for i in t.tokens if i < eot])
-                for t in self._model.transcribe(audio, batch_size=batch_size)]
+                for t in self._model.transcribe(audio, batch_size=batch_size, pack=self._pack)]
 
     def segment_starts(self, audio: list[np.ndarray], batch_size: int) -> list[list[float]]:
         from runtimes.errors import OptionError

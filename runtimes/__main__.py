@@ -9,6 +9,7 @@ from pathlib import Path
 
 from runtimes.cli import (
     BATCH_SIZE_HELP,
+    PACK_HELP,
     SUBTITLE_HELP,
     add_decoding_arguments,
     add_runtime_arguments,
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", type=Path, nargs="+", help="audio files (wav, flac, mp3, ogg, ...)")
     add_runtime_arguments(p)
     p.add_argument("--batch-size", type=int, default=8, help=BATCH_SIZE_HELP)
+    p.add_argument("--pack", action="store_true", help=PACK_HELP)
     add_decoding_arguments(p, timestamps_default=False,
                            timestamps_help="(implied by --format srt|vtt|tsv|json)",
                            words_help="shown by --format json")
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             word_timestamps=args.word_timestamps or args.max_subtitle_s is not None)
         decoding = fitted(args.artifact, decoding, args)
         with runtimes.load(args.artifact, options, decoding) as model:
-            results = model.transcribe(args.audio, batch_size=args.batch_size)
+            results = model.transcribe(args.audio, batch_size=args.batch_size,
+                                       pack=args.pack)
     except (ToolkitError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

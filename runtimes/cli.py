@@ -22,6 +22,11 @@ BATCH_SIZE_HELP = "windows per model call (default 8)"
 SUBTITLE_HELP = ("srt/vtt: cut segments longer than S seconds at word timestamps (the artifact "
                  "must align: CTranslate2, transformers, or ONNX, OpenVINO and TorchScript "
                  "exported with --word-timestamps), e.g. 7")
+PACK_HELP = ("short clips share 30 s windows: several clips of this run in one window, "
+             "separated by 0.3 s of faint noise, each given the words aligned inside it "
+             "(the artifact must align, as for --word-timestamps). Faster on many short "
+             "files; a clip's text then depends on the clips beside it "
+             "(docs/packing.md)")
 ADDRESS_HELP = ("join a running Ray cluster (auto, HOST:PORT, ray://HOST:PORT); default: start "
                 "a local Ray")
 BEAM_HELP = ("beams per window; 1 = greedy search (default here). faster-whisper's default "

@@ -108,25 +108,70 @@ class Transcriber:
         self.options = options
 
     def transcribe(
-        self, inputs: AudioInput | Sequence[AudioInput], batch_size: int = 1
+        self, inputs: AudioInput | Sequence[AudioInput], batch_size: int = 1,
+        pack: bool = False,
     ) -> list[Transcription]:
         """Transcribe audio inputs (paths, binary file objects, bytes of audio files or
         16 kHz mono float arrays; one input alone is a list of one), ``batch_size``
         windows at a time.
 
         Windows of different inputs share batches, so many short clips batch well and one
-        long recording is decoded in parallel windows.
+        long recording is decoded in parallel windows. ``pack``: short clips share windows
+        too (``runtimes.transcript.packing``), each a part of a 30 s window.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         read = [read_input(x) for x in ([inputs] if is_single(inputs) else inputs)]
         audios, reports = [a for a, _ in read], [r for _, r in read]
+        found = dict(self._packed(audios, batch_size)) if pack else {}
+        rest = [i for i in range(len(audios)) if i not in found]
+        found.update(zip(rest, self._unpacked([audios[i] for i in rest], batch_size)))
+        return [replace(found[i], audio=report) for i, report in enumerate(reports)]
+
+    def _unpacked(self, audios: list[np.ndarray], batch_size: int) -> list[Transcription]:
         if self.options.long_form == "sequential":
-            found = self._sequential(audios, batch_size)
-        else:
-            found = self.transcribe_cut([cut(audio) for audio in audios],
-                                        [duration_s(audio) for audio in audios], batch_size)
-        return [replace(t, audio=report) for t, report in zip(found, reports)]
+            return self._sequential(audios, batch_size)
+        return self.transcribe_cut([cut(audio) for audio in audios],
+                                   [duration_s(audio) for audio in audios], batch_size)
+
+    def _packed(self, audios: list[np.ndarray],
+                batch_size: int) -> Iterator[tuple[int, Transcription]]:
+        """The packed clips' transcripts, by input index (the others are not yielded)."""
+        from runtimes.transcript.packing import packs_of, split_segments, unfinished
+
+        packs = packs_of(audios, self._short_languages(audios, batch_size))
+        stamped = Transcriber(self.runtime, self.tokenizer,
+                              replace(self.options, timestamps=True, word_timestamps=True))
+        windows = [_Window(n, ((0, p.samples.size),), p.samples) for n, p in enumerate(packs)]
+        found = stamped.decode_windows(windows, [p.language for p in packs], batch_size)
+        for text in found:
+            packed = packs[text.owner]
+            split = split_segments(packed, text.segments)
+            redo = set(unfinished(packed, split))  # decoded again, alone (see packing)
+            for k, (owner, parts) in enumerate(zip(packed.owners, split)):
+                if k in redo:
+                    continue
+                if not self.options.word_timestamps:
+                    parts = [replace(s, words=()) for s in parts]
+                ids = [t for s in parts for t in s.tokens]
+                yield owner, Transcription(self.tokenizer.decode(ids), tuple(ids),
+                                           duration_s(audios[owner]), 1, packed.language,
+                                           tuple(parts))
+
+    def _short_languages(self, audios: list[np.ndarray], batch_size: int) -> list[str | None]:
+        """Each input's language if it is a clip that may be packed (one window, not
+        silent), else None; refuses a runtime that cannot align words."""
+        from runtimes.audio.files import is_silence
+        from runtimes.errors import OptionError
+
+        if not self.runtime.aligns:
+            raise OptionError(f"pack (--pack) gives each clip the words aligned inside it, "
+                              f"and this {self.runtime.format} artifact cannot align words "
+                              f"(ONNX, OpenVINO, TorchScript: export with --word-timestamps)")
+        short = [i for i, a in enumerate(audios) if a.size <= N_SAMPLES and not is_silence(a)]
+        firsts = [_Window(i, ((0, audios[i].size),), audios[i]) for i in short]
+        languages, chosen = self._languages(firsts, len(audios), batch_size), set(short)
+        return [languages[i] if i in chosen else None for i in range(len(audios))]
 
     def transcribe_cut(self, cuts: Sequence[list[CutWindow]], durations: Sequence[float],
                        batch_size: int = 1) -> list[Transcription]:
