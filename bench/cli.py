@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "artifact exported from another source is refused")
     p.add_argument("--any-model", action="store_true",
                    help="measure artifacts exported from another source than --model anyway")
-    p.add_argument("--pack", action="store_true",
+    p.add_argument("--pack-rows", dest="pack", action="store_true",
                    help="add a row per artifact that packs short clips into shared windows "
                    "(python -m runtimes --pack; the artifact must align words)")
     p.add_argument("--pytorch", nargs="*", default=["fp32"], metavar="PRECISION",
