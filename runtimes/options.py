@@ -154,6 +154,10 @@ class RuntimeOptions:
             scores in f16 move its text from PyTorch's (WER 5.94% against 5.83%). False
             computes attention in fp32 as every other runtime does; the export's parity
             check loads so, to judge the file alone. Other runtimes ignore it.
+        io_binding: ONNX: run both graphs with IO binding on torch tensors, so caches stay
+            where the model runs. None: on cuda only (the default); True on cpu runs the
+            CUDA path's code on CPU tensors (its stand-in in CI); False: plain numpy runs.
+            Other runtimes ignore it.
     """
 
     device: str = "cpu"
@@ -167,6 +171,7 @@ class RuntimeOptions:
     verify_checksums: bool = True
     expect_digest: str | None = None
     flash_attention: bool = True
+    io_binding: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", canonical(self.precision))

@@ -2,7 +2,7 @@
 shared decoding loop. Execution providers: CPU, CUDA, TensorRT.
 
 On CUDA the caches never leave the GPU: they are torch tensors bound to the sessions with
-IO binding (``_CudaIO``), so a decoder step moves only the token ids in and the logits out.
+IO binding (``_TorchIO``), so a decoder step moves only the token ids in and the logits out.
 Without it every step copied the cross-attention caches (18 MB per window for tiny.en in
 fp32) to the GPU and the grown self-attention caches back, and batching gained nothing: on
 an H200, fp16 ran at 73 / 92 / 95 RTFx at batch 1 / 8 / 32.
@@ -89,8 +89,10 @@ def _check_provider(session, wanted: str, version: str) -> None:
             f"{', '.join(ran)}): it needs {_NEEDS.get(wanted, 'its libraries')}")
 
 
-class _CudaIO:
-    """Runs both graphs with IO binding on torch CUDA tensors.
+class _TorchIO:
+    """Runs both graphs with IO binding on torch tensors: CUDA's, or the CPU's as its
+    stand-in (``RuntimeOptions.io_binding``), which runs the same binding, selection and
+    concatenation code where CI has no GPU.
 
     torch owns the GPU memory: its caching allocator hands back the blocks freed at the
     previous step, so the growing self-attention caches cost no cudaMalloc after the first
@@ -100,11 +102,12 @@ class _CudaIO:
 
     _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
-    def __init__(self, encoder, decoder) -> None:
+    def __init__(self, encoder, decoder, device: str) -> None:
         import torch
 
         self.torch = torch
-        self.device = torch.device("cuda", torch.cuda.current_device())
+        self.device = (torch.device("cuda", torch.cuda.current_device()) if device == "cuda"
+                       else torch.device("cpu"))
         self.encoder, self.decoder = encoder, decoder
         self.types = {io.name: self._DTYPES.get(io.type, np.int64)
                       for s in (encoder, decoder) for io in (*s.get_inputs(), *s.get_outputs())}
@@ -121,12 +124,12 @@ class _CudaIO:
             binding.bind_cpu_input(name, np.zeros(tuple(value.shape), self.types[name]))
             return
         bind = binding.bind_output if output else binding.bind_input
-        bind(name, "cuda", self.device.index or 0, self.types[name], tuple(value.shape),
-             value.data_ptr())
+        bind(name, self.device.type, self.device.index or 0, self.types[name],
+             tuple(value.shape), value.data_ptr())
 
     def run(self, session, feeds: dict, outputs: dict) -> dict:
-        """Run ``session`` with ``feeds`` (numpy arrays or CUDA tensors) into the
-        pre-allocated ``outputs`` (name -> CUDA tensor)."""
+        """Run ``session`` with ``feeds`` (numpy arrays or torch tensors) into the
+        pre-allocated ``outputs`` (name -> torch tensor)."""
         binding = session.io_binding()
         for name, value in feeds.items():
             self._bind(binding, name, value)
@@ -173,7 +176,8 @@ class OnnxRuntime(GraphRuntime):
         self._cross_names = [o.name for o in self._encoder.get_outputs()][1:]
         self._past_names = [i.name for i in self._decoder.get_inputs() if i.name.startswith("past")]
         self._present_names = [n.replace("past", "present") for n in self._past_names]
-        self._io = _CudaIO(self._encoder, self._decoder) if options.device == "cuda" else None
+        bound = options.device == "cuda" if options.io_binding is None else options.io_binding
+        self._io = _TorchIO(self._encoder, self._decoder, options.device) if bound else None
         aligner = self.model_dir / "alignment.onnx"  # exported with --word-timestamps
         self._aligner = _session(aligner, options, False, stream) if aligner.is_file() else None
 
