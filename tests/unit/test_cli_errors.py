@@ -205,7 +205,6 @@ def test_onnx_fp16_on_cpu_is_refused(capsys, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--to", "tensorrt"], "the tensorrt target builds engines for an NVIDIA GPU"),
     (["--to", "tensorrt", "--int8", "--device", "cuda"], "tensorrt int8 needs an explicitly"),
-    (["--to", "torchscript", "--fp16"], "torchscript fp16 runs on cuda only"),
     (["--to", "openvino", "--fp16"], "'fp16' is not offered by the openvino target"),
     (["--to", "onnx", "--quantization", "int3"], "'int3' is not offered by the onnx target"),
 ])
