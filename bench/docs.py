@@ -51,7 +51,8 @@ def read_results(path: Path) -> Results:
         run = record["run"]
         subset = record.get("subset") or run["dataset"].get("subset") or "all"
         values = {k: v for k, v in record.items() if k in _ROW_FIELDS}
-        values["rtfx_batched"] = {int(k): v for k, v in values.get("rtfx_batched", {}).items()}
+        for key in ("rtfx_batched", "rtfx_batched_rounds"):
+            values[key] = {int(k): v for k, v in values.get(key, {}).items()}
         rows.setdefault(subset, []).append(Row(**values))
     if not run:
         raise ValueError(f"{path}: no measured rows")

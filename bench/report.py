@@ -35,10 +35,12 @@ Column = tuple[str, Callable[[Row], str]]
 
 
 def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
-            vram: bool = False, starts: bool = False, words: bool = False) -> list[Column]:
+            vram: bool = False, starts: bool = False, words: bool = False,
+            ranges: bool = False) -> list[Column]:
     """(header, row -> cell) for the table and the CSV, in order; ``extra`` columns (the
     comparison's export time and device) follow the precision; ``vram`` adds GPU memory,
-    ``starts`` the segment-start error, ``words`` the word-start gap to faster-whisper."""
+    ``starts`` the segment-start error, ``words`` the word-start gap to faster-whisper,
+    ``ranges`` each batched RTFx's lowest-highest over the rounds."""
     cols = [
         ("system", lambda r: r.name),
         ("runtime", lambda r: r.runtime),
@@ -52,7 +54,10 @@ def columns(batch_sizes: list[int], extra: Sequence[Column] = (),
         ("RTFx b1", lambda r: fmt(r.rtfx_b1)),
         ("b1 range", lambda r: spread(r.rtfx_b1_rounds)),
     ]
-    cols += [(f"RTFx b{b}", lambda r, b=b: _batched(r, b)) for b in batch_sizes if b > 1]
+    for b in (b for b in batch_sizes if b > 1):
+        cols.append((f"RTFx b{b}", lambda r, b=b: _batched(r, b)))
+        if ranges:
+            cols.append((f"b{b} range", lambda r, b=b: spread(r.rtfx_batched_rounds.get(b, []))))
     if len(batch_sizes) > 2:
         cols.append(("best RTFx (batch)", _best))
     cols += [
@@ -108,8 +113,15 @@ def _has_words(rows: list[Row]) -> bool:
     return any(r.word_reference for r in rows)
 
 
+def _has_ranges(rows: list[Row]) -> bool:
+    """Batched figures from several rounds (results written before they were kept have
+    none, and their pages keep their columns)."""
+    return any(len(v) > 1 for r in rows for v in r.rtfx_batched_rounds.values())
+
+
 def markdown_table(rows: list[Row], batch_sizes: list[int], extra: Sequence[Column] = ()) -> str:
-    cols = columns(batch_sizes, extra, _has_vram(rows), _has_starts(rows), _has_words(rows))
+    cols = columns(batch_sizes, extra, _has_vram(rows), _has_starts(rows), _has_words(rows),
+                   _has_ranges(rows))
     lines = ["| " + " | ".join(h for h, _ in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     for row in rows:
@@ -209,7 +221,8 @@ def write_csv(path: Path, rows: dict[str, list[Row]], batch_sizes: list[int],
     """One CSV line per row, subsets in the first column."""
     cols = columns(batch_sizes, extra, any(_has_vram(r) for r in rows.values()),
                    any(_has_starts(r) for r in rows.values()),
-                   any(_has_words(r) for r in rows.values()))
+                   any(_has_words(r) for r in rows.values()),
+                   any(_has_ranges(r) for r in rows.values()))
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["subset"] + [h for h, _ in cols] + ["cpu", "backend", "error"])

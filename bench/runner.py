@@ -48,6 +48,7 @@ class Row:
     rtfx_b1: float = float("nan")
     rtfx_b1_rounds: list[float] = field(default_factory=list)
     rtfx_batched: dict[int, float] = field(default_factory=dict)
+    rtfx_batched_rounds: dict[int, list[float]] = field(default_factory=dict)
     idle_rss_mb: float = float("nan")
     peak_rss_b1_mb: float = float("nan")
     peak_rss_mb: float = float("nan")
@@ -154,6 +155,8 @@ def merge_rounds(rounds: list[dict]) -> dict:
         "vram_b1_mb": _highest(r.get("vram_b1_mb", float("nan")) for r in rounds),
         "vram_mb": _highest(r.get("vram_mb", float("nan")) for r in rounds),
         "rtfx_b1_rounds": [r["audio_s"] / sum(r["latencies_s"]) for r in rounds],
+        "rtfx_batched_rounds": {b: [r["audio_s"] / r["batched_s"][b] for r in rounds]
+                                for b in first["batched_s"]},
     }
 
 
@@ -176,6 +179,7 @@ def to_row(spec: SystemSpec, m: dict, clips: list[Clip],
         rtfx_b1=audio_s / sum(m["latencies_s"]),
         rtfx_b1_rounds=m.get("rtfx_b1_rounds", []),
         rtfx_batched={int(b): audio_s / s for b, s in m["batched_s"].items()},
+        rtfx_batched_rounds={int(b): v for b, v in m.get("rtfx_batched_rounds", {}).items()},
         idle_rss_mb=m["idle_rss_mb"], peak_rss_b1_mb=m["peak_rss_b1_mb"],
         peak_rss_mb=m["peak_rss_mb"], clips=len(clips),
         audio_s=audio_s, baseline=spec.baseline, notes=m["notes"], texts=m["texts"],
