@@ -128,14 +128,17 @@ class StepModel(Protocol):
         """One cross cache from the cross caches of consecutive chunks of a batch."""
 
 
-def encoder_pass(model: StepModel, features: np.ndarray) -> Any:
-    """``model.cross_cache`` of the batch, ``model.encoder_batch`` windows per call; the
-    last call's, where the model keeps it (a ``LastPass`` as ``last_pass``: aligning words
-    after decoding asks for the same features again)."""
+def encoder_pass(model: StepModel, features: np.ndarray, reuse: bool = False) -> Any:
+    """``model.cross_cache`` of the batch, ``model.encoder_batch`` windows per call. Where
+    the model keeps a ``LastPass`` (``last_pass``), the result is kept, and ``reuse`` (word
+    alignment after decoding) takes the kept one for the same features."""
     memo = getattr(model, "last_pass", None)
     if memo is None:
         return _encoder_pass(model, features)
-    return memo.get(features, lambda: _encoder_pass(model, features))
+    if reuse and (kept := memo.recall(features)) is not None:
+        return kept
+    memo.forget()
+    return memo.keep(features, _encoder_pass(model, features))
 
 
 def _encoder_pass(model: StepModel, features: np.ndarray) -> Any:

@@ -174,20 +174,23 @@ class CTranslate2Runtime(WhisperRuntime):
               num_frames: list[int]) -> list[Alignment]:
         """CTranslate2's ``align`` (the alignment heads of the model's config, median filter
         and DTW in C++): it appends <|notimestamps|> to the start sequence itself."""
-        results = self._model.align(self._encoded(features), list(prompt[:-1]),
+        results = self._model.align(self._encoded(features, reuse=True), list(prompt[:-1]),
                                     [list(t) for t in texts], list(num_frames),
                                     median_filter_width=7)
         return [Alignment(np.asarray([a for a, _ in r.alignments]),
                           np.asarray([b for _, b in r.alignments]),
                           np.asarray(r.text_token_probs)) for r in results]
 
-    def _encoded(self, features: np.ndarray):
+    def _encoded(self, features: np.ndarray, reuse: bool = False):
         """Features for ``generate``: on CPU the encoder output computed one window at a
         time, since CTranslate2's encoder is slower per window in batches on a CPU (tiny.en
         int8, 2 cores: ~100 ms/window alone, 185-233 ms in a batch of 8) while its decoder
-        gains from them; ``generate`` accepts encoder output in place of log-mel. Kept for
-        the next call with the same features (``align`` after ``generate``: LastPass)."""
-        return self._last_pass.get(features, lambda: self._encode_for_generate(features))
+        gains from them; ``generate`` accepts encoder output in place of log-mel. Kept, and
+        ``reuse`` (``align`` after ``generate``) takes it for the same features (LastPass)."""
+        if reuse and (kept := self._last_pass.recall(features)) is not None:
+            return kept
+        self._last_pass.forget()
+        return self._last_pass.keep(features, self._encode_for_generate(features))
 
     def _encode_for_generate(self, features: np.ndarray):
         import ctranslate2

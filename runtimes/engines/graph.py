@@ -115,7 +115,8 @@ class GraphRuntime(WhisperRuntime):
         eot = self._rules.eot
         width = max(len(t) for t in texts) + 1
         ids = np.asarray([prompt + t + [eot] * (width - len(t)) for t in texts], np.int64)
-        logits, attention = self.alignment_pass(ids, encoder_pass(self, features))
+        logits, attention = self.alignment_pass(ids, encoder_pass(self, features,
+                                                                   reuse=True))
         start = len(prompt) - 1  # <|notimestamps|>: its position predicts the first text token
         out = []
         for row, (text, frames) in enumerate(zip(texts, num_frames)):

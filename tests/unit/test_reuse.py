@@ -1,30 +1,49 @@
-"""The last batch's encoder output is reused only for the same features."""
+"""The last batch's encoder output is reused only by alignment, and only for the same
+features (runtimes.decode.reuse, runtimes.decode.step.encoder_pass)."""
 
 import numpy as np
 
 from runtimes.decode.reuse import LastPass
+from runtimes.decode.step import encoder_pass
 
 
-def test_the_same_features_reuse_and_other_features_recompute():
-    memo, calls = LastPass(), []
+class _Encoder:
+    """A step model's encoder side: counts its calls (the real ones are in the slow tier)."""
+
+    encoder_batch = 0
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.last_pass = LastPass()
+
+    def cross_cache(self, features):
+        self.calls += 1
+        return features.sum() + self.calls
+
+
+def test_alignment_reuses_what_decoding_kept_for_the_same_features():
+    model = _Encoder()
     features = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-
-    def compute(tag):
-        calls.append(tag)
-        return tag
-
-    assert memo.get(features, lambda: compute("a")) == "a"
-    assert memo.get(features.copy(), lambda: compute("b")) == "a"  # same content, new array
+    decoded = encoder_pass(model, features)
+    assert encoder_pass(model, features.copy(), reuse=True) == decoded  # same content
+    assert model.calls == 1
     other = features.copy()
     other[1, 2, 3] += 1e-3
-    assert memo.get(other, lambda: compute("c")) == "c"
-    assert memo.get(features, lambda: compute("d")) == "d"  # only the last batch is kept
-    assert calls == ["a", "c", "d"]
+    encoder_pass(model, other, reuse=True)
+    assert model.calls == 2
 
 
-def test_the_previous_output_is_let_go_before_the_next_is_computed():
+def test_decoding_the_same_features_again_encodes_again():
+    """A warm-up, a timing run or a retry must pay for its encoder."""
+    model = _Encoder()
+    features = np.ones((1, 3, 4), np.float32)
+    encoder_pass(model, features)
+    encoder_pass(model, features)
+    assert model.calls == 2
+
+
+def test_the_kept_output_is_let_go_before_the_next_is_computed():
     memo = LastPass()
-    memo.get(np.zeros(3, np.float32), lambda: [1])
-    seen = []
-    memo.get(np.ones(3, np.float32), lambda: seen.append(memo._last) or [2])
-    assert seen == [None]
+    memo.keep(np.zeros(3, np.float32), [1])
+    memo.forget()
+    assert memo.recall(np.zeros(3, np.float32)) is None
