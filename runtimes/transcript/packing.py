@@ -35,8 +35,8 @@ GAP_SAMPLES = 3 * SAMPLE_RATE // 10
 #: gap).
 GAP_NOISE = 1e-3
 
-#: A pack's clips and gaps end this far before the window's end: Whisper's last timestamp
-#: token is 30.00 s, and a segment that runs to the edge is often cut.
+#: A pack's clips and gaps end this far before the window's end, so the last clip and its
+#: closing timestamp token (at most 30.00 s) lie inside the window (a margin, not tuned).
 TAIL_SAMPLES = SAMPLE_RATE // 2
 
 
@@ -55,7 +55,7 @@ class Pack:
         language: theirs (only clips of one language share a window).
         offsets: where each clip starts in the window (samples).
         lengths: each clip's length (samples).
-        samples: the window's audio: the clips with ``GAP_SAMPLES`` of silence between.
+        samples: the window's audio: the clips with ``GAP_SAMPLES`` of faint noise between.
     """
 
     owners: tuple[int, ...]
