@@ -12,7 +12,6 @@ time, so an edited checkpoint is asked again) and a digest of every input array 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -20,6 +19,7 @@ from typing import TypeVar
 import numpy as np
 
 from runtimes.base import WhisperRuntime
+from runtimes.decode.reuse import digest
 
 T = TypeVar("T")
 
@@ -53,13 +53,4 @@ def _files(model_dir: Path) -> tuple:
 
 
 def _digest(value: object) -> object:
-    if isinstance(value, np.ndarray):
-        data = np.ascontiguousarray(value)
-        return data.shape, str(data.dtype), _hash(data.tobytes())
-    if isinstance(value, bytes):
-        return _hash(value)
-    return repr(value)
-
-
-def _hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return digest(value) if isinstance(value, (np.ndarray, bytes)) else repr(value)

@@ -58,3 +58,13 @@ def attention_path(weights: np.ndarray, num_frames: int) -> tuple[np.ndarray, np
     mean, std = w.mean(-2, keepdims=True), w.std(-2, keepdims=True)
     w = median_filter((w - mean) / np.maximum(std, 1e-10), MEDIAN_FILTER_WIDTH)
     return dtw(-w.mean(0).astype(np.float32))
+
+
+def token_probs(logits: np.ndarray, tokens: list[int]) -> np.ndarray:
+    """Each position's probability of its token (logits (len(tokens), vocab)), without a
+    float64 copy of the whole vocabulary's: that copy and its exponentials took 4.4 of the
+    6.3 s of aligning 55 packed clips (tiny.en ONNX int8, 2 threads)."""
+    rows = logits.astype(np.float32, copy=False)
+    top = rows.max(-1)
+    total = np.log(np.exp(rows - top[:, None]).sum(-1, dtype=np.float64)) + top
+    return np.exp(rows[np.arange(len(tokens)), tokens].astype(np.float64) - total)

@@ -13,6 +13,7 @@ batch.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ class LastPass:
     """One batch's encoder output (or cross-attention caches), by its features."""
 
     def __init__(self) -> None:
-        self._last: tuple[tuple, Any] | None = None
+        self._last: tuple[str, Any] | None = None
 
     def forget(self) -> None:
         """Drop what is kept: called before the next batch is encoded, so a batch's output
@@ -39,7 +40,23 @@ class LastPass:
         last = self._last
         return last[1] if last is not None and last[0] == _key(features) else None
 
+    def through(self, features: np.ndarray, encode: Callable[[], Any],
+                reuse: bool = False) -> Any:
+        """``encode()``'s output for ``features``, kept; with ``reuse`` (aligning after
+        decoding) the kept one where it is for these features."""
+        if reuse and (kept := self.recall(features)) is not None:
+            return kept
+        self.forget()
+        return self.keep(features, encode())
 
-def _key(features: np.ndarray) -> tuple:
-    data = np.ascontiguousarray(features)
-    return data.shape, str(data.dtype), hashlib.blake2b(data.tobytes(), digest_size=16).digest()
+
+def digest(data: np.ndarray | bytes) -> str:
+    """A short content digest of an array (its shape and dtype included) or of bytes."""
+    if isinstance(data, np.ndarray):
+        array = np.ascontiguousarray(data)
+        data = repr((array.shape, str(array.dtype))).encode() + array.tobytes()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _key(features: np.ndarray) -> str:
+    return digest(features)

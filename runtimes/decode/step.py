@@ -135,10 +135,7 @@ def encoder_pass(model: StepModel, features: np.ndarray, reuse: bool = False) ->
     memo = getattr(model, "last_pass", None)
     if memo is None:
         return _encoder_pass(model, features)
-    if reuse and (kept := memo.recall(features)) is not None:
-        return kept
-    memo.forget()
-    return memo.keep(features, _encoder_pass(model, features))
+    return memo.through(features, lambda: _encoder_pass(model, features), reuse)
 
 
 def _encoder_pass(model: StepModel, features: np.ndarray) -> Any:

@@ -187,10 +187,8 @@ class CTranslate2Runtime(WhisperRuntime):
         int8, 2 cores: ~100 ms/window alone, 185-233 ms in a batch of 8) while its decoder
         gains from them; ``generate`` accepts encoder output in place of log-mel. Kept, and
         ``reuse`` (``align`` after ``generate``) takes it for the same features (LastPass)."""
-        if reuse and (kept := self._last_pass.recall(features)) is not None:
-            return kept
-        self._last_pass.forget()
-        return self._last_pass.keep(features, self._encode_for_generate(features))
+        return self._last_pass.through(features, lambda: self._encode_for_generate(features),
+                                       reuse)
 
     def _encode_for_generate(self, features: np.ndarray):
         import ctranslate2

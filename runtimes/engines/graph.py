@@ -110,7 +110,7 @@ class GraphRuntime(WhisperRuntime):
                               f"{self.format} --word-timestamps`")
         if not self.aligns:
             return super().align(features, prompt, texts, num_frames)
-        from runtimes.decode.alignment import attention_path
+        from runtimes.decode.alignment import attention_path, token_probs
 
         eot = self._rules.eot
         width = max(len(t) for t in texts) + 1
@@ -128,12 +128,3 @@ class GraphRuntime(WhisperRuntime):
     def language_probabilities(self, features: np.ndarray) -> list[dict[str, float]]:
         return language_probabilities(self, features, self._spec.languages, self.model_dir)
 
-
-def token_probs(logits: np.ndarray, tokens: list[int]) -> np.ndarray:
-    """Each position's probability of its token (logits (len(tokens), vocab)), without a
-    float64 copy of the whole vocabulary's: that copy and its exponentials took 4.4 of the
-    6.3 s of aligning 55 packed clips (tiny.en ONNX int8, 2 threads)."""
-    rows = logits.astype(np.float32, copy=False)
-    top = rows.max(-1)
-    total = np.log(np.exp(rows - top[:, None]).sum(-1, dtype=np.float64)) + top
-    return np.exp(rows[np.arange(len(tokens)), tokens].astype(np.float64) - total)

@@ -137,8 +137,13 @@ class Transcriber:
     def _packed(self, audios: list[np.ndarray],
                 batch_size: int) -> Iterator[tuple[int, Transcription]]:
         """The packed clips' transcripts, by input index (the others are not yielded)."""
+        from runtimes.errors import OptionError
         from runtimes.transcript.packing import packs_of, split_segments, unfinished
 
+        if not self.runtime.aligns:
+            raise OptionError(f"pack (--pack) gives each clip the words aligned inside it, "
+                              f"and this {self.runtime.format} artifact cannot align words "
+                              f"(ONNX, OpenVINO, TorchScript: export with --word-timestamps)")
         packs = packs_of(audios, self._short_languages(audios, batch_size))
         stamped = Transcriber(self.runtime, self.tokenizer,
                               replace(self.options, timestamps=True, word_timestamps=True))
@@ -160,14 +165,8 @@ class Transcriber:
 
     def _short_languages(self, audios: list[np.ndarray], batch_size: int) -> list[str | None]:
         """Each input's language if it is a clip that may be packed (one window, not
-        silent), else None; refuses a runtime that cannot align words."""
+        silent), else None."""
         from runtimes.audio.files import is_silence
-        from runtimes.errors import OptionError
-
-        if not self.runtime.aligns:
-            raise OptionError(f"pack (--pack) gives each clip the words aligned inside it, "
-                              f"and this {self.runtime.format} artifact cannot align words "
-                              f"(ONNX, OpenVINO, TorchScript: export with --word-timestamps)")
         short = [i for i, a in enumerate(audios) if a.size <= N_SAMPLES and not is_silence(a)]
         firsts = [_Window(i, ((0, audios[i].size),), audios[i]) for i in short]
         languages, chosen = self._languages(firsts, len(audios), batch_size), set(short)
