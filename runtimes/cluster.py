@@ -52,10 +52,12 @@ def worker_options(options: RuntimeOptions, cpus: float) -> RuntimeOptions:
 
 
 def check_before_scheduling(artifact: Path, options: RuntimeOptions,
-                            decoding: DecodingOptions, aligns: bool = False) -> None:
+                            decoding: DecodingOptions, aligns: bool = False,
+                            pack: bool = False) -> None:
     """Every check a worker would make on the artifact, on the driver before any worker
-    starts: on a CPU it is loaded once (and asked to align with ``aligns``); for another
-    device only its files are checked (this machine may not have that device)."""
+    starts: on a CPU it is loaded once (and asked to align with ``aligns``, to pack with
+    ``pack``); for another device only its files are checked (this machine may not have
+    that device)."""
     import runtimes
 
     if options.device != "cpu":
@@ -64,3 +66,7 @@ def check_before_scheduling(artifact: Path, options: RuntimeOptions,
     with runtimes.load(artifact, options, decoding) as model:
         if aligns:
             model.runtime.check_aligns()
+        if pack:
+            from runtimes.transcript.packing import check_packing
+
+            check_packing(model.runtime)

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.audio.chunking import VadSettings
 from runtimes.audio.inputs import AudioInput
 from runtimes.base import RuntimeOptions
 from runtimes.errors import OptionError
@@ -36,48 +35,8 @@ from runtimes.model_options import (
     runtime_options,
     vad_settings,
 )
+from runtimes.model_types import Segment, TranscriptionInfo, Word
 from runtimes.transcript import segments as core
-
-
-@dataclass
-class Word:
-    """faster-whisper's ``Word``."""
-
-    start: float
-    end: float
-    word: str
-    probability: float
-
-
-@dataclass
-class Segment:
-    """faster-whisper's ``Segment``: ``seek`` is the frame (10 ms) its window starts at."""
-
-    id: int
-    seek: int
-    start: float
-    end: float
-    text: str
-    tokens: list[int]
-    avg_logprob: float
-    compression_ratio: float
-    no_speech_prob: float
-    words: list[Word] | None
-    temperature: float | None
-
-
-@dataclass
-class TranscriptionInfo:
-    """faster-whisper's ``TranscriptionInfo``; ``vad_options`` are the VAD settings the
-    windows were cut with (None when the whole file was decoded sequentially)."""
-
-    language: str
-    language_probability: float
-    duration: float
-    duration_after_vad: float
-    all_language_probs: list[tuple[str, float]] | None
-    transcription_options: TranscriptionOptions
-    vad_options: VadSettings | None = None
 
 
 class WhisperModel:
@@ -134,13 +93,17 @@ class WhisperModel:
         return self._transcribe(audio, language, task, 1, False, options)
 
     def transcribe_batch(self, audios: Sequence[AudioInput], language: str | None = None,
-                         task: str = "transcribe", batch_size: int = 8, **options
-                         ) -> list[tuple[list[Segment], TranscriptionInfo]]:
+                         task: str = "transcribe", batch_size: int = 8, pack: bool = False,
+                         **options) -> list[tuple[list[Segment], TranscriptionInfo]]:
         """Many inputs in one call, their windows sharing batches of ``batch_size`` (the
         core's batch path, which ``python -m runtimes`` and the server use): for each
         input, its segments (a list: the call decodes everything) and info, with
         ``transcribe``'s options and defaults. On a batch-invariant artifact each equals
-        ``transcribe``'s for that input alone."""
+        ``transcribe``'s for that input alone.
+
+        ``pack``: short clips of this call also share 30 s windows, several clips in one
+        (docs/packing.md): faster on many short files, and a clip's text then depends on
+        the clips beside it. Needs an artifact that aligns words."""
         from runtimes.audio.inputs import is_single
 
         if is_single(audios):
@@ -149,13 +112,16 @@ class WhisperModel:
             raise OptionError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         chosen = TranscriptionOptions.of(options)
         inputs = [self._prepare(audio, language, chosen) for audio in audios]
-        found: list[list[Segment]] = [[] for _ in inputs]
+        transcriber = self._transcriber(chosen, language, task)
         words = chosen.word_timestamps
-        for window in _windows(self._transcriber(chosen, language, task), inputs, batch_size):
-            mine = found[window.owner]
-            mine += [_segment(len(mine) + i + 1, window, part, words)
+        found = dict(_packed(transcriber, inputs, batch_size, words)) if pack else {}
+        rest = [i for i in range(len(inputs)) if i not in found]
+        found.update((i, []) for i in rest)
+        for window in _windows(transcriber, [inputs[i] for i in rest], batch_size):
+            mine = found[rest[window.owner]]
+            mine += [_segment(len(mine) + i + 1, window.start, part, words)
                      for i, part in enumerate(window.segments)]
-        return [(segments, one.info) for segments, one in zip(found, inputs)]
+        return [(found[i], one.info) for i, one in enumerate(inputs)]
 
     def _transcribe(self, audio: AudioInput, language: str | None, task: str,
                     batch_size: int, batched: bool, options: dict
@@ -280,7 +246,7 @@ def _segments(model: WhisperModel, transcriber, one: _Input,
             return
         for part in window.segments:
             number += 1
-            yield _segment(number, window, part, transcriber.options.word_timestamps)
+            yield _segment(number, window.start, part, transcriber.options.word_timestamps)
 
 
 def _silent(samples: np.ndarray) -> bool:
@@ -289,10 +255,22 @@ def _silent(samples: np.ndarray) -> bool:
     return is_silence(samples)
 
 
-def _segment(number: int, window: core.WindowText, part: core.Segment,
-             words: bool) -> Segment:
+def _packed(transcriber, inputs: Sequence[_Input], batch_size: int,
+            words: bool) -> Iterator[tuple[int, list[Segment]]]:
+    """The segments of the inputs decoded in packed windows (``Transcriber.pack_clips``),
+    by input index; the others are not yielded."""
+    from runtimes.transcript.packing import packable
+
+    languages = [one.info.language if packable(one.samples) else None for one in inputs]
+    for owner, parts in transcriber.pack_clips([one.samples for one in inputs], languages,
+                                               batch_size):
+        yield owner, [_segment(n, 0, part, words) for n, part in enumerate(parts, start=1)]
+
+
+def _segment(number: int, start: int, part: core.Segment, words: bool) -> Segment:
+    """faster-whisper's segment of a core one; ``start``: its window's first sample."""
     return Segment(
-        number, window.start // 160, part.start, part.end, part.text, list(part.tokens),
+        number, start // 160, part.start, part.end, part.text, list(part.tokens),
         part.avg_logprob, part.compression_ratio, part.no_speech_prob,
         [Word(w.start, w.end, w.word, w.probability) for w in part.words] if words else None,
         part.temperature)

@@ -11,6 +11,7 @@ from pathlib import Path
 from runtimes.cli import (
     ADDRESS_HELP,
     BATCH_SIZE_HELP,
+    PACK_HELP,
     add_decoding_arguments,
     add_runtime_arguments,
     decoding_options,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files decoded and cut at once, each in a CPU task (default: one per "
                    "actor)")
     p.add_argument("--batch-size", type=int, default=8, help=BATCH_SIZE_HELP)
+    p.add_argument("--pack", action="store_true", help=PACK_HELP)
     p.add_argument("--flush-every", type=int, default=256, help="rows per Parquet part")
     add_runtime_arguments(p)
     add_decoding_arguments(p, timestamps_default=True,
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         actors = tuple(args.actors) if len(args.actors) == 2 else args.actors[0]
         gpus = default_gpus(args.device, args.gpus_per_actor)
         job = JobOptions(actors, args.cpus_per_actor, gpus, args.files_per_call,
-                         args.decoders, args.batch_size, args.address, args.flush_every)
+                         args.decoders, args.batch_size, args.address, args.flush_every,
+                         args.pack)
         options = runtime_options(args)
         decoding = decoding_options(args, timestamps=args.timestamps,
                                     word_timestamps=args.word_timestamps)

@@ -19,8 +19,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from runtimes.base import DecodingOptions, RuntimeOptions
 from runtimes.batch.store import ResultStore
 from runtimes.cluster import check_address, check_before_scheduling, count_range, worker_options
@@ -51,6 +49,8 @@ class JobOptions:
         address: a running cluster to join ("auto", "HOST:PORT", "ray://HOST:PORT");
             None starts a local Ray for the job and stops it after.
         flush_every: result rows per Parquet part.
+        pack: short clips of one actor call share 30 s windows (``--pack``,
+            docs/packing.md); the artifact must align words.
     """
 
     actors: int | tuple[int, int] = 1
@@ -61,6 +61,7 @@ class JobOptions:
     batch_size: int = 8
     address: str | None = None
     flush_every: int = 256
+    pack: bool = False
 
     def __post_init__(self) -> None:
         if count_range(self.actors) is None:
@@ -97,8 +98,10 @@ class Summary:
                                              if self.duplicates else ""))
 
 
-def job_identity(artifact: Path, options: RuntimeOptions, decoding: DecodingOptions) -> dict:
-    """What a result depends on: an output directory holds results of one identity only."""
+def job_identity(artifact: Path, options: RuntimeOptions, decoding: DecodingOptions,
+                 pack: bool = False) -> dict:
+    """What a result depends on: an output directory holds results of one identity only
+    (a packed clip's text depends on its neighbours, so packing is part of it)."""
     from dataclasses import asdict
 
     from runtimes.artifacts.manifest import MANIFEST, manifest_digest
@@ -106,119 +109,8 @@ def job_identity(artifact: Path, options: RuntimeOptions, decoding: DecodingOpti
     pinned = (manifest_digest(artifact) if (artifact / MANIFEST).is_file()
               else f"directory {artifact.resolve()}")
     return {"artifact": pinned, "device": options.device, "precision": options.precision,
-            "decoding": json.loads(json.dumps(asdict(decoding)))}
-
-
-def decode_file(row: dict, cut_windows: bool) -> dict:
-    """CPU task: one file's audio, cut into VAD windows when ``cut_windows`` (else whole,
-    for sequential decoding); a file that does not decode becomes a row with its error."""
-    from runtimes.audio.files import AudioReport, duration_s, load_audio
-    from runtimes.transcript.pipeline import cut
-
-    path = row["path"]
-    empty = {"path": path, "duration_s": 0.0, "samples": np.zeros(0, np.float32),
-             "lengths": np.zeros(0, np.int64), "spans": "[]", "declared_s": np.nan,
-             "skipped_frames": 0}
-    report = AudioReport()
-    try:
-        audio = load_audio(path, report=report)
-    except Exception as exc:  # any decoder failure is this file's, not the job's
-        return {**empty, "error": f"{type(exc).__name__}: {exc}"}
-    windows = cut(audio) if cut_windows else [(((0, audio.size),), audio)]
-    return {"path": path, "duration_s": duration_s(audio), "error": "",
-            # a damaged file transcribed past its damage says so in its row (issue 32)
-            "declared_s": np.nan if report.declared_s is None else report.declared_s,
-            "skipped_frames": report.skipped_frames,
-            "samples": np.concatenate([w for _, w in windows]).astype(np.float32)
-            if windows else np.zeros(0, np.float32),
-            "lengths": np.array([w.size for _, w in windows], np.int64),
-            "spans": json.dumps([[list(span) for span in spans] for spans, _ in windows])}
-
-
-class Transcribe:
-    """Actor: loads the artifact once, then transcribes batches of decoded files.
-
-    Each output row is the file's path, its result row as JSON (``store`` fields) or "",
-    and its error or "" (``stage`` says where it failed)."""
-
-    def __init__(self, artifact: str, options: RuntimeOptions, decoding: DecodingOptions,
-                 batch_size: int) -> None:
-        import runtimes
-
-        self.model = runtimes.load(artifact, options, decoding)
-        self.batch_size = batch_size
-        self.sequential = decoding.long_form == "sequential"
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        out: dict[str, list] = {"path": [], "result": [], "error": [], "stage": []}
-        ok = [i for i, error in enumerate(batch["error"]) if not error]
-        for i, error in enumerate(batch["error"]):
-            if error:
-                self._emit(out, batch["path"][i], "", error, "decode")
-        if ok:
-            self._transcribe(batch, ok, out)
-        return out
-
-    def _transcribe(self, batch: dict[str, np.ndarray], rows: list[int], out: dict) -> None:
-        """All rows in one call; if that fails, each alone, so one bad file fails alone."""
-        try:
-            self._run(batch, rows, out)
-        except Exception:
-            if len(rows) == 1:
-                import traceback
-
-                error = traceback.format_exc(limit=-1).strip().splitlines()[-1]
-                self._emit(out, batch["path"][rows[0]], "", error, "transcribe")
-                return
-            for i in rows:
-                self._transcribe(batch, [i], out)
-
-    def _run(self, batch: dict[str, np.ndarray], rows: list[int], out: dict) -> None:
-        start = time.perf_counter()
-        inputs = [_windows(batch, i) for i in rows]
-        durations = [float(batch["duration_s"][i]) for i in rows]
-        if self.sequential:
-            found = self.model.transcribe([w[0][1] if w else np.zeros(0, np.float32)
-                                           for w in inputs], self.batch_size)
-        else:
-            found = self.model.transcribe_cut(inputs, durations, self.batch_size)
-        seconds = time.perf_counter() - start
-        total = sum(durations) or 1.0
-        for i, result, duration in zip(rows, found, durations):
-            row = result_row(str(batch["path"][i]), result, self.model.runtime,
-                             seconds * duration / total)
-            declared = float(batch["declared_s"][i])
-            row["declared_s"] = None if np.isnan(declared) else round(declared, 3)
-            row["skipped_frames"] = int(batch["skipped_frames"][i])
-            self._emit(out, batch["path"][i], json.dumps(row, ensure_ascii=False), "", "")
-
-    @staticmethod
-    def _emit(out: dict, path, result: str, error: str, stage: str) -> None:
-        out["path"].append(str(path))
-        out["result"].append(result)
-        out["error"].append(str(error))
-        out["stage"].append(stage)
-
-
-def _windows(batch: dict[str, np.ndarray], i: int) -> list:
-    """Row ``i``'s windows as ``runtimes.transcript.pipeline.cut`` gave them."""
-    samples = np.asarray(batch["samples"][i], np.float32)
-    bounds = np.cumsum([0, *np.asarray(batch["lengths"][i]).tolist()])
-    spans = json.loads(batch["spans"][i])
-    return [(tuple(tuple(s) for s in window), samples[a:b])
-            for window, a, b in zip(spans, bounds[:-1], bounds[1:])]
-
-
-def result_row(path: str, result, runtime, seconds: float) -> dict:
-    """One file's output row (the JSONL object; the Parquet columns). ``seconds``: its share
-    of its actor call's wall time, by duration."""
-    from runtimes.transcript.formats import segment_json
-
-    return {"path": path, "duration_s": round(result.duration_s, 3),
-            "language": result.language, "text": result.text,
-            "segments": [segment_json(s) for s in result.segments],
-            "windows": result.windows, "runtime": runtime.format,
-            "precision": runtime.precision, "seconds": round(seconds, 4)}
+            "decoding": json.loads(json.dumps(asdict(decoding))),
+            **({"pack": True} if pack else {})}
 
 
 def run_job(artifact: Path, paths: list[Path], out: Path, options: RuntimeOptions,
@@ -233,8 +125,8 @@ def run_job(artifact: Path, paths: list[Path], out: Path, options: RuntimeOption
     """
     if job.address is not None:
         check_address(job.address)  # first: seconds, where loading a large model takes more
-    identity = job_identity(artifact, options, decoding)
-    check_before_scheduling(artifact, options, decoding)
+    identity = job_identity(artifact, options, decoding, job.pack)
+    check_before_scheduling(artifact, options, decoding, pack=job.pack)
     with ResultStore(out, identity, job.flush_every) as store:
         todo = [str(p) for p in paths if str(p) not in store.done]
         skipped = len(paths) - len(todo)
@@ -261,6 +153,8 @@ def _stream(artifact: Path, todo: list[str], options: RuntimeOptions,
     """The pipeline's output rows as they finish (Ray started or joined for the call)."""
     import ray
 
+    from runtimes.batch.tasks import Transcribe, decode_file
+
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=job.address, include_dashboard=False, logging_level="WARNING",
@@ -270,12 +164,13 @@ def _stream(artifact: Path, todo: list[str], options: RuntimeOptions,
         low, high = count_range(job.actors)
         ds = ray.data.from_items([{"path": p} for p in todo],
                                  override_num_blocks=min(len(todo), 512))
-        ds = ds.map(decode_file, fn_kwargs={"cut_windows": decoding.long_form == "vad"},
+        ds = ds.map(decode_file, fn_kwargs={"cut_windows": decoding.long_form == "vad",
+                                            "pack": job.pack},
                     num_cpus=0, memory=DECODE_MEMORY,
                     compute=ray.data.TaskPoolStrategy(size=job.decoders or high))
         ds = ds.map_batches(Transcribe,
                             fn_constructor_args=(str(artifact), options, decoding,
-                                                 job.batch_size),
+                                                 job.batch_size, job.pack),
                             batch_size=job.files_per_call, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(min_size=low, max_size=high),
                             num_cpus=job.cpus_per_actor, num_gpus=job.gpus_per_actor or None)

@@ -17,14 +17,14 @@ clip's text depends on the clips beside it (they are its decoding context).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from runtimes.audio.features import N_SAMPLES
 from runtimes.audio.files import SAMPLE_RATE
-from runtimes.transcript.segments import Segment
+from runtimes.transcript.segments import AudioWindow, Segment
 from runtimes.transcript.words import Word
 
 #: The gap between two packed clips (measured on the `en` clips, see docs/packing.md).
@@ -63,6 +63,39 @@ class Pack:
     offsets: tuple[int, ...]
     lengths: tuple[int, ...]
     samples: np.ndarray
+
+
+def check_packing(runtime) -> None:
+    """OptionError before any work where a runtime cannot pack: a packed clip's words are
+    assigned by their aligned times."""
+    from runtimes.errors import OptionError
+
+    if not runtime.aligns:
+        raise OptionError(f"pack (--pack) gives each clip the words aligned inside it, "
+                          f"and this {runtime.format} artifact cannot align words "
+                          f"(ONNX, OpenVINO, TorchScript: export with --word-timestamps)")
+
+
+def packable(audio: np.ndarray) -> bool:
+    """Whether a clip may share a window: one window long and not silent."""
+    from runtimes.audio.files import is_silence
+
+    return audio.size <= N_SAMPLES and not is_silence(audio)
+
+
+def decode_packs(stamped, audios: Sequence[np.ndarray], languages: Sequence[str | None],
+                 batch_size: int) -> Iterator[tuple[int, list[Segment]]]:
+    """(input index, segments in its own seconds) of each packed clip that is finished,
+    ``stamped`` (a ``Transcriber`` decoding with timestamps and words) decoding the
+    windows ``batch_size`` at a time; a clip ``unfinished`` finds is not yielded."""
+    packs = packs_of(audios, languages)
+    windows = [AudioWindow(n, ((0, p.samples.size),), p.samples) for n, p in enumerate(packs)]
+    for text in stamped.decode_windows(windows, [p.language for p in packs], batch_size):
+        packed = packs[text.owner]
+        split = split_segments(packed, text.segments)
+        redo = set(unfinished(packed, split))
+        yield from ((owner, parts) for k, (owner, parts) in enumerate(zip(packed.owners, split))
+                    if k not in redo)
 
 
 def packs_of(audios: Sequence[np.ndarray], languages: Sequence[str | None]) -> list[Pack]:

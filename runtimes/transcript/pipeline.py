@@ -18,7 +18,13 @@ from runtimes.audio.inputs import AudioInput, is_single, read_input
 from runtimes.base import Decoded, DecodingOptions, WhisperRuntime
 from runtimes.decode.fallback import decode_with_fallback
 from runtimes.decode.tokens import WhisperTokenizer
-from runtimes.transcript.segments import Segment, WindowText, assemble, window_duration
+from runtimes.transcript.segments import (
+    AudioWindow,
+    Segment,
+    WindowText,
+    assemble,
+    window_duration,
+)
 from runtimes.transcript.words import Word, align_windows
 
 
@@ -75,17 +81,9 @@ def cut(audio: np.ndarray, vad: VadSettings = DEFAULT_VAD) -> list[CutWindow]:
     return list(WindowStream(blocks_of(audio), vad=vad))
 
 
-@dataclass(frozen=True)
-class _Window:
-    owner: int  # index of the input this window belongs to
-    spans: Window  # where its speech lies in the input
-    samples: np.ndarray
-    index: int = 0  # its place among its input's windows (seeds sampling)
-
-
-def windows_of(cuts: Sequence[list[CutWindow]]) -> list[_Window]:
+def windows_of(cuts: Sequence[list[CutWindow]]) -> list[AudioWindow]:
     """Every input's windows, in order, each knowing its input and its place there."""
-    return [_Window(i, spans, samples, index) for i, found in enumerate(cuts)
+    return [AudioWindow(i, spans, samples, index) for i, found in enumerate(cuts)
             for index, (spans, samples) in enumerate(found)]
 
 
@@ -137,40 +135,37 @@ class Transcriber:
     def _packed(self, audios: list[np.ndarray],
                 batch_size: int) -> Iterator[tuple[int, Transcription]]:
         """The packed clips' transcripts, by input index (the others are not yielded)."""
-        from runtimes.errors import OptionError
-        from runtimes.transcript.packing import packs_of, split_segments, unfinished
+        from runtimes.transcript.packing import packable
 
-        if not self.runtime.aligns:
-            raise OptionError(f"pack (--pack) gives each clip the words aligned inside it, "
-                              f"and this {self.runtime.format} artifact cannot align words "
-                              f"(ONNX, OpenVINO, TorchScript: export with --word-timestamps)")
-        packs = packs_of(audios, self._short_languages(audios, batch_size))
+        short = [i for i, audio in enumerate(audios) if packable(audio)]
+        firsts = [AudioWindow(i, ((0, audios[i].size),), audios[i]) for i in short]
+        found = self._languages(firsts, len(audios), batch_size)
+        languages = [found[i] if i in set(short) else None for i in range(len(audios))]
+        for owner, parts in self.pack_clips(audios, languages, batch_size):
+            ids = [t for s in parts for t in s.tokens]
+            yield owner, Transcription(self.tokenizer.decode(ids), tuple(ids),
+                                       duration_s(audios[owner]), 1, languages[owner],
+                                       tuple(parts))
+
+    def pack_clips(self, audios: Sequence[np.ndarray], languages: Sequence[str | None],
+                   batch_size: int) -> Iterator[tuple[int, list[Segment]]]:
+        """(input index, segments) of each clip decoded in a packed window, as windows
+        finish; ``languages``: each clip's, None for one not to pack. A clip not yielded
+        (not packed, or whose packed words stop before its speech does) is the caller's to
+        decode as usual (``runtimes.transcript.packing``).
+
+        Raises:
+            OptionError: the artifact cannot align words (packing needs their times).
+        """
+        from runtimes.transcript.packing import check_packing, decode_packs
+
+        check_packing(self.runtime)
         stamped = Transcriber(self.runtime, self.tokenizer,
                               replace(self.options, timestamps=True, word_timestamps=True))
-        windows = [_Window(n, ((0, p.samples.size),), p.samples) for n, p in enumerate(packs)]
-        found = stamped.decode_windows(windows, [p.language for p in packs], batch_size)
-        for text in found:
-            packed = packs[text.owner]
-            split = split_segments(packed, text.segments)
-            redo = set(unfinished(packed, split))  # decoded again, alone (see packing)
-            for k, (owner, parts) in enumerate(zip(packed.owners, split)):
-                if k in redo:
-                    continue
-                if not self.options.word_timestamps:
-                    parts = [replace(s, words=()) for s in parts]
-                ids = [t for s in parts for t in s.tokens]
-                yield owner, Transcription(self.tokenizer.decode(ids), tuple(ids),
-                                           duration_s(audios[owner]), 1, packed.language,
-                                           tuple(parts))
-
-    def _short_languages(self, audios: list[np.ndarray], batch_size: int) -> list[str | None]:
-        """Each input's language if it is a clip that may be packed (one window, not
-        silent), else None."""
-        from runtimes.audio.files import is_silence
-        short = [i for i, a in enumerate(audios) if a.size <= N_SAMPLES and not is_silence(a)]
-        firsts = [_Window(i, ((0, audios[i].size),), audios[i]) for i in short]
-        languages, chosen = self._languages(firsts, len(audios), batch_size), set(short)
-        return [languages[i] if i in chosen else None for i in range(len(audios))]
+        for owner, parts in decode_packs(stamped, audios, languages, batch_size):
+            if not self.options.word_timestamps:
+                parts = [replace(s, words=()) for s in parts]
+            yield owner, parts
 
     def transcribe_cut(self, cuts: Sequence[list[CutWindow]], durations: Sequence[float],
                        batch_size: int = 1) -> list[Transcription]:
@@ -195,7 +190,7 @@ class Transcriber:
                                                     segments)
         ]
 
-    def decode_windows(self, windows: Sequence[_Window], languages: list[str],
+    def decode_windows(self, windows: Sequence[AudioWindow], languages: list[str],
                        batch_size: int) -> Iterator[WindowText]:
         """What each window adds to its input's transcript, in order, decoded
         ``batch_size`` windows at a time: lazily, so a caller that stops iterating stops
@@ -231,7 +226,7 @@ class Transcriber:
         from runtimes.transcript.sequential import transcribe_sequential
 
         spoken = [i for i, audio in enumerate(audios) if not is_silence(audio)]
-        firsts = [_Window(i, ((0, min(audios[i].size, N_SAMPLES)),), audios[i][:N_SAMPLES])
+        firsts = [AudioWindow(i, ((0, min(audios[i].size, N_SAMPLES)),), audios[i][:N_SAMPLES])
                   for i in spoken]
         languages = self._languages(firsts, len(audios), batch_size)
         found = transcribe_sequential(self, [audios[i] for i in spoken],
@@ -254,7 +249,7 @@ class Transcriber:
         return decode_with_fallback(self.runtime, self.tokenizer, features, prompts,
                                     self.options, seeds)
 
-    def _words(self, features: np.ndarray, batch: list[_Window], decoded: list[Decoded],
+    def _words(self, features: np.ndarray, batch: list[AudioWindow], decoded: list[Decoded],
                languages: list[str]) -> list[list[Word]]:
         """Each window's words (window seconds)."""
         return self.align_batch(features, decoded,
@@ -269,7 +264,7 @@ class Transcriber:
         return align_windows(self.runtime, self.tokenizer, features, prompts, decoded,
                              num_frames, languages)
 
-    def _languages(self, windows: list[_Window], n_inputs: int, batch_size: int) -> list[str]:
+    def _languages(self, windows: list[AudioWindow], n_inputs: int, batch_size: int) -> list[str]:
         """One language per input: the option, "en" for English-only models, else detected
         on the input's first window (so all windows of a recording share one prompt)."""
         fixed = self.options.language or "en"

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from runtimes.audio.chunking import Window
 from runtimes.audio.files import SAMPLE_RATE
 from runtimes.base import Decoded
@@ -66,6 +68,16 @@ class WindowText:
     start: int
     tokens: list[int]
     segments: list[Segment]
+
+
+@dataclass(frozen=True)
+class AudioWindow:
+    """One <= 30 s window to decode: its input, where its speech lies there, its samples."""
+
+    owner: int  # index of the input this window belongs to
+    spans: Window  # where its speech lies in the input (a packed window: all of it)
+    samples: np.ndarray
+    index: int = 0  # its place among its input's windows (seeds sampling)
 
 
 def window_duration(window: Window) -> float:

@@ -8,8 +8,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+import runtimes
 from runtimes.audio.files import SAMPLE_RATE, load_audio
+from runtimes.errors import OptionError
 from runtimes.transcript.packing import pack, plan, unfinished
 from runtimes.transcript.segments import Segment
 from runtimes.transcript.words import Word
@@ -44,6 +47,39 @@ def test_each_packed_clip_keeps_its_own_words(ct2_int8, speech_rows):
     errors = [sum(_distance(_words(r["reference"]), _words(t.text)) for r, t in zip(rows, run))
               for run in (alone, packed)]
     assert errors[1] <= errors[0] + 2, errors
+
+
+def test_the_python_batch_call_packs_short_clips_and_not_long_ones(int8_artifact, onnx_int8,
+                                                                   speech_rows, jfk):
+    """``WhisperModel.transcribe_batch(pack=True)``: fewer windows decoded, each clip its
+    own words in faster-whisper's shape, a recording longer than a window as without it."""
+    _, audio = subset(speech_rows, "en")
+    clips, long = audio[:6], np.concatenate([load_audio(jfk)] * 4)  # 44 s: never packed
+    rows: list[int] = []
+    with runtimes.WhisperModel(str(int8_artifact), cpu_threads=2) as model:
+        decode = model.runtime.decode
+        model.runtime.decode = lambda f, p, *a, **k: rows.append(len(p)) or decode(f, p, *a, **k)
+        # one temperature: CTranslate2's sampled text depends on its batch (docs/cli.md)
+        options = {"beam_size": 1, "word_timestamps": True, "temperature": 0.0}
+        plain = model.transcribe_batch(clips + [long], **options)
+        unpacked_rows = sum(rows)
+        packed = model.transcribe_batch(clips + [long], pack=True, **options)
+        assert sum(rows) - unpacked_rows < unpacked_rows - 3  # six clips in two windows
+    with runtimes.WhisperModel(str(onnx_int8), cpu_threads=2) as model, \
+            pytest.raises(OptionError, match="cannot align words"):
+        model.transcribe_batch(clips[:2], pack=True)
+
+    def seen(segments):
+        return [(s.start, s.end, s.text, [w.word for w in s.words]) for s in segments]
+
+    assert seen(packed[-1][0]) == seen(plain[-1][0])
+    for clip, (alone, _), (together, _) in zip(clips, plain, packed):
+        own = _words("".join(s.text for s in alone))
+        theirs = _words("".join(s.text for s in together))
+        assert _distance(own, theirs) <= max(2, len(own) // 5), (own, theirs)
+        assert [s.id for s in together] == list(range(1, len(together) + 1))
+        assert all(s.seek == 0 and s.words and 0 <= s.start <= s.end <= clip.size / SAMPLE_RATE
+                   for s in together)
 
 
 def _said_until(seconds: float) -> list[Segment]:

@@ -231,6 +231,32 @@ def test_batch_job_refuses_bad_input_before_any_work(local_ray, int8_artifact, t
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 
 
+def test_a_packed_batch_job_gives_the_clis_packed_transcripts(local_ray, int8_artifact,
+                                                              onnx_int8, tmp_path, capsys):
+    """``--pack``: short clips of an actor call share windows, as ``python -m runtimes
+    --pack`` packs them (same texts); packing is part of the job's identity; an artifact
+    that cannot align is refused before any work."""
+    from runtimes.__main__ import main as cli
+    from runtimes.batch.inputs import list_inputs
+
+    manifest = _first_rows(MANIFEST, "en", 6, tmp_path / "en6.tsv")
+    clips = [str(p) for p in list_inputs([str(manifest)], ["en"])]
+    out = tmp_path / "out"
+    code, log = _batch(capsys, int8_artifact, manifest, "--subset", "en", "--out", out,
+                       "--threads", "2", "--files-per-call", "6", "--pack")
+    assert code == 0 and "6 files transcribed" in log, log
+    assert cli([str(int8_artifact), *clips, "--format", "json", "--threads", "2",
+                "--pack"]) == 0
+    packed = {j["file"]: j["text"] for j in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert {r["path"]: r["text"] for r in _rows(out)} == packed
+
+    code, log = _batch(capsys, int8_artifact, manifest, "--subset", "en", "--out", out,
+                       "--threads", "2")
+    assert code == 2 and "holds another job's results" in log and "pack" in log, log
+    code, log = _batch(capsys, onnx_int8, manifest, "--out", tmp_path / "onnx", "--pack")
+    assert code == 2 and "cannot align words" in log and not (tmp_path / "onnx").exists(), log
+
+
 def test_a_directory_of_another_jobs_results_is_refused(local_ray, int8_artifact, tmp_path,
                                                          capsys):
     jfk = SPEECH / "jfk" / "jfk.flac"

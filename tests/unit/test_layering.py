@@ -116,7 +116,7 @@ def test_the_cycle_check_finds_a_circle_through_a_lazy_import():
 #: sits above the transcript layer; the command lines, the batch job and the server on top.
 RUNTIMES_LAYERS = (("errors", "precision"), ("options", "base", "cpu"), ("artifacts",),
                    ("audio",), ("decode",), ("engines",), ("transcript",),
-                   ("loading", "model_options"), ("model",), ("__init__",),
+                   ("loading", "model_options"), ("model_types",), ("model",), ("__init__",),
                    ("cli", "cluster"), ("batch", "serve"), ("__main__",))
 
 
