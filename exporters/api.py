@@ -162,7 +162,8 @@ def _plan(model: str, options: ExportOptions, output: Path | None, force: bool,
     precision = target.precision(options.precision, options.device)
     target.check(options, precision)
     recorded = {**_calibration(target, precision, options),
-                **_int8_kernels(target, precision, options)}
+                **_int8_kernels(target, precision, options),
+                **_int8_activations(target, precision, options)}
     for audio in (options.calibration, options.distill):
         if audio is not None:
             audio.check_decodes()  # files that are not audio fail before any work
@@ -210,7 +211,7 @@ def _build(plan: _Plan, tmp: Path, compressed_dir: Path, parity_audio: Path | No
         format=target.format, precision=precision, device=options.device,
         family=FAMILY, model=_model_info(source.hf_dir), source=source.to_dict(),
         options={"target": target.name, "requested_precision": options.precision,
-                 "batch_invariant": target.batch_invariant(precision), **plan.recorded,
+                 "batch_invariant": target.batch_invariant(precision, options), **plan.recorded,
                  **({"compress": [str(s) for s in plan.steps]} if plan.steps else {})},
         files=describe_files(tmp), versions=_package_versions(target),
         parity=parity.to_dict(), created=datetime.now(timezone.utc).isoformat(),
@@ -268,6 +269,17 @@ def _int8_kernels(target: Target, precision: str, options: ExportOptions) -> dic
     if options.int8_kernels != "auto":
         raise OptionError(f"--int8-kernels applies to onnx int8 and int4; {target.name} "
                           f"{precision} does not depend on it")
+    return {}
+
+
+def _int8_activations(target: Target, precision: str, options: ExportOptions) -> dict:
+    """How the activations are scaled, for the manifest; an explicit choice for a precision
+    it does not apply to is refused before any work."""
+    if target.scales_activations(precision):
+        return {"int8_activations": options.int8_activations}
+    if options.int8_activations != "clip":
+        raise OptionError(f"--int8-activations applies to onnx int8 and int4; {target.name} "
+                          f"{precision} does not quantise activations dynamically")
     return {}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from exporters import registry
 from exporters.calibration import DEFAULT_WINDOWS, CalibrationSet
-from exporters.options import DISTILL_STEPS, INT8_KERNELS
+from exporters.options import DISTILL_STEPS, INT8_ACTIVATIONS, INT8_KERNELS
 from exporters.sources import BUNDLED, BUNDLED_PREFIX, DEFAULT_MODEL
 from runtimes.cli import DEVICE_HELP
 from runtimes.errors import ToolkitError
@@ -51,6 +51,11 @@ def _whisper_parser(sub: argparse._SubParsersAction) -> None:
                    "AVX-512 VNNI or AVX-VNNI: full 8-bit weights), avx2 (CPUs without VNNI: "
                    "7-bit weights, which cannot saturate there and stay correct everywhere), "
                    "auto = this machine's CPU (default)")
+    p.add_argument("--int8-activations", default="clip", choices=INT8_ACTIVATIONS,
+                   help="how an onnx int8/int4 artifact scales its activations: clip (each "
+                   "clip on its own: its transcript is the same in any batch, so the server "
+                   "batches it; default), batch (one scale over the batch, ONNX Runtime's "
+                   "quantize_dynamic as it is: batch-variant)")
     p.add_argument("--threads", type=int, default=0, help="threads for validation (0 = all)")
     p.add_argument("--parity-audio", type=Path,
                    help="clip for the parity check (default: $WHISPER_EXPORTERS_PARITY_AUDIO, "
@@ -122,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     options = ExportOptions(args.to, args.precision, args.device, args.threads,
                             calibration_set(args), args.int8_kernels,
                             args.word_timestamps, tuple(args.compress),
-                            distill_audio(args), args.distill_steps)
+                            distill_audio(args), args.distill_steps, args.int8_activations)
     if args.parity_audio is not None and not args.parity_audio.is_file():
         raise ToolkitError(f"--parity-audio {args.parity_audio} is not a file")
     result = export(args.model, options, args.output, args.force, parity_clip(args.parity_audio),

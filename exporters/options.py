@@ -23,6 +23,10 @@ DISTILL_STEPS = 100
 #: VNNI or AVX-VNNI dot products), "avx2" (no VNNI: u8 x s8 pairs are summed in saturating
 #: 16-bit registers), or "auto" = the CPU of the machine that exports.
 INT8_KERNELS = ("auto", "vnni", "avx2")
+#: How dynamic int8 scales activations (``ExportOptions.int8_activations``): "clip" (each
+#: clip on its own: batch-invariant; exporters.onnx_per_clip) or "batch" (one scale over
+#: the whole batch, ONNX Runtime's ``quantize_dynamic`` as it is: batch-variant).
+INT8_ACTIVATIONS = ("clip", "batch")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class ExportOptions:
         distill: audio to fine-tune the compressed decoder on, labelled by the uncompressed
             model (exporters.distill); needs ``compress``.
         distill_steps: fine-tuning steps.
+        int8_activations: how a dynamically quantised int8 artifact scales its activations,
+            one of INT8_ACTIVATIONS (targets where it applies: ``Target.scales_activations``).
     """
 
     target: str
@@ -59,6 +65,7 @@ class ExportOptions:
     compress: tuple[str, ...] = ()
     distill: CalibrationSet | None = None
     distill_steps: int = DISTILL_STEPS
+    int8_activations: str = "clip"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "precision", canonical(self.precision))
@@ -76,6 +83,9 @@ class ExportOptions:
         if self.int8_kernels not in INT8_KERNELS:
             raise OptionError(f"int8 kernels {self.int8_kernels!r} is not one of: "
                               f"{', '.join(INT8_KERNELS)}")
+        if self.int8_activations not in INT8_ACTIVATIONS:
+            raise OptionError(f"int8 activations {self.int8_activations!r} is not one of: "
+                              f"{', '.join(INT8_ACTIVATIONS)}")
 
     def compression_steps(self) -> tuple[CompressionStep, ...]:
         """The parsed ``compress`` steps: each value is one step or several joined by '+'

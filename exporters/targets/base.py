@@ -89,11 +89,17 @@ class Target(ABC):
         audio (``ExportOptions.calibration``)."""
         return False
 
-    def batch_invariant(self, precision: str) -> bool:
+    def batch_invariant(self, precision: str, options: ExportOptions) -> bool:
         """Whether a window's transcript is the same alone and in any batch. Precisions that
-        quantise activations per batch (dynamic int8) are not, and say so in the manifest,
-        so the server never batches strangers' windows together for them."""
+        quantise activations per batch (dynamic int8 with ``--int8-activations batch``) are
+        not, and say so in the manifest, so the server never batches strangers' windows
+        together for them."""
         return True
+
+    def scales_activations(self, precision: str) -> bool:
+        """Whether ``precision`` quantises activations dynamically, so that
+        ``ExportOptions.int8_activations`` applies (the manifest then records it)."""
+        return False
 
     def tunes_int8(self, precision: str) -> bool:
         """Whether ``precision``'s weights depend on ``ExportOptions.int8_kernels`` (the

@@ -2,7 +2,9 @@
 exported with torch.onnx, optionally quantised with ONNX Runtime's tools.
 
 Precisions: fp32; int8 (dynamic int8 MatMul and embedding, per-channel where a weight is
-not shared); int4 (weight-only MatMulNBits, block 32, symmetric); fp16 for CUDA only.
+not shared; each clip's activations scaled on their own, ``exporters.onnx_per_clip``,
+unless ``--int8-activations batch``); int4 (weight-only MatMulNBits, block 32, symmetric); fp16 for
+CUDA only.
 """
 
 from __future__ import annotations
@@ -89,6 +91,34 @@ def _to_fp16(path: Path, kernels: str) -> None:
     onnx.save_model(model, str(path))
 
 
+def _ranks(path: Path) -> dict[str, int]:
+    """The float graph's tensor ranks (``exporters.onnx_per_clip.tensor_ranks``)."""
+    import onnx
+
+    from exporters.onnx_per_clip import tensor_ranks
+
+    return tensor_ranks(onnx.load(str(path), load_external_data=False))
+
+
+def _scale_per_clip(path: Path, ranks: dict[str, int]) -> None:
+    """Dynamic int8 that scales each clip on its own (``exporters.onnx_per_clip``): the
+    encoder runs one clip at a time, with ONNX Runtime's fused kernels unchanged; the
+    decoder's activations get a scale per clip (during decoding steps, one per token). A
+    graph without dynamic quantisation (int4's encoder) is left as it is."""
+    import onnx
+
+    from exporters.onnx_per_clip import per_clip, per_item
+
+    model = onnx.load(str(path))
+    if not any(n.op_type == "DynamicQuantizeLinear" for n in model.graph.node):
+        return
+    if path.name == "encoder.onnx":
+        model = per_clip(model)
+    else:
+        per_item(model, ranks)
+    onnx.save_model(model, str(path), save_as_external_data=_needs_external_data(path))
+
+
 _CONVERT = {"int8": _quantize_int8, "int4": _quantize_int4, "fp16": _to_fp16}
 
 
@@ -130,8 +160,12 @@ class OnnxTarget(Target):
         spec = export_onnx(model, out_dir, OPSET)
         if precision in _CONVERT:
             kernels = options.resolved_int8_kernels()
+            per_clip = self.scales_activations(precision) and options.int8_activations == "clip"
             for graph in ("encoder.onnx", "decoder.onnx"):
+                ranks = _ranks(out_dir / graph) if per_clip else {}
                 _CONVERT[precision](out_dir / graph, kernels)
+                if per_clip:
+                    _scale_per_clip(out_dir / graph, ranks)
         if options.word_timestamps:
             export_alignment(model, source.hf_dir, out_dir, OPSET)
         # Transformer fusions are applied by ONNX Runtime when a session loads
@@ -144,12 +178,16 @@ class OnnxTarget(Target):
     def tunes_int8(self, precision: str) -> bool:
         return precision in ("int8", "int4")  # int4 keeps the vocabulary matrix int8
 
-    def batch_invariant(self, precision: str) -> bool:
-        # Dynamic int8 quantises each MatMul's input with one scale for the whole batch, so
-        # a window's neighbours change its rounding: 18 of 56 en clips of tiny.en decoded
-        # differently alone and in batches of 8 (hardening issue). int4 keeps the
-        # vocabulary projection dynamic int8.
-        return precision not in ("int8", "int4")
+    def batch_invariant(self, precision: str, options: ExportOptions) -> bool:
+        # ONNX Runtime's dynamic int8 quantises each MatMul's input with one scale for the
+        # whole batch, so a window's neighbours change its rounding: 18 of 56 en clips of
+        # tiny.en decoded differently alone and in batches of 8. Scaled per clip, a clip's
+        # arithmetic is its own (exporters.onnx_per_clip). int4 keeps the vocabulary
+        # projection dynamic int8.
+        return not self.scales_activations(precision) or options.int8_activations == "clip"
+
+    def scales_activations(self, precision: str) -> bool:
+        return precision in ("int8", "int4")
 
     def tolerance(self, precision: str) -> ParityTolerance:
         # Measured encoder errors on JFK, with VNNI / AVX2 only (qemu -cpu EPYC-Milan): real

@@ -12,13 +12,14 @@ THREADS = 2
 
 
 def export_tiny_en(tmp_path_factory, target: str, precision: str, name: str,
-                   word_timestamps: bool = False) -> Path:
+                   word_timestamps: bool = False, int8_activations: str = "clip") -> Path:
     """bundled tiny.en exported as ``target`` ``precision`` into ``name`` (the server's
     model id), with the alignment graph if ``word_timestamps``; callers are session or
     module fixtures, so each artifact is exported once."""
     out = tmp_path_factory.mktemp("artifacts") / name
     export("bundled:tiny.en", ExportOptions(target, precision, threads=THREADS,
-                                            word_timestamps=word_timestamps),
+                                            word_timestamps=word_timestamps,
+                                            int8_activations=int8_activations),
            out, log=lambda _: None)
     return out
 
@@ -35,8 +36,16 @@ def onnx_fp32(tmp_path_factory, speech_rows) -> Path:
 
 @pytest.fixture(scope="session")
 def onnx_int8(tmp_path_factory, speech_rows) -> Path:
-    """Dynamic int8: batch-variant (its manifest says so)."""
+    """Dynamic int8, each activation row scaled on its own: batch-invariant."""
     return export_tiny_en(tmp_path_factory, "onnx", "int8", "tiny.en-onnx-int8")
+
+
+@pytest.fixture(scope="session")
+def onnx_int8_batch(tmp_path_factory, speech_rows) -> Path:
+    """Dynamic int8 with one activation scale per batch (``--int8-activations batch``):
+    batch-variant, as its manifest says."""
+    return export_tiny_en(tmp_path_factory, "onnx", "int8", "tiny.en-onnx-int8-batch",
+                          int8_activations="batch")
 
 
 @pytest.fixture(scope="session")

@@ -186,16 +186,15 @@ def test_an_abandoned_row_leaves_the_running_batch(onnx_fp32, speech_rows):
 
 
 def test_batch_invariance_is_what_the_manifest_says(graph_model, speech_rows):
-    """A clip's tokens alone and in a batch of 8 with other clips: equal wherever the
-    manifest says the precision is batch-invariant (dynamic int8 says it is not)."""
+    """A clip's tokens alone and in a batch of 8 with other clips: equal, as every manifest
+    here says. ONNX int8 scales each activation row on its own (exporters.onnx_rows): all 56
+    `en` clips for it (with one scale per batch, 18 of them changed)."""
     (target, precision), model = graph_model
-    audio = subset(speech_rows, "en")[1][:8]
+    audio = subset(speech_rows, "en")[1]
+    audio = audio if (target, precision) == ("onnx", "int8") else audio[:8]
     from runtimes.artifacts.manifest import read_manifest
 
-    invariant = read_manifest(model.runtime.model_dir).batch_invariant
-    assert invariant == ((target, precision) not in {("onnx", "int8")})
-    if not invariant:
-        return
+    assert read_manifest(model.runtime.model_dir).batch_invariant
     alone = [t.tokens for t in model.transcribe(audio, batch_size=1)]
     batched = [t.tokens for t in model.transcribe(audio, batch_size=8)]
     assert batched == alone

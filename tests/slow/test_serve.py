@@ -423,10 +423,11 @@ def test_a_declared_oversize_and_a_vanished_client_are_counted_as_theirs(server)
     assert _errors(server, "internal_error") == internal
 
 
-def test_a_batch_variant_artifact_never_batches_strangers_together(onnx_int8, en_clips):
-    """ONNX dynamic int8 is batch-variant (its manifest says so): the server then batches
-    windows of one request only, so a transcript never depends on other clients' audio."""
-    out = onnx_int8
+def test_a_batch_variant_artifact_never_batches_strangers_together(onnx_int8_batch, en_clips):
+    """ONNX int8 with one activation scale per batch is batch-variant (its manifest says
+    so): the server then batches windows of one request only, so a transcript never
+    depends on other clients' audio."""
+    out = onnx_int8_batch
     clips = [SPEECH / r["path"] for r in en_clips[:8]]  # one window each
     with start_server(out, "--threads", "2", "--max-batch-size", "8",
                       "--max-wait-ms", "200") as served:
