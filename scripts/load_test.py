@@ -138,21 +138,44 @@ async def _mean_batch(http, base_url: str, headers: dict) -> float:
         return float("nan")
 
 
-def report(results: list[LoadResult], clients: int, artifact: str) -> str:
+COLUMNS = ["mode", "requests", "errors", "wall s", "audio s/s", "vs off", "p50 s", "p95 s",
+           "p99 s", "mean batch", "server cores"]
+
+
+def table_rows(results: list[LoadResult]) -> list[list[str]]:
+    """One row per mode: the median run's figures (the mode names the range)."""
     base = next((r for r in results if r.mode.startswith("batching off")), None)
+    return [[r.mode, str(r.requests), str(r.errors), f"{r.wall_s:.1f}", f"{r.throughput:.1f}",
+             f"{r.throughput / base.throughput:.2f}x" if base else "-", f"{r.p50_s:.2f}",
+             f"{r.p95_s:.2f}", f"{r.p99_s:.2f}", f"{r.mean_batch:.1f}", f"{r.server_cores:.2f}"]
+            for r in results]
+
+
+def report(results: list[LoadResult], clients: int, artifact: str) -> str:
     errors = "; ".join(s for r in results for s in r.error_samples)
     lines = [f"Load test: {artifact}, {clients} concurrent clients, "
              f"{results[0].requests} requests ({results[0].audio_s:.0f} s of audio) per mode.", "",
-             "| mode | requests | errors | wall s | audio s/s | vs off | p50 s | p95 s | p99 s "
-             "| mean batch | server cores |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        ratio = f"{r.throughput / base.throughput:.2f}x" if base else "-"
-        lines.append(f"| {r.mode} | {r.requests} | {r.errors} | {r.wall_s:.1f} | "
-                     f"{r.throughput:.1f} | {ratio} | {r.p50_s:.2f} | {r.p95_s:.2f} | {r.p99_s:.2f} | "
-                     f"{r.mean_batch:.1f} | {r.server_cores:.2f} |")
+             "| " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * (len(COLUMNS) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
     if errors:
         lines += ["", f"First errors: {errors}"]
     return "\n".join(lines) + "\n"
+
+
+def docs_table(results: list[LoadResult], args: argparse.Namespace, command: str) -> dict:
+    """The run as ``python -m bench.docs`` renders a script's table (``table.json``: copy it
+    to docs/benchmarks/results/NAME.json), with the command, commit and CPU."""
+    from bench.options import provenance
+
+    notes = [f"{args.clients} concurrent clients on loopback, closed loop; every clip of "
+             f"`{args.subset}` sent {args.rounds} time(s): {results[0].requests} requests, "
+             f"{results[0].audio_s:.0f} s of audio per run; the modes alternate "
+             f"{args.repeats} time(s), the median run shown with the range of all "
+             "(audio s/s) in brackets",
+             "mean batch: rows per model call (per decoder step when joining at every step); "
+             "server cores: the server's CPU seconds per wall second"]
+    return {"run": provenance(command, args.threads), "columns": COLUMNS,
+            "rows": table_rows(results), "notes": notes}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text(text)
     (args.out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    command = "python scripts/load_test.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    (args.out / "table.json").write_text(
+        json.dumps(docs_table(results, args, command), indent=1, ensure_ascii=False) + "\n")
     return 1 if any(r.errors for r in results) else 0
 
 

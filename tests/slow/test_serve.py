@@ -314,8 +314,9 @@ def test_graph_artifact_batches_at_every_step_and_serves_the_pipelines_text(onnx
     assert float(sizes["whisper_batch_size_sum"]) / float(sizes["whisper_batch_size_count"]) > 1
 
 
-def test_load_test_script_reports_every_mode(onnx_fp32, tmp_path):
-    """scripts/load_test.py end to end on a few clips: off, steps and windows, no errors."""
+def test_load_test_script_reports_every_mode(onnx_int8, tmp_path):
+    """scripts/load_test.py end to end on a few clips: off, steps and windows, no errors;
+    ONNX int8 (scaled per clip) batched across requests; its table for the docs."""
     import json
     import os
     import subprocess
@@ -325,7 +326,7 @@ def test_load_test_script_reports_every_mode(onnx_fp32, tmp_path):
 
     out = tmp_path / "load"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "load_test.py"), str(onnx_fp32), "--clients", "2",
+        [sys.executable, str(ROOT / "scripts" / "load_test.py"), str(onnx_int8), "--clients", "2",
          "--limit", "4", "--batching", "steps", "windows", "--threads", "2", "--out", str(out)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -335,7 +336,14 @@ def test_load_test_script_reports_every_mode(onnx_fp32, tmp_path):
         "dynamic batching, joining per batch"]
     assert all(r["requests"] == 4 and r["errors"] == 0 and r["throughput"] > 0 for r in rows)
     assert rows[0]["mean_batch"] == 1.0 and 0 < rows[1]["server_cores"] <= os.cpu_count() + 0.5
+    assert rows[1]["mean_batch"] > 1  # two clients' windows share decoder steps
     assert "| server cores |" in (out / "report.md").read_text()
+    from bench.docs import table_page
+
+    table = json.loads((out / "table.json").read_text())
+    assert table["run"]["command"].startswith("python scripts/load_test.py ")
+    assert len(table["rows"]) == 3 and table["rows"][0][0].startswith("batching off")
+    assert "| mode | requests |" in table_page("load", table, {})
 
 
 def test_a_file_claiming_hours_is_413_after_decoding_little(server):
