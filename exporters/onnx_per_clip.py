@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: A floor for a row's scale: an all-zero row quantises to its zero point, not to NaN.
+#: A floor for a clip's scale: an all-zero input quantises to its zero point, not to NaN.
 MIN_SCALE = 1e-12
 
 
@@ -66,7 +66,8 @@ def per_clip(model):
     Why: every operator inside then sees one clip, so ONNX Runtime's dynamic int8 kernels
     (``DynamicQuantizeMatMul``: one scale over their input) scale each clip on its own. A
     clip's result is exactly what it is in a batch of one, at the same speed: the kernels
-    are unchanged, and on the CPU the encoder is no cheaper per window in a batch.
+    are unchanged, and on the CPU the encoder is no cheaper per window in a batch (on a GPU
+    it is, and this gives that up).
     """
     from onnx import helper, numpy_helper
 
