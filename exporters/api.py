@@ -27,6 +27,7 @@ from exporters.bundle import write_bundle
 from exporters.errors import ExportError
 from exporters.options import ExportOptions
 from exporters.output import check_output, make_temp, remove_stale, replace_output
+from exporters.recorded import recorded_options
 from exporters.targets.base import Target
 from exporters.validate import check_parity, default_parity_audio, load_reference
 from runtimes.artifacts.checkpoint import layer_shapes
@@ -161,9 +162,7 @@ def _plan(model: str, options: ExportOptions, output: Path | None, force: bool,
                           f"(it is for {able})")
     precision = target.precision(options.precision, options.device)
     target.check(options, precision)
-    recorded = {**_calibration(target, precision, options),
-                **_int8_kernels(target, precision, options),
-                **_int8_activations(target, precision, options)}
+    recorded = recorded_options(target, precision, options)
     for audio in (options.calibration, options.distill):
         if audio is not None:
             audio.check_decodes()  # files that are not audio fail before any work
@@ -237,50 +236,6 @@ def _compress(plan: _Plan, compressed_dir: Path, log: Callable[[str], None]) -> 
             compression["distill"] = distill(hf_dir, compressed_dir, options.distill,
                                              options.distill_steps, log)
     return compression
-
-
-def _calibration(target: Target, precision: str, options: ExportOptions) -> dict:
-    """Check that calibration audio is given exactly when the precision needs it (before
-    any work); its description for the manifest."""
-    from exporters.compress import check_audio
-
-    needed = target.calibrated(precision)
-    if options.calibration is None and needed:
-        raise OptionError(
-            f"{target.name} {precision} quantises activations and needs calibration "
-            f"audio: pass --calibration (a folder of audio files or a manifest TSV of "
-            f"speech like the deployment's)")
-    measuring = check_audio(options.compression_steps(), options.calibration)
-    if options.calibration is None:
-        return {}
-    if not needed and not measuring:
-        raise OptionError(f"--calibration applies to precisions that quantise activations "
-                          f"and to --compress steps ending :activation; {target.name} "
-                          f"{precision} without such a step uses none")
-    files = options.calibration.files()
-    return {"calibration": options.calibration.to_dict(len(files))}
-
-
-def _int8_kernels(target: Target, precision: str, options: ExportOptions) -> dict:
-    """The CPU kind the int8 weights are tuned for, for the manifest; an explicit choice
-    for a precision it does not apply to is refused before any work."""
-    if target.tunes_int8(precision):
-        return {"int8_kernels": options.resolved_int8_kernels()}
-    if options.int8_kernels != "auto":
-        raise OptionError(f"--int8-kernels applies to onnx int8 and int4; {target.name} "
-                          f"{precision} does not depend on it")
-    return {}
-
-
-def _int8_activations(target: Target, precision: str, options: ExportOptions) -> dict:
-    """How the activations are scaled, for the manifest; an explicit choice for a precision
-    it does not apply to is refused before any work."""
-    if target.scales_activations(precision):
-        return {"int8_activations": options.int8_activations}
-    if options.int8_activations != "clip":
-        raise OptionError(f"--int8-activations applies to onnx int8 and int4; {target.name} "
-                          f"{precision} does not quantise activations dynamically")
-    return {}
 
 
 def _cost(source, target: Target, model_dir: Path, precision: str, options: ExportOptions,

@@ -4,8 +4,8 @@ CPU the artifact was not tuned for."""
 
 import pytest
 
-from exporters.api import _int8_kernels
 from exporters.options import ExportOptions
+from exporters.recorded import int8_kernels
 from exporters.registry import get
 from runtimes import cpu, loading
 from runtimes.errors import OptionError
@@ -21,10 +21,10 @@ def test_auto_follows_this_machine_and_explicit_choices_win():
 
 def test_recorded_for_onnx_int8_and_refused_where_it_changes_nothing():
     options = ExportOptions("onnx", "int8", int8_kernels="vnni")
-    assert _int8_kernels(get("onnx"), "int8", options) == {"int8_kernels": "vnni"}
-    assert _int8_kernels(get("onnx"), "fp32", ExportOptions("onnx")) == {}
+    assert int8_kernels(get("onnx"), "int8", options) == {"int8_kernels": "vnni"}
+    assert int8_kernels(get("onnx"), "fp32", ExportOptions("onnx")) == {}
     with pytest.raises(OptionError, match="applies to onnx int8 and int4; ctranslate2 int8_float32"):
-        _int8_kernels(get("ctranslate2"), "int8_float32",
+        int8_kernels(get("ctranslate2"), "int8_float32",
                       ExportOptions("ctranslate2", "int8", int8_kernels="avx2"))
 
 

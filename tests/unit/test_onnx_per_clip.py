@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporters.api import _int8_activations
 from exporters.onnx_per_clip import per_clip, per_item
 from exporters.options import ExportOptions
+from exporters.recorded import int8_activations
 from exporters.registry import get
 from runtimes.errors import OptionError
 
@@ -111,14 +111,14 @@ def test_a_quantised_input_feeding_an_unknown_node_is_refused(tmp_path):
 
 
 def test_the_option_is_recorded_for_onnx_int8_and_refused_where_it_changes_nothing():
-    assert _int8_activations(get("onnx"), "int8", ExportOptions("onnx", "int8")) == {
+    assert int8_activations(get("onnx"), "int8", ExportOptions("onnx", "int8")) == {
         "int8_activations": "clip"}
     assert get("onnx").batch_invariant("int8", ExportOptions("onnx", "int8"))
     batch = ExportOptions("onnx", "int8", int8_activations="batch")
     assert not get("onnx").batch_invariant("int8", batch)
-    assert _int8_activations(get("onnx"), "fp32", ExportOptions("onnx")) == {}
+    assert int8_activations(get("onnx"), "fp32", ExportOptions("onnx")) == {}
     with pytest.raises(OptionError, match="applies to onnx int8 and int4; ctranslate2"):
-        _int8_activations(get("ctranslate2"), "int8_float32",
+        int8_activations(get("ctranslate2"), "int8_float32",
                           ExportOptions("ctranslate2", "int8", int8_activations="batch"))
     with pytest.raises(OptionError, match="'tensor' is not one of: clip, batch"):
         ExportOptions("onnx", "int8", int8_activations="tensor")
