@@ -111,6 +111,10 @@ class WhisperModel:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise OptionError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         chosen = TranscriptionOptions.of(options)
+        if pack:
+            from runtimes.transcript.packing import check_packing
+
+            check_packing(self.runtime)  # before reading and cutting every input
         inputs = [self._prepare(audio, language, chosen) for audio in audios]
         transcriber = self._transcriber(chosen, language, task)
         words = chosen.word_timestamps

@@ -135,12 +135,13 @@ class Transcriber:
     def _packed(self, audios: list[np.ndarray],
                 batch_size: int) -> Iterator[tuple[int, Transcription]]:
         """The packed clips' transcripts, by input index (the others are not yielded)."""
-        from runtimes.transcript.packing import packable
+        from runtimes.transcript.packing import check_packing, packable
 
+        check_packing(self.runtime)  # before the language detection's work
         short = [i for i, audio in enumerate(audios) if packable(audio)]
         firsts = [AudioWindow(i, ((0, audios[i].size),), audios[i]) for i in short]
-        found = self._languages(firsts, len(audios), batch_size)
-        languages = [found[i] if i in set(short) else None for i in range(len(audios))]
+        found, chosen = self._languages(firsts, len(audios), batch_size), set(short)
+        languages = [found[i] if i in chosen else None for i in range(len(audios))]
         for owner, parts in self.pack_clips(audios, languages, batch_size):
             ids = [t for s in parts for t in s.tokens]
             yield owner, Transcription(self.tokenizer.decode(ids), tuple(ids),
@@ -159,13 +160,12 @@ class Transcriber:
         """
         from runtimes.transcript.packing import check_packing, decode_packs
 
-        check_packing(self.runtime)
+        check_packing(self.runtime)  # here, not when the caller starts iterating
         stamped = Transcriber(self.runtime, self.tokenizer,
                               replace(self.options, timestamps=True, word_timestamps=True))
-        for owner, parts in decode_packs(stamped, audios, languages, batch_size):
-            if not self.options.word_timestamps:
-                parts = [replace(s, words=()) for s in parts]
-            yield owner, parts
+        keep = self.options.word_timestamps
+        return ((owner, parts if keep else [replace(s, words=()) for s in parts])
+                for owner, parts in decode_packs(stamped, audios, languages, batch_size))
 
     def transcribe_cut(self, cuts: Sequence[list[CutWindow]], durations: Sequence[float],
                        batch_size: int = 1) -> list[Transcription]:
