@@ -187,7 +187,7 @@ def _one(graph) -> str:
     """The graph's float constant 1 (an initializer, added once)."""
     from onnx import numpy_helper
 
-    name = "per_row_one"
+    name = "per_clip_one"
     if not any(t.name == name for t in graph.initializer):
         graph.initializer.append(numpy_helper.from_array(np.ones((), np.float32), name))
     return name
