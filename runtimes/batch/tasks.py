@@ -84,7 +84,7 @@ class Transcribe:
 
     def _run(self, batch: dict[str, np.ndarray], rows: list[int], out: dict) -> None:
         start = time.perf_counter()
-        durations = [float(batch["duration_s"][i]) for i in rows]
+        durations = {i: float(batch["duration_s"][i]) for i in rows}
         found = dict(self._packed(batch, rows))
         rest = [i for i in rows if i not in found]
         inputs = [_windows(batch, i) for i in rest]
@@ -93,10 +93,10 @@ class Transcribe:
                 [w[0][1] if w else np.zeros(0, np.float32) for w in inputs], self.batch_size)))
         else:
             found.update(zip(rest, self.model.transcribe_cut(
-                inputs, [float(batch["duration_s"][i]) for i in rest], self.batch_size)))
+                inputs, [durations[i] for i in rest], self.batch_size)))
         seconds = time.perf_counter() - start
-        total = sum(durations) or 1.0
-        for i, duration in zip(rows, durations):
+        total = sum(durations.values()) or 1.0
+        for i, duration in durations.items():
             row = result_row(str(batch["path"][i]), found[i], self.model.runtime,
                              seconds * duration / total)
             declared = float(batch["declared_s"][i])
